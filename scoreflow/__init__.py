@@ -1,0 +1,58 @@
+"""scoreflow: score-based generative modeling through SDEs, open to plugins."""
+
+from __future__ import annotations
+
+from scoreflow.errors import (
+    AmbiguousComponentError,
+    DuplicateComponentError,
+    IncompatibleComponentsError,
+    PluginError,
+    PluginLoadError,
+    RegistryError,
+    ScoreflowError,
+    ScoreflowPluginWarning,
+    UnknownComponentError,
+)
+from scoreflow.flow import (
+    LikelihoodResult,
+    ODEResult,
+    ODESolver,
+    ProbabilityFlowODE,
+    TorchdiffeqSolver,
+    log_likelihood,
+    ode_sample,
+)
+from scoreflow.hookspecs import hookimpl
+from scoreflow.models import MLP, ScoreNet, UNet, make_score_fn
+from scoreflow.oracles import GaussianMixture
+from scoreflow.plugins import PluginHost, available, create, get_host, set_host
+from scoreflow.registry import Entry, Registry
+from scoreflow.sampling import (
+    Corrector,
+    EulerMaruyama,
+    Langevin,
+    NoneCorrector,
+    NonePredictor,
+    Predictor,
+    ReverseDiffusion,
+    Sampler,
+    SampleResult,
+    Step,
+    TorchsdeReverseSDE,
+    TorchsdeSolver,
+    TrajectorySolver,
+)
+from scoreflow.sde import SDE, VESDE, ReverseSDE
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MLP", "SDE", "VESDE", "AmbiguousComponentError", "Corrector", "DuplicateComponentError", "Entry",
+    "EulerMaruyama", "GaussianMixture", "IncompatibleComponentsError", "Langevin", "LikelihoodResult",
+    "NoneCorrector", "NonePredictor", "ODEResult", "ODESolver", "PluginError", "PluginHost",
+    "PluginLoadError", "Predictor", "ProbabilityFlowODE", "Registry", "RegistryError", "ReverseDiffusion",
+    "ReverseSDE", "SampleResult", "Sampler", "ScoreNet", "ScoreflowError", "ScoreflowPluginWarning", "Step",
+    "TorchdiffeqSolver", "TorchsdeReverseSDE", "TorchsdeSolver", "TrajectorySolver", "UNet",
+    "UnknownComponentError", "__version__", "available", "create", "get_host", "hookimpl", "log_likelihood",
+    "make_score_fn", "ode_sample", "set_host",
+]

@@ -1,0 +1,57 @@
+"""The built-in components, registered through the same hooks as any plugin."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scoreflow.flow.solvers import ADAPTIVE_METHODS, FIXED_METHODS, TorchdiffeqSolver
+from scoreflow.hookspecs import hookimpl
+from scoreflow.models.mlp import MLP
+from scoreflow.models.unet import UNet
+from scoreflow.sampling.correctors import Langevin, NoneCorrector
+from scoreflow.sampling.predictors import EulerMaruyama, NonePredictor, ReverseDiffusion
+from scoreflow.sampling.torchsde_solver import TorchsdeSolver
+from scoreflow.sde.ve import VESDE
+
+if TYPE_CHECKING:
+    from scoreflow.registry import Registry
+
+
+@hookimpl
+def scoreflow_register_sdes(registry: Registry) -> None:
+    registry.add("ve", VESDE, aliases=("vesde",))
+    registry.add("ve_tutorial", VESDE.tutorial, summary="The classic notebook's dx = sigma^t dw (sigma = 25).")
+
+
+@hookimpl
+def scoreflow_register_score_nets(registry: Registry) -> None:
+    registry.add("unet", UNet)
+    registry.add("mlp", MLP)
+
+
+@hookimpl
+def scoreflow_register_predictors(registry: Registry) -> None:
+    registry.add("euler", EulerMaruyama, aliases=("euler_maruyama", "em"))
+    registry.add("reverse_diffusion", ReverseDiffusion)
+    registry.add("none", NonePredictor)
+    registry.add("torchsde", TorchsdeSolver, summary="Reverse SDE solved by torchsde.sdeint (method=...).")
+
+
+@hookimpl
+def scoreflow_register_correctors(registry: Registry) -> None:
+    registry.add("langevin", Langevin)
+    registry.add("none", NoneCorrector)
+
+
+def _torchdiffeq_factory(method: str):
+    def factory(**options) -> TorchdiffeqSolver:
+        return TorchdiffeqSolver(method=method, **options)
+
+    factory.__doc__ = f"torchdiffeq's {method!r} method."
+    return factory
+
+
+@hookimpl
+def scoreflow_register_ode_solvers(registry: Registry) -> None:
+    for method in ADAPTIVE_METHODS + FIXED_METHODS:
+        registry.add(method, _torchdiffeq_factory(method))

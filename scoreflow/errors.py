@@ -1,0 +1,46 @@
+"""Exception and warning classes raised by scoreflow."""
+
+from __future__ import annotations
+
+
+class ScoreflowError(Exception):
+    """Base class of every error scoreflow raises on purpose."""
+
+
+class RegistryError(ScoreflowError):
+    """A component name could not be registered or resolved."""
+
+
+class UnknownComponentError(RegistryError, KeyError):
+    """No component of the requested kind has this name.
+
+    Subclasses ``KeyError`` so ``except KeyError`` keeps working, but prints its
+    message plainly (``KeyError`` would quote it).
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateComponentError(RegistryError):
+    """A plugin tried to take a name that a built-in component already owns."""
+
+
+class AmbiguousComponentError(RegistryError):
+    """Two plugins registered the same bare name; a qualified name is needed."""
+
+
+class PluginLoadError(ScoreflowError):
+    """A plugin could not be imported (raised only in strict mode)."""
+
+
+class PluginError(ScoreflowError):
+    """A plugin's hook failed or is malformed (raised only in strict mode)."""
+
+
+class IncompatibleComponentsError(ScoreflowError):
+    """Components that cannot work together were combined."""
+
+
+class ScoreflowPluginWarning(UserWarning):
+    """A plugin failed to load or misbehaved; the rest of scoreflow keeps working."""

@@ -1,0 +1,56 @@
+"""The hook specifications plugins implement.
+
+Every hook receives a :class:`~scoreflow.registry.Registry` and returns nothing;
+a plugin calls ``registry.add(name, factory, aliases=(...))``.  Arguments may be
+added to these specs later, never removed (pluggy lets an implementation accept
+only the arguments it names).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from scoreflow.registry import Registry
+
+PROJECT_NAME = "scoreflow"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def scoreflow_register_sdes(registry: Registry) -> None:
+    """Add forward SDEs (subclasses of :class:`scoreflow.SDE`) to ``registry``."""
+
+
+@hookspec
+def scoreflow_register_score_nets(registry: Registry) -> None:
+    """Add score-network factories (returning :class:`scoreflow.ScoreNet`) to ``registry``."""
+
+
+@hookspec
+def scoreflow_register_predictors(registry: Registry) -> None:
+    """Add reverse-time predictors (:class:`scoreflow.Predictor`) to ``registry``."""
+
+
+@hookspec
+def scoreflow_register_correctors(registry: Registry) -> None:
+    """Add score-based MCMC correctors (:class:`scoreflow.Corrector`) to ``registry``."""
+
+
+@hookspec
+def scoreflow_register_ode_solvers(registry: Registry) -> None:
+    """Add probability-flow ODE solvers (:class:`scoreflow.ODESolver`) to ``registry``."""
+
+
+#: Registry kind -> the hook that fills it.  One row per extension kind.
+HOOKS_BY_KIND: dict[str, str] = {
+    "sde": "scoreflow_register_sdes",
+    "score_net": "scoreflow_register_score_nets",
+    "predictor": "scoreflow_register_predictors",
+    "corrector": "scoreflow_register_correctors",
+    "ode_solver": "scoreflow_register_ode_solvers",
+}

@@ -1,0 +1,126 @@
+"""Exact answers for testing and benchmarking: an isotropic Gaussian mixture.
+
+Under any linear SDE with ``x_t = alpha(t) x_0 + std(t) z`` (VE: ``alpha = 1``) a
+mixture ``sum_k w_k N(mu_k, s_k^2 I)`` stays a mixture,
+``p_t = sum_k w_k N(alpha mu_k, (alpha^2 s_k^2 + std^2) I)``, so its density and
+score are closed-form at every ``t``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from scoreflow.sde.base import SDE
+
+
+class GaussianMixture:
+    """``sum_k w_k N(mu_k, s_k^2 I)`` with closed-form perturbed densities and scores.
+
+    Args:
+        means: ``(K, *event_shape)`` component means.
+        stds: ``(K,)`` isotropic component standard deviations (or one float).
+        weights: ``(K,)`` mixture weights (normalised here); uniform by default.
+    """
+
+    def __init__(
+        self,
+        means: torch.Tensor | Sequence,
+        stds: torch.Tensor | Sequence[float] | float,
+        weights: torch.Tensor | Sequence[float] | None = None,
+    ) -> None:
+        means = torch.as_tensor(means, dtype=torch.float64)
+        if means.dim() < 2:
+            raise ValueError(f"means must be (K, *event_shape), got shape {tuple(means.shape)}")
+        k = means.shape[0]
+        stds = torch.as_tensor(stds, dtype=torch.float64).expand(k).clone()
+        weights = torch.ones(k, dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+        if weights.shape != (k,) or (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError(f"weights must be {k} non-negative numbers with a positive sum, got {weights.tolist()}")
+        if (stds <= 0).any():
+            raise ValueError(f"stds must be positive, got {stds.tolist()}")
+        self.means = means
+        self.stds = stds
+        self.weights = weights / weights.sum()
+
+    @classmethod
+    def ring(cls, n_modes: int = 8, radius: float = 4.0, std: float = 0.25,
+             weights: Sequence[float] | None = None) -> GaussianMixture:
+        """``n_modes`` 2-D Gaussians evenly spaced on a circle."""
+        angles = torch.arange(n_modes, dtype=torch.float64) * (2 * math.pi / n_modes)
+        means = torch.stack([radius * torch.cos(angles), radius * torch.sin(angles)], dim=1)
+        return cls(means, std, weights)
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        """Shape of one sample."""
+        return tuple(self.means.shape[1:])
+
+    @property
+    def dim(self) -> int:
+        """Number of scalar entries in one sample."""
+        return int(self.means[0].numel())
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None,
+               dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` exact samples and their component labels."""
+        labels = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        noise = torch.randn((n, *self.event_shape), dtype=torch.float64, generator=generator)
+        x = self.means[labels] + self.stds[labels].reshape(-1, *[1] * len(self.event_shape)) * noise
+        return x.to(dtype), labels
+
+    def _params(self, t: torch.Tensor | None, sde: SDE | None, like: torch.Tensor):
+        mu = self.means.to(like.device).reshape(self.means.shape[0], -1)
+        var0 = self.stds.to(like.device) ** 2
+        if t is None:
+            return mu[None], var0[None].expand(like.shape[0], -1)
+        if sde is None:
+            raise ValueError("a time t needs the sde that perturbs the data")
+        t = t.to(device=like.device, dtype=torch.float64)
+        alpha = sde.marginal_scale(t)
+        _, std = sde.marginal_prob(torch.zeros(t.shape[0], 1, dtype=torch.float64, device=like.device), t)
+        var = alpha[:, None] ** 2 * var0[None] + std[:, None] ** 2
+        return alpha[:, None, None] * mu[None], var
+
+    def _logits(self, x: torch.Tensor, t, sde):
+        xf = x.reshape(x.shape[0], -1).to(torch.float64)
+        mu, var = self._params(t, sde, x)
+        d2 = ((xf[:, None, :] - mu) ** 2).sum(-1)
+        dim = xf.shape[1]
+        log_norm = -0.5 * dim * torch.log(2 * math.pi * var) - d2 / (2 * var)
+        return torch.log(self.weights.to(x.device))[None] + log_norm, xf, mu, var
+
+    def log_prob(self, x: torch.Tensor, t: torch.Tensor | None = None, sde: SDE | None = None) -> torch.Tensor:
+        """``log p_t(x)`` per sample (``t=None``: the data density ``p_0``), float64."""
+        logits, *_ = self._logits(x, t, sde)
+        return torch.logsumexp(logits, dim=1)
+
+    def score(self, x: torch.Tensor, t: torch.Tensor | None = None, sde: SDE | None = None) -> torch.Tensor:
+        """``grad_x log p_t(x)`` with ``x``'s shape and dtype."""
+        logits, xf, mu, var = self._logits(x, t, sde)
+        resp = torch.softmax(logits, dim=1) / var
+        mu_b = mu.expand(xf.shape[0], -1, -1) if mu.shape[0] == 1 else mu
+        s = torch.einsum("bk,bkd->bd", resp, mu_b) - xf * resp.sum(1, keepdim=True)
+        return s.to(x.dtype).reshape(x.shape)
+
+    def assign(self, x: torch.Tensor) -> torch.Tensor:
+        """Most probable component of each sample under ``p_0``."""
+        logits, *_ = self._logits(x, None, None)
+        return logits.argmax(dim=1)
+
+    def score_model(self, sde: SDE):
+        """A callable ``score(x, t)`` giving the exact score of ``p_t`` under ``sde``."""
+
+        def exact_score(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return self.score(x, t, sde)
+
+        return exact_score
+
+    def entropy_estimate(self, n: int = 200_000, *, generator: torch.Generator | None = None) -> float:
+        """Monte-Carlo estimate of ``E_p0[log p0(x)]`` (the mean log-density of exact samples)."""
+        x, _ = self.sample(n, generator=generator, dtype=torch.float64)
+        return float(self.log_prob(x).mean())

@@ -1,0 +1,300 @@
+"""The plugin host: a pluggy manager, entry-point discovery and the registries.
+
+Built-in components are an ordinary plugin (:mod:`scoreflow.builtin`) registered
+first; third-party distributions are found through the ``scoreflow`` entry-point
+group.  Loading is lazy (on first registry access) and happens once.
+
+Environment controls (each also a constructor argument):
+
+* ``SCOREFLOW_DISABLE_PLUGIN_AUTOLOAD=1``: do not load entry points.
+* ``SCOREFLOW_BLOCKED_PLUGINS=a,b``: skip these entry-point names.
+* ``SCOREFLOW_STRICT_PLUGINS=1``: a broken plugin raises instead of warning.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+import pluggy
+
+from scoreflow import hookspecs
+from scoreflow.errors import PluginError, PluginLoadError, ScoreflowPluginWarning
+from scoreflow.registry import BUILTIN_PROVIDER, Registry
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
+KINDS: tuple[str, ...] = tuple(hookspecs.HOOKS_BY_KIND)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in os.environ.get(name, "").split(",") if p.strip())
+
+
+@attrs.frozen
+class PluginFailure:
+    """A plugin that could not be loaded or whose hook failed."""
+
+    name: str
+    distribution: str | None
+    error: str
+
+    def describe(self) -> str:
+        """One line: ``plugin 'x' (dist 1.0) failed to load: ImportError: ...``."""
+        where = f" ({self.distribution})" if self.distribution else ""
+        return f"plugin {self.name!r}{where} failed: {self.error}"
+
+
+@attrs.frozen
+class PluginInfo:
+    """One row of the plugin listing."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: tuple[str, ...]
+    components: dict[str, tuple[str, ...]]
+    failure: str | None = None
+
+
+def _base_classes() -> dict[str, type]:
+    from scoreflow.flow.solvers import ODESolver
+    from scoreflow.models.base import ScoreNet
+    from scoreflow.sampling.base import Corrector, Predictor
+    from scoreflow.sde.base import SDE
+
+    return {"sde": SDE, "score_net": ScoreNet, "predictor": Predictor, "corrector": Corrector, "ode_solver": ODESolver}
+
+
+class PluginHost:
+    """Owns the pluggy manager, the loaded plugins and one registry per kind.
+
+    Args:
+        autoload: load ``scoreflow`` entry points (default: unless
+            ``SCOREFLOW_DISABLE_PLUGIN_AUTOLOAD`` is set).
+        blocked: entry-point names to skip (default: ``SCOREFLOW_BLOCKED_PLUGINS``).
+        strict: raise on a broken plugin instead of warning (default:
+            ``SCOREFLOW_STRICT_PLUGINS``).
+        builtins: register the built-in components (tests may turn this off).
+    """
+
+    def __init__(
+        self,
+        *,
+        autoload: bool | None = None,
+        blocked: Iterable[str] | None = None,
+        strict: bool | None = None,
+        builtins: bool = True,
+    ) -> None:
+        self.autoload = (not _env_flag("SCOREFLOW_DISABLE_PLUGIN_AUTOLOAD")) if autoload is None else autoload
+        self.blocked = frozenset(_env_list("SCOREFLOW_BLOCKED_PLUGINS") if blocked is None else blocked)
+        self.strict = _env_flag("SCOREFLOW_STRICT_PLUGINS") if strict is None else strict
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.failures: list[PluginFailure] = []
+        self._order: list[str] = []
+        self._dists: dict[str, importlib.metadata.Distribution | None] = {}
+        self._registries: dict[str, Registry] | None = None
+        self._loaded = False
+        self._builtins = builtins
+
+    # -- registration -------------------------------------------------------
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Register a plugin object or module; registries are rebuilt on next use."""
+        self._ensure_loaded()
+        return self._add_plugin(plugin, name, dist=None)
+
+    def _add_plugin(self, plugin: object, name: str | None, dist: Any) -> str:
+        plugin_name = self.pm.register(plugin, name=name)
+        if plugin_name is None:  # blocked inside pluggy
+            return name or ""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self.pm.unregister(plugin)
+            self._fail(PluginFailure(plugin_name, _dist_label(dist), f"{type(exc).__name__}: {exc}"), exc)
+            return plugin_name
+        self._order.append(plugin_name)
+        self._dists[plugin_name] = dist
+        self._registries = None
+        return plugin_name
+
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        if self._builtins:
+            from scoreflow import builtin
+
+            self._add_plugin(builtin, BUILTIN_PROVIDER, dist=_own_distribution())
+        if self.autoload:
+            self._load_entry_points()
+
+    def _load_entry_points(self) -> None:
+        eps = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+        for ep in eps:
+            if ep.name in self.blocked:
+                self.pm.set_blocked(ep.name)
+                continue
+            if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
+                continue
+            dist = getattr(ep, "dist", None)
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # a broken plugin must not break scoreflow
+                self._fail(PluginFailure(ep.name, _dist_label(dist), f"{type(exc).__name__}: {exc}"), exc)
+                continue
+            self._add_plugin(plugin, ep.name, dist)
+
+    def _fail(self, failure: PluginFailure, exc: BaseException) -> None:
+        self.failures.append(failure)
+        if self.strict:
+            cls = PluginLoadError if "import" in failure.error.lower() or isinstance(exc, ImportError) else PluginError
+            raise cls(f"Error in scoreflow plugin {failure.name!r}"
+                      f"{f' ({failure.distribution})' if failure.distribution else ''}: {failure.error}") from exc
+        warnings.warn(failure.describe(), ScoreflowPluginWarning, stacklevel=3)
+
+    # -- registries ---------------------------------------------------------
+    def registry(self, kind: str) -> Registry:
+        """The registry of ``kind`` (one of :data:`KINDS`), filled on first use."""
+        self._ensure_loaded()
+        if self._registries is None:
+            self._registries = self._fill_registries()
+        try:
+            return self._registries[kind]
+        except KeyError:
+            from scoreflow.errors import UnknownComponentError
+
+            raise UnknownComponentError(
+                f"Unknown component kind {kind!r}. Available: {', '.join(self._registries)}."
+            ) from None
+
+    def _fill_registries(self) -> dict[str, Registry]:
+        bases = _base_classes()
+        registries = {
+            kind: Registry(kind, base=bases.get(kind), notes=lambda: [f.describe() for f in self.failures])
+            for kind in KINDS
+        }
+        for kind, hook_name in hookspecs.HOOKS_BY_KIND.items():
+            impls = {impl.plugin_name: impl for impl in getattr(self.pm.hook, hook_name).get_hookimpls()}
+            for plugin_name in list(self._order):
+                impl = impls.get(plugin_name)
+                if impl is None:
+                    continue
+                reg = registries[kind]
+                reg.current_provider = plugin_name
+                try:
+                    impl.function(**{arg: reg for arg in impl.argnames if arg == "registry"})
+                except Exception as exc:
+                    reg.remove_provider(plugin_name)
+                    dist = _dist_label(self._dists.get(plugin_name))
+                    self._fail(PluginFailure(plugin_name, dist, f"{hook_name}: {type(exc).__name__}: {exc}"), exc)
+                finally:
+                    reg.current_provider = BUILTIN_PROVIDER
+        return registries
+
+    @property
+    def sdes(self) -> Registry:
+        """Registry of SDEs."""
+        return self.registry("sde")
+
+    @property
+    def score_nets(self) -> Registry:
+        """Registry of score networks."""
+        return self.registry("score_net")
+
+    @property
+    def predictors(self) -> Registry:
+        """Registry of predictors."""
+        return self.registry("predictor")
+
+    @property
+    def correctors(self) -> Registry:
+        """Registry of correctors."""
+        return self.registry("corrector")
+
+    @property
+    def ode_solvers(self) -> Registry:
+        """Registry of ODE solvers."""
+        return self.registry("ode_solver")
+
+    def available(self, kind: str) -> list[str]:
+        """Canonical names registered for ``kind``."""
+        return self.registry(kind).names()
+
+    def create(self, kind: str, name: str, /, **options: Any) -> Any:
+        """Build the ``kind`` component called ``name`` with ``options``."""
+        return self.registry(kind).create(name, **options)
+
+    # -- listing ------------------------------------------------------------
+    def plugins(self) -> list[PluginInfo]:
+        """Every plugin: name, distribution, version, hooks, components and failures."""
+        regs = {kind: self.registry(kind) for kind in KINDS}
+        rows = []
+        for name in self._order:
+            plugin = self.pm.get_plugin(name)
+            dist = self._dists.get(name)
+            hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or ()))
+            components = {
+                kind: tuple(e.name for e in reg.entries() if e.provider == name) for kind, reg in regs.items()
+            }
+            failure = next((f.error for f in self.failures if f.name == name), None)
+            rows.append(PluginInfo(name, _dist_name(dist), _dist_version(dist), hooks,
+                                   {k: v for k, v in components.items() if v}, failure))
+        for f in self.failures:
+            if f.name not in self._order:
+                rows.append(PluginInfo(f.name, f.distribution, None, (), {}, f.error))
+        return rows
+
+
+def _own_distribution() -> importlib.metadata.Distribution | None:
+    try:
+        return importlib.metadata.distribution("scoreflow")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _dist_name(dist: Any) -> str | None:
+    return None if dist is None else dist.metadata["Name"]
+
+
+def _dist_version(dist: Any) -> str | None:
+    return None if dist is None else dist.version
+
+
+def _dist_label(dist: Any) -> str | None:
+    return None if dist is None else f"{_dist_name(dist)} {_dist_version(dist)}"
+
+
+_default_host: PluginHost | None = None
+
+
+def get_host() -> PluginHost:
+    """The process-wide default host, created on first use."""
+    global _default_host
+    if _default_host is None:
+        _default_host = PluginHost()
+    return _default_host
+
+
+def set_host(host: PluginHost | None) -> None:
+    """Replace the default host (``None`` makes the next :func:`get_host` build a fresh one)."""
+    global _default_host
+    _default_host = host
+
+
+def available(kind: str, *, host: PluginHost | None = None) -> list[str]:
+    """Names of the registered components of ``kind`` (built-ins and installed plugins)."""
+    return (host or get_host()).available(kind)
+
+
+def create(kind: str, name: str, /, *, host: PluginHost | None = None, **options: Any) -> Any:
+    """Build a registered component: ``create("predictor", "euler")``."""
+    return (host or get_host()).create(kind, name, **options)
