@@ -1,0 +1,64 @@
+"""The variance-preserving SDE (Song et al. 2021), DDPM's continuous-time limit."""
+
+from __future__ import annotations
+
+
+import attrs
+import torch
+
+import scoreflow
+
+
+@attrs.define(kw_only=True)
+class VPSDE(scoreflow.SDE):
+    """``dx = -beta(t) x / 2 dt + sqrt(beta(t)) dw`` with linear ``beta``; prior ``N(0, I)``."""
+
+    beta_min: float = attrs.field(default=0.1, validator=attrs.validators.gt(0))
+    beta_max: float = attrs.field(default=20.0, validator=attrs.validators.gt(0))
+    N: int = attrs.field(default=1000, validator=attrs.validators.gt(0))
+
+    def __attrs_post_init__(self) -> None:
+        if self.beta_max <= self.beta_min:
+            raise ValueError(f"beta_max must exceed beta_min, got {self.beta_min}, {self.beta_max}")
+
+    def beta(self, t: torch.Tensor) -> torch.Tensor:
+        """``beta(t) = beta_min + t (beta_max - beta_min)``."""
+        return self.beta_min + t * (self.beta_max - self.beta_min)
+
+    def _log_mean_coeff(self, t: torch.Tensor) -> torch.Tensor:
+        return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
+
+    def sde(self, x, t):
+        beta = self.beta(t)
+        return -0.5 * beta.reshape(-1, *[1] * (x.dim() - 1)) * x, torch.sqrt(beta)
+
+    def marginal_scale(self, t):
+        return torch.exp(self._log_mean_coeff(t))
+
+    def marginal_prob(self, x0, t):
+        log_coeff = self._log_mean_coeff(t)
+        mean = torch.exp(log_coeff).reshape(-1, *[1] * (x0.dim() - 1)) * x0
+        std = torch.sqrt(-torch.expm1(2 * log_coeff))
+        return mean, std
+
+    def prior_sampling(self, shape, *, generator=None, device=None, dtype=None):
+        return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+
+    def prior_logp(self, z):
+        return self._gaussian_prior_logp(z, 1.0)
+
+    def discretize(self, x, t, dt=None):
+        """DDPM's step ``x_i = sqrt(1 - b_i) x_{i-1} + sqrt(b_i) z`` with ``b_i = beta(t) dt``."""
+        dt = self.T / self.N if dt is None else dt
+        b = (self.beta(t) * dt).clamp(max=1.0)
+        f = (torch.sqrt(1 - b) - 1).reshape(-1, *[1] * (x.dim() - 1)) * x
+        return f, torch.sqrt(b)
+
+    def langevin_alpha(self, t):
+        """``alpha_i = 1 - beta_i`` of the matching discrete chain (score_sde's VP corrector)."""
+        return 1 - self.beta(t) * (self.T / self.N)
+
+    def __repr__(self) -> str:
+        return f"VPSDE(beta_min={self.beta_min:g}, beta_max={self.beta_max:g})"
+
+

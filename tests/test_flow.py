@@ -1,0 +1,164 @@
+"""torchsde and torchdiffeq paths, and the likelihood, against exact answers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import scoreflow as sf
+from scoreflow.testing import assert_mixture_close, check_ode_solver
+
+N = 4000
+
+
+@pytest.mark.parametrize(
+    ("method", "num_steps", "adaptive"),
+    [("euler", 500, False), ("milstein", 500, False), ("srk", 100, False), ("heun", 250, False),
+     ("midpoint", 250, False), ("euler_heun", 500, False), ("euler", 100, True)],
+)
+def test_torchsde_methods_reproduce_the_mixture(method, num_steps, adaptive, ve, oracle, oracle_logp):
+    sampler = sf.Sampler(predictor="torchsde", num_steps=num_steps,
+                         predictor_options={"method": method, "adaptive": adaptive})
+    res = sampler.sample(oracle.score_model(ve), ve, (N, 2), generator=torch.Generator().manual_seed(0))
+    assert res.nfe >= num_steps
+    assert_mixture_close(oracle, res.samples, reference_logp=oracle_logp, label=f"torchsde {method}")
+
+
+@pytest.mark.xfail(strict=True, reason="reversible_heun collapses multi-modal targets toward the origin; "
+                   "it is correct on single Gaussians (see test below). Under investigation.")
+def test_torchsde_reversible_heun_on_the_mixture(ve, oracle, oracle_logp):
+    sampler = sf.Sampler(predictor="torchsde", num_steps=500, predictor_options={"method": "reversible_heun"})
+    res = sampler.sample(oracle.score_model(ve), ve, (N, 2), generator=torch.Generator().manual_seed(0))
+    assert_mixture_close(oracle, res.samples, reference_logp=oracle_logp)
+
+
+def test_torchsde_reversible_heun_on_a_gaussian(ve):
+    mu = torch.tensor([4.0, -1.0])
+    gm = sf.GaussianMixture(mu[None], 0.25)
+    sampler = sf.Sampler(predictor="torchsde", num_steps=500, predictor_options={"method": "reversible_heun"})
+    x = sampler.sample(gm.score_model(ve), ve, (N, 2), generator=torch.Generator().manual_seed(0)).samples
+    torch.testing.assert_close(x.mean(0), mu, atol=0.03, rtol=0)  # SE of the mean: 0.004
+    torch.testing.assert_close(x.std(0), torch.full((2,), 0.25), atol=0.015, rtol=0)
+
+
+def test_torchsde_is_deterministic_and_any_rank(ve):
+    score = lambda x, t: -x / (1 + ve.marginal_std(t) ** 2).reshape(-1, 1, 1, 1)  # noqa: E731
+    sampler = sf.Sampler(predictor="torchsde", num_steps=20)
+    a, b = (sampler.sample(score, ve, (3, 1, 4, 4), generator=torch.Generator().manual_seed(9)).samples
+            for _ in range(2))
+    assert a.shape == (3, 1, 4, 4) and torch.equal(a, b)
+
+
+def test_torchsde_rejects_unknown_method():
+    with pytest.raises(ValueError, match="'method' must be in"):
+        sf.create("predictor", "torchsde", method="rk45")
+
+
+def test_ode_sampler_reproduces_the_mixture(ve, oracle, oracle_logp):
+    res = sf.ode_sample(oracle.score_model(ve), ve, (N, 2), generator=torch.Generator().manual_seed(0))
+    assert 0 < res.nfe < 500
+    assert_mixture_close(oracle, res.samples, reference_logp=oracle_logp, label="dopri5")
+
+
+def test_ode_sampler_fixed_grid_and_latent(ve, oracle, oracle_logp):
+    z = ve.prior_sampling((N, 2), generator=torch.Generator().manual_seed(0))
+    a = sf.ode_sample(oracle.score_model(ve), ve, (N, 2), solver="rk4", z=z)
+    b = sf.ode_sample(oracle.score_model(ve), ve, (N, 2), solver="dopri5", z=z)
+    assert a.nfe == 400  # 100 steps x 4 stages
+    assert (a.samples - b.samples).abs().max() < 0.05  # one deterministic map, two solvers
+    assert_mixture_close(oracle, a.samples, reference_logp=oracle_logp, label="rk4")
+
+
+def test_ode_sampler_bad_input(ve):
+    with pytest.raises(sf.UnknownComponentError, match="Unknown ode_solver 'rk45'.*dopri5"):
+        sf.ode_sample(lambda x, t: x, ve, (2, 2), solver="rk45")
+    with pytest.raises(ValueError, match="z has shape"):
+        sf.ode_sample(lambda x, t: x, ve, (2, 2), z=torch.zeros(3, 2))
+
+
+@pytest.mark.parametrize("name", sf.PluginHost(autoload=False).available("ode_solver"))
+def test_builtin_ode_solvers_conform(name, host):
+    check_ode_solver(host.create("ode_solver", name))
+
+
+# -- likelihood ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def data(oracle):
+    x, _ = oracle.sample(300, generator=torch.Generator().manual_seed(3))
+    return x
+
+
+def test_exact_likelihood_matches_the_true_density(ve, oracle, data):
+    res = sf.log_likelihood(oracle.score_model(ve), ve, data, estimator="exact")
+    err = res.logp.double() - oracle.log_prob(data)
+    assert float(err.abs().mean()) < 0.1, f"mean |error| {float(err.abs().mean()):.4f} nats"
+    assert float(err.mean().abs()) < 0.02
+    torch.testing.assert_close(res.logp, res.prior_logp + res.delta_logp)
+    torch.testing.assert_close(res.bpd, -res.logp / (2 * math.log(2)))
+    assert res.z.shape == data.shape and res.nfe > 0
+
+
+@pytest.mark.parametrize("estimator", ["gaussian", "rademacher"])
+def test_hutchinson_estimators_are_unbiased(estimator, ve, oracle, data):
+    exact = oracle.log_prob(data)
+    one = sf.log_likelihood(oracle.score_model(ve), ve, data, estimator=estimator,
+                            generator=torch.Generator().manual_seed(0))
+    err = one.logp.double() - exact
+    se = float(err.std()) / math.sqrt(len(err))
+    assert float(err.std()) > 1e-3, "a stochastic estimator cannot be exact"
+    assert abs(float(err.mean())) < 3 * se + 0.02, f"bias {float(err.mean()):.3f} vs standard error {se:.3f}"
+    many = sf.log_likelihood(oracle.score_model(ve), ve, data, estimator=estimator, n_probes=16,
+                             generator=torch.Generator().manual_seed(1))
+    err16 = many.logp.double() - exact
+    assert float(err16.var()) < float(err.var()) / 4, "16 probes must cut the variance"
+
+
+def test_one_forward_and_one_vjp_per_evaluation(ve, oracle, data):
+    calls = []
+    exact_score = oracle.score_model(ve)
+
+    def counting(x, t):
+        calls.append(x.shape)
+        return exact_score(x, t)
+
+    res = sf.log_likelihood(counting, ve, data[:10], estimator="gaussian", n_probes=4,
+                            generator=torch.Generator().manual_seed(0))
+    assert len(calls) == res.nfe and all(s == (10, 2) for s in calls)
+
+
+def test_likelihood_is_deterministic_and_float32(ve, oracle, data):
+    kwargs = dict(estimator="rademacher", generator=None)
+    a = sf.log_likelihood(oracle.score_model(ve), ve, data[:20].double(),
+                          **{**kwargs, "generator": torch.Generator().manual_seed(4)})
+    b = sf.log_likelihood(oracle.score_model(ve), ve, data[:20],
+                          **{**kwargs, "generator": torch.Generator().manual_seed(4)})
+    assert a.logp.dtype == torch.float32 and torch.equal(a.logp, b.logp)
+
+
+def test_dequantized_bits_per_dim(ve):
+    net = sf.create("score_net", "unet", sde=ve, image_size=8, channels=(8, 16, 16, 16), embed_dim=16)
+    x = torch.randint(0, 256, (2, 1, 8, 8)).float() / 255
+    res = sf.log_likelihood(net, ve, x, dequantize=True, solver="euler", generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(res.bpd, -res.logp / (64 * math.log(2)) + 8)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        sf.log_likelihood(net, ve, x * 2, dequantize=True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [(dict(estimator="hutch"), "Unknown estimator 'hutch'. Available: gaussian, rademacher, exact"),
+     (dict(n_probes=0), "n_probes must be a positive integer"),
+     (dict(eps=2.0), "eps must lie in")],
+)
+def test_likelihood_bad_options(kwargs, match, ve):
+    with pytest.raises(ValueError, match=match):
+        sf.log_likelihood(lambda x, t: x, ve, torch.zeros(2, 2), **kwargs)
+
+
+def test_likelihood_rejects_non_finite(ve):
+    with pytest.raises(ValueError, match="x contains 1 non-finite"):
+        sf.log_likelihood(lambda x, t: x, ve, torch.tensor([[0.0, float("nan")]]))

@@ -1,0 +1,193 @@
+"""Plugin host: inline plugins, entry-point discovery, broken plugins, controls and listing."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+import types
+
+import pytest
+
+import scoreflow as sf
+from scoreflow import plugins as plugins_mod
+
+
+class DoubleEuler(sf.EulerMaruyama):
+    """A test predictor."""
+
+
+class InlinePlugin:
+    @sf.hookimpl
+    def scoreflow_register_predictors(self, registry):
+        registry.add("double_euler", DoubleEuler, aliases=("deuler",))
+
+
+def test_inline_plugin_registers_through_hooks(host):
+    host.register(InlinePlugin(), name="inline")
+    entry = host.predictors.get("deuler")
+    assert entry.factory is DoubleEuler and entry.provider == "inline"
+    assert "double_euler" in host.available("predictor")
+    sampler = sf.Sampler(predictor="double_euler", num_steps=3, host=host)
+    assert isinstance(sampler.predictor_obj, DoubleEuler)
+
+
+def test_builtins_are_an_ordinary_plugin(host):
+    assert host.pm.get_plugin("scoreflow") is None  # loading is lazy
+    host.predictors
+    assert host.pm.get_plugin("scoreflow") is not None
+    assert {e.provider for e in host.predictors.entries()} == {"scoreflow"}
+    bare = sf.PluginHost(autoload=False, builtins=False)
+    assert bare.available("predictor") == []
+
+
+def test_plugin_clashing_with_builtin_fails_without_breaking_others():
+    class Clash:
+        @sf.hookimpl
+        def scoreflow_register_predictors(self, registry):
+            registry.add("euler", DoubleEuler)
+
+    host = sf.PluginHost(autoload=False, strict=False)
+    host.register(Clash(), name="clash")
+    with pytest.warns(sf.ScoreflowPluginWarning, match="plugin 'clash'.*already registered by 'scoreflow'"):
+        entry = host.predictors.get("euler")
+    assert entry.provider == "scoreflow"
+    strict = sf.PluginHost(autoload=False, strict=True)
+    strict.register(Clash(), name="clash")
+    with pytest.raises(sf.PluginError, match="clash"):
+        strict.predictors
+
+
+def test_hook_that_raises_is_rolled_back():
+    class Half:
+        @sf.hookimpl
+        def scoreflow_register_predictors(self, registry):
+            registry.add("half_done", DoubleEuler)
+            raise RuntimeError("boom")
+
+    host = sf.PluginHost(autoload=False, strict=False)
+    host.register(Half(), name="half")
+    with pytest.warns(sf.ScoreflowPluginWarning, match="boom"):
+        assert "half_done" not in host.available("predictor")
+    assert any(f.name == "half" for f in host.failures)
+
+
+def test_misspelt_hook_is_reported():
+    class Typo:
+        @sf.hookimpl
+        def scoreflow_register_predictor(self, registry):  # missing "s"
+            registry.add("x", DoubleEuler)
+
+    host = sf.PluginHost(autoload=False, strict=True)
+    with pytest.raises(sf.PluginError, match="scoreflow_register_predictor"):
+        host.register(Typo(), name="typo")
+
+
+# -- entry points, faked through importlib.metadata ---------------------------------
+
+
+class FakeDist:
+    def __init__(self, name: str, version: str) -> None:
+        self.metadata = {"Name": name}
+        self.version = version
+
+
+class FakeEntryPoint:
+    def __init__(self, name: str, module: str, dist: FakeDist) -> None:
+        self.name, self.value, self.dist, self.group = name, module, dist, "scoreflow"
+
+    def load(self):
+        __import__(self.value)
+        return sys.modules[self.value]
+
+
+@pytest.fixture
+def fake_eps(monkeypatch):
+    """Install fake modules and entry points; returns a function adding one."""
+    eps: list[FakeEntryPoint] = []
+
+    def entry_points(*, group=None, **_):
+        return [ep for ep in eps if group in (None, ep.group)]
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+
+    def add(name: str, body: str | None, version: str = "1.0") -> None:
+        module = f"fake_scoreflow_plugin_{name}"
+        if body is not None:
+            mod = types.ModuleType(module)
+            exec(body, mod.__dict__)  # test-only: defines the fake plugin's hooks
+            monkeypatch.setitem(sys.modules, module, mod)
+        else:
+            monkeypatch.delitem(sys.modules, module, raising=False)
+        eps.append(FakeEntryPoint(name, module, FakeDist(f"scoreflow-{name}", version)))
+
+    return add
+
+
+GOOD = """
+import scoreflow as sf
+class Anneal(sf.Langevin):
+    '''A fake annealed corrector.'''
+@sf.hookimpl
+def scoreflow_register_correctors(registry):
+    registry.add("anneal", Anneal)
+"""
+
+
+def test_entry_point_plugin_is_discovered(fake_eps):
+    fake_eps("good", GOOD, "2.3")
+    host = sf.PluginHost(autoload=True, strict=True)
+    entry = host.correctors.get("anneal")
+    assert entry.provider == "good"
+    row = next(r for r in host.plugins() if r.name == "good")
+    assert (row.distribution, row.version, row.components) == ("scoreflow-good", "2.3", {"corrector": ("anneal",)})
+    assert row.hooks == ("scoreflow_register_correctors",)
+
+
+def test_broken_plugin_warns_and_the_rest_works(fake_eps):
+    fake_eps("broken", None)  # module missing: ImportError on load
+    fake_eps("good", GOOD)
+    with pytest.warns(sf.ScoreflowPluginWarning, match=r"plugin 'broken' \(scoreflow-broken 1.0\) failed"):
+        host = sf.PluginHost(autoload=True, strict=False)
+        host.registry("corrector")
+    assert "anneal" in host.available("corrector")
+    row = next(r for r in host.plugins() if r.name == "broken")
+    assert "ModuleNotFoundError" in row.failure
+    with pytest.raises(sf.UnknownComponentError, match=r"note: plugin 'broken'"):
+        host.correctors.get("missing")
+
+
+def test_broken_plugin_raises_in_strict_mode(fake_eps, monkeypatch):
+    fake_eps("broken", None)
+    monkeypatch.setenv("SCOREFLOW_STRICT_PLUGINS", "1")
+    with pytest.raises(sf.PluginLoadError, match=r"'broken' \(scoreflow-broken 1.0\)") as info:
+        sf.PluginHost().registry("sde")
+    assert isinstance(info.value.__cause__, ImportError)
+
+
+def test_blocked_and_autoload_controls(fake_eps, monkeypatch):
+    fake_eps("good", GOOD)
+    monkeypatch.setenv("SCOREFLOW_BLOCKED_PLUGINS", "good, other")
+    assert "anneal" not in sf.PluginHost(strict=True).available("corrector")
+    monkeypatch.delenv("SCOREFLOW_BLOCKED_PLUGINS")
+    monkeypatch.setenv("SCOREFLOW_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert "anneal" not in sf.PluginHost(strict=True).available("corrector")
+    assert "anneal" in sf.PluginHost(strict=True, autoload=True).available("corrector")
+
+
+def test_two_plugins_same_name_ambiguous_and_qualified(fake_eps):
+    fake_eps("one", GOOD)
+    fake_eps("two", GOOD)
+    host = sf.PluginHost(autoload=True, strict=True)
+    with pytest.raises(sf.AmbiguousComponentError, match="one:anneal, two:anneal"):
+        sf.Sampler(corrector="anneal", host=host)
+    assert sf.Sampler(corrector="two:anneal", host=host).corrector_obj.snr == 0.16
+
+
+def test_default_host_helpers(monkeypatch):
+    host = sf.PluginHost(autoload=False)
+    monkeypatch.setattr(plugins_mod, "_default_host", host)
+    assert sf.get_host() is host
+    assert "euler" in sf.available("predictor")
+    assert isinstance(sf.create("predictor", "em"), sf.EulerMaruyama)
+    with pytest.raises(sf.UnknownComponentError, match="Unknown component kind 'predictors'"):
+        sf.available("predictors")

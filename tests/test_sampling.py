@@ -1,0 +1,123 @@
+"""Samplers against the exact Gaussian-mixture oracle, and the Sampler's contract."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import scoreflow as sf
+from scoreflow.testing import assert_mixture_close
+
+N = 4000
+PREDICTORS = ["euler", "reverse_diffusion", "none"]
+CORRECTORS = [None, "langevin"]
+
+
+def _pairs():
+    for p in PREDICTORS:
+        for c in CORRECTORS:
+            if p == "none" and c is None:
+                continue  # the identity map: returns the prior, by definition
+            yield p, c
+
+
+@pytest.mark.parametrize(("predictor", "corrector"), list(_pairs()))
+def test_every_pc_pair_reproduces_the_mixture(predictor, corrector, ve, oracle, oracle_logp):
+    # Corrector-only sampling (annealed Langevin) needs more MCMC steps per level.
+    n_steps = 2 if predictor == "none" else 1
+    sampler = sf.Sampler(predictor=predictor, corrector=corrector, num_steps=500, n_steps=n_steps)
+    res = sampler.sample(oracle.score_model(ve), ve, (N, 2), generator=torch.Generator().manual_seed(0))
+    per_step = (predictor != "none") + (n_steps if corrector else 0)
+    assert res.nfe == 500 * per_step
+    assert_mixture_close(oracle, res.samples, reference_logp=oracle_logp, label=f"{predictor}+{corrector}")
+
+
+def test_the_check_can_fail(ve, oracle, oracle_logp):
+    """A wrong score (half the true one) or too few steps must be caught."""
+    exact = oracle.score_model(ve)
+    wrong = sf.Sampler(predictor="euler", num_steps=500).sample(
+        lambda x, t: 0.5 * exact(x, t), ve, (N, 2), generator=torch.Generator().manual_seed(0))
+    with pytest.raises(AssertionError, match="do not match"):
+        assert_mixture_close(oracle, wrong.samples, reference_logp=oracle_logp)
+    coarse = sf.Sampler(predictor="euler", num_steps=10).sample(exact, ve, (N, 2),
+                                                                 generator=torch.Generator().manual_seed(0))
+    with pytest.raises(AssertionError):
+        assert_mixture_close(oracle, coarse.samples, reference_logp=oracle_logp)
+
+
+def test_same_generator_same_samples(ve, oracle):
+    sampler = sf.Sampler(predictor="euler", corrector="langevin", num_steps=20)
+    a, b, c = (sampler.sample(oracle.score_model(ve), ve, (16, 2), generator=torch.Generator().manual_seed(s))
+               for s in (5, 5, 6))
+    assert torch.equal(a.samples, b.samples)
+    assert not torch.equal(a.samples, c.samples)
+
+
+def test_any_rank_and_callback(ve):
+    seen = []
+    score = lambda x, t: -x / (1 + ve.marginal_std(t) ** 2).reshape(-1, 1, 1, 1)  # noqa: E731
+    res = sf.Sampler(predictor="reverse_diffusion", corrector="langevin", num_steps=7, snr=0.1).sample(
+        score, ve, (3, 1, 5, 5), callback=seen.append, generator=torch.Generator().manual_seed(0))
+    assert res.samples.shape == (3, 1, 5, 5) and res.samples.dtype == torch.float32
+    assert [d["i"] for d in seen] == list(range(7))
+    assert set(seen[0]) == {"i", "t", "x", "x_mean", "nfe"} and seen[-1]["nfe"] == res.nfe == 14
+    assert float(seen[-1]["t"]) == pytest.approx(1e-3)
+
+
+def test_denoise_returns_the_last_mean(ve, oracle):
+    kwargs = dict(predictor="euler", num_steps=5)
+    noisy = sf.Sampler(denoise=False, **kwargs).sample(oracle.score_model(ve), ve, (8, 2),
+                                                       generator=torch.Generator().manual_seed(0))
+    clean = sf.Sampler(**kwargs).sample(oracle.score_model(ve), ve, (8, 2), generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(noisy.samples, clean.samples)
+
+
+def test_unknown_names_fail_at_construction():
+    with pytest.raises(sf.UnknownComponentError, match=r"Unknown predictor 'eulr'.*Did you mean 'euler'"):
+        sf.Sampler(predictor="eulr")
+    with pytest.raises(sf.UnknownComponentError, match=r"Unknown corrector 'langvin'.*langevin"):
+        sf.Sampler(corrector="langvin")
+
+
+@pytest.mark.parametrize("kwargs", [dict(num_steps=0), dict(eps=0.0), dict(eps=1.5), dict(snr=-1), dict(n_steps=-1)])
+def test_bad_hyperparameters(kwargs):
+    with pytest.raises((ValueError, TypeError)):
+        sf.Sampler(**kwargs)
+
+
+def test_bad_shapes_and_models(ve):
+    sampler = sf.Sampler(num_steps=2)
+    with pytest.raises(ValueError, match="shape must be"):
+        sampler.sample(lambda x, t: x, ve, (4,))
+    with pytest.raises(ValueError, match=r"score model returned \(4, 3\), expected a tensor of shape \(4, 2\)"):
+        sampler.sample(lambda x, t: torch.zeros(4, 3), ve, (4, 2))
+    with pytest.raises(TypeError, match="must be callable"):
+        sampler.sample("not a model", ve, (4, 2))
+    with pytest.raises(ValueError, match="non-finite"):
+        sampler.sample(lambda x, t: x * float("nan"), ve, (4, 2))
+
+
+def test_requirements_are_checked(ve):
+    class NeedsBetas(sf.EulerMaruyama):
+        requires = frozenset({"discrete_betas"})
+
+    with pytest.raises(sf.IncompatibleComponentsError, match=r"requires SDE capabilities \['discrete_betas'\]"):
+        sf.Sampler(predictor=NeedsBetas(), num_steps=2).sample(lambda x, t: x, ve, (2, 2))
+
+
+def test_trajectory_solver_rejects_a_corrector():
+    with pytest.raises(sf.IncompatibleComponentsError, match="corrector=None"):
+        sf.Sampler(predictor="torchsde", corrector="langevin")
+
+
+def test_noise_parametrised_networks_are_converted(ve):
+    class NoiseNet(sf.ScoreNet):
+        parametrization = "noise"
+
+        def forward(self, x, t):
+            return torch.ones_like(x)
+
+    x = torch.zeros(2, 3)
+    t = torch.full((2,), 0.5)
+    score = sf.make_score_fn(NoiseNet(), ve)(x, t)
+    torch.testing.assert_close(score, -torch.ones_like(x) / ve.marginal_std(t)[:, None])
