@@ -109,6 +109,7 @@ class PluginHost:
     def register(self, plugin: object, name: str | None = None) -> str:
         """Register a plugin object or module; registries are rebuilt on next use."""
         self._ensure_loaded()
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__.lower()
         return self._add_plugin(plugin, name, dist=None)
 
     def _add_plugin(self, plugin: object, name: str | None, dist: Any) -> str:
@@ -119,7 +120,8 @@ class PluginHost:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
             self.pm.unregister(plugin)
-            self._fail(PluginFailure(plugin_name, _dist_label(dist), f"{type(exc).__name__}: {exc}"), exc)
+            failure = PluginFailure(plugin_name, _dist_label(dist), f"{type(exc).__name__}: {exc}")
+            self._fail(failure, exc, PluginError)
             return plugin_name
         self._order.append(plugin_name)
         self._dists[plugin_name] = dist
@@ -149,16 +151,17 @@ class PluginHost:
             try:
                 plugin = ep.load()
             except Exception as exc:  # a broken plugin must not break scoreflow
-                self._fail(PluginFailure(ep.name, _dist_label(dist), f"{type(exc).__name__}: {exc}"), exc)
+                failure = PluginFailure(ep.name, _dist_label(dist), f"{type(exc).__name__}: {exc}")
+                self._fail(failure, exc, PluginLoadError)
                 continue
             self._add_plugin(plugin, ep.name, dist)
 
-    def _fail(self, failure: PluginFailure, exc: BaseException) -> None:
+    def _fail(self, failure: PluginFailure, exc: BaseException, error: type[Exception]) -> None:
+        """Record a broken plugin; warn, or raise ``error`` in strict mode."""
         self.failures.append(failure)
         if self.strict:
-            cls = PluginLoadError if "import" in failure.error.lower() or isinstance(exc, ImportError) else PluginError
-            raise cls(f"Error in scoreflow plugin {failure.name!r}"
-                      f"{f' ({failure.distribution})' if failure.distribution else ''}: {failure.error}") from exc
+            where = f" ({failure.distribution})" if failure.distribution else ""
+            raise error(f"Error in scoreflow plugin {failure.name!r}{where}: {failure.error}") from exc
         warnings.warn(failure.describe(), ScoreflowPluginWarning, stacklevel=3)
 
     # -- registries ---------------------------------------------------------
@@ -195,7 +198,8 @@ class PluginHost:
                 except Exception as exc:
                     reg.remove_provider(plugin_name)
                     dist = _dist_label(self._dists.get(plugin_name))
-                    self._fail(PluginFailure(plugin_name, dist, f"{hook_name}: {type(exc).__name__}: {exc}"), exc)
+                    failure = PluginFailure(plugin_name, dist, f"{hook_name}: {type(exc).__name__}: {exc}")
+                    self._fail(failure, exc, PluginError)
                 finally:
                     reg.current_provider = BUILTIN_PROVIDER
         return registries

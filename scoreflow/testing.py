@@ -124,7 +124,7 @@ def check_predictor(predictor: Predictor, sde: SDE | None = None, *, num_steps: 
     sde = sde or VESDE()
     x = torch.randn(3, 1, 4, 4, dtype=torch.float64)
     t = torch.full((3,), 0.5, dtype=torch.float64)
-    score = ring_or_gaussian_score(sde)
+    score = standard_gaussian_score(sde)
     step = predictor.step(x, t, -0.01, sde=sde, score=score, generator=torch.Generator().manual_seed(0))
     assert step.x.shape == x.shape and step.x.dtype == x.dtype, "predictor step must keep shape and dtype"
     return _sample_check(Sampler(predictor=predictor, num_steps=num_steps), sde, type(predictor).__name__)
@@ -135,13 +135,13 @@ def check_corrector(corrector: Corrector, sde: SDE | None = None, *, num_steps: 
     sde = sde or VESDE()
     x = torch.randn(3, 1, 4, 4, dtype=torch.float64)
     t = torch.full((3,), 0.5, dtype=torch.float64)
-    step = corrector.step(x, t, sde=sde, score=ring_or_gaussian_score(sde), generator=torch.Generator().manual_seed(0))
+    step = corrector.step(x, t, sde=sde, score=standard_gaussian_score(sde), generator=torch.Generator().manual_seed(0))
     assert step.x.shape == x.shape and step.x.dtype == x.dtype, "corrector step must keep shape and dtype"
     sampler = Sampler(predictor="euler", corrector=corrector, num_steps=num_steps)
     return _sample_check(sampler, sde, type(corrector).__name__)
 
 
-def ring_or_gaussian_score(sde: SDE):
+def standard_gaussian_score(sde: SDE):
     """Exact score of ``N(0, I)`` data under ``sde`` for any shape: ``-(x - 0) / (alpha^2 + std^2)``."""
 
     def score(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -26,11 +26,13 @@ def test_torchsde_methods_reproduce_the_mixture(method, num_steps, adaptive, ve,
     assert_mixture_close(oracle, res.samples, reference_logp=oracle_logp, label=f"torchsde {method}")
 
 
-@pytest.mark.xfail(strict=True, reason="reversible_heun collapses multi-modal targets toward the origin; "
-                   "it is correct on single Gaussians (see test below). Under investigation.")
+@pytest.mark.xfail(strict=True, reason="reversible_heun's parasitic mode grows on dissipative dynamics "
+                   "(per-step eigenvalue -a - sqrt(1 + a^2), a = lambda dt), by about exp(int lambda dt) ~ e^10 "
+                   "over a VE reverse trajectory; see docs/math.md")
 def test_torchsde_reversible_heun_on_the_mixture(ve, oracle, oracle_logp):
     sampler = sf.Sampler(predictor="torchsde", num_steps=500, predictor_options={"method": "reversible_heun"})
-    res = sampler.sample(oracle.score_model(ve), ve, (N, 2), generator=torch.Generator().manual_seed(0))
+    with pytest.warns(UserWarning, match="reversible_heun is unstable"):
+        res = sampler.sample(oracle.score_model(ve), ve, (N, 2), generator=torch.Generator().manual_seed(0))
     assert_mixture_close(oracle, res.samples, reference_logp=oracle_logp)
 
 
@@ -38,7 +40,8 @@ def test_torchsde_reversible_heun_on_a_gaussian(ve):
     mu = torch.tensor([4.0, -1.0])
     gm = sf.GaussianMixture(mu[None], 0.25)
     sampler = sf.Sampler(predictor="torchsde", num_steps=500, predictor_options={"method": "reversible_heun"})
-    x = sampler.sample(gm.score_model(ve), ve, (N, 2), generator=torch.Generator().manual_seed(0)).samples
+    with pytest.warns(UserWarning, match="reversible_heun is unstable"):
+        x = sampler.sample(gm.score_model(ve), ve, (N, 2), generator=torch.Generator().manual_seed(0)).samples
     torch.testing.assert_close(x.mean(0), mu, atol=0.03, rtol=0)  # SE of the mean: 0.004
     torch.testing.assert_close(x.std(0), torch.full((2,), 0.25), atol=0.015, rtol=0)
 

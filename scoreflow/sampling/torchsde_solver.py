@@ -86,6 +86,14 @@ class TorchsdeSolver(TrajectorySolver):
                 f"torchsde method {self.method!r} solves the Stratonovich form, which differs from the Ito "
                 f"reverse SDE when the diffusion depends on x; use one of {ITO_METHODS}"
             )
+        if self.method == "reversible_heun":
+            warnings.warn(
+                "reversible_heun is unstable on dissipative dynamics such as the reverse-time SDE: its "
+                "parasitic mode grows like exp(int lambda dt) and can collapse multi-modal samples; "
+                "prefer 'euler', 'milstein', 'srk', 'heun' or 'midpoint'",
+                UserWarning,
+                stacklevel=3,
+            )
         shape = tuple(x.shape)
         adapter = TorchsdeReverseSDE(sde, score, shape, t_start, sde_type)
         span = t_start - t_end

@@ -1,0 +1,1 @@
+"""scoreflow benchmarks: speed and quality measured side by side in one run."""
