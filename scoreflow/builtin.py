@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from scoreflow.data import sources
 from scoreflow.flow.solvers import ADAPTIVE_METHODS, FIXED_METHODS, TorchdiffeqSolver
 from scoreflow.hookspecs import hookimpl
 from scoreflow.models.mlp import MLP
@@ -55,3 +56,13 @@ def _torchdiffeq_factory(method: str):
 def scoreflow_register_ode_solvers(registry: Registry) -> None:
     for method in ADAPTIVE_METHODS + FIXED_METHODS:
         registry.add(method, _torchdiffeq_factory(method))
+
+
+@hookimpl
+def scoreflow_register_datasets(registry: Registry) -> None:
+    registry.add("digits", sources.digits)
+    registry.add("mnist", sources.mnist)
+    registry.add("fashion_mnist", sources.fashion_mnist)
+    registry.add("folder", sources.folder)
+    for name in sources.TOY_SAMPLERS:
+        registry.add(name, sources._toy_factory(name))

@@ -46,6 +46,11 @@ def scoreflow_register_ode_solvers(registry: Registry) -> None:
     """Add probability-flow ODE solvers (:class:`scoreflow.ODESolver`) to ``registry``."""
 
 
+@hookspec
+def scoreflow_register_datasets(registry: Registry) -> None:
+    """Add datasets: factories ``(split="train", *, data_dir=None, **options) -> TensorData``."""
+
+
 #: Registry kind -> the hook that fills it.  One row per extension kind.
 HOOKS_BY_KIND: dict[str, str] = {
     "sde": "scoreflow_register_sdes",
@@ -53,4 +58,5 @@ HOOKS_BY_KIND: dict[str, str] = {
     "predictor": "scoreflow_register_predictors",
     "corrector": "scoreflow_register_correctors",
     "ode_solver": "scoreflow_register_ode_solvers",
+    "dataset": "scoreflow_register_datasets",
 }

@@ -65,12 +65,14 @@ class PluginInfo:
 
 
 def _base_classes() -> dict[str, type]:
+    from scoreflow.data.base import TensorData
     from scoreflow.flow.solvers import ODESolver
     from scoreflow.models.base import ScoreNet
     from scoreflow.sampling.base import Corrector, Predictor
     from scoreflow.sde.base import SDE
 
-    return {"sde": SDE, "score_net": ScoreNet, "predictor": Predictor, "corrector": Corrector, "ode_solver": ODESolver}
+    return {"sde": SDE, "score_net": ScoreNet, "predictor": Predictor, "corrector": Corrector, "ode_solver": ODESolver,
+            "dataset": TensorData}
 
 
 class PluginHost:
@@ -228,6 +230,11 @@ class PluginHost:
     def ode_solvers(self) -> Registry:
         """Registry of ODE solvers."""
         return self.registry("ode_solver")
+
+    @property
+    def datasets(self) -> Registry:
+        """Registry of datasets."""
+        return self.registry("dataset")
 
     def available(self, kind: str) -> list[str]:
         """Canonical names registered for ``kind``."""

@@ -1,0 +1,163 @@
+"""Built-in datasets: scikit-learn digits, MNIST, Fashion-MNIST, image folders and 2-D toys."""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scoreflow.data.base import TensorData, check_split
+from scoreflow.data.idx import fetch, load_idx_images
+
+DEFAULT_DATA_DIR = Path(os.environ.get("SCOREFLOW_DATA_DIR", Path.home() / ".cache" / "scoreflow" / "data"))
+
+_MNIST_FILES = {
+    "mnist": {
+        "train": (("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+                  ("train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c")),
+        "test": (("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+                 ("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6")),
+    },
+    "fashion_mnist": {
+        "train": (("train-images-idx3-ubyte.gz", "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
+                  ("train-labels-idx1-ubyte.gz", "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845")),
+        "test": (("t10k-images-idx3-ubyte.gz", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
+                 ("t10k-labels-idx1-ubyte.gz", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5")),
+    },
+}
+_MIRRORS = {
+    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist", "https://storage.googleapis.com/cvdf-datasets/mnist"),
+    "fashion_mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com",),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return bunch.images, bunch.target
+
+
+def digits(split: str = "train", *, data_dir: str | Path | None = None, test_fraction: float = 0.2,
+           seed: int = 0) -> TensorData:
+    """scikit-learn's 1797 8x8 handwritten digits (shipped in the package; no download).
+
+    Pixels 0..16 are scaled to ``[0, 1]``; a fixed seeded permutation holds out
+    ``test_fraction`` of the images as the test split. ``data_dir`` is not used.
+    """
+    check_split(split)
+    images, target = _sklearn_digits()
+    x = torch.from_numpy(images.astype(np.float32) / 16.0).unsqueeze(1)
+    y = torch.from_numpy(target.astype(np.int64))
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    n_test = int(round(len(x) * test_fraction))
+    idx = order[n_test:] if split == "train" else order[:n_test]
+    return TensorData(x[idx], y[idx], "image", "digits")
+
+
+def _idx_dataset(name: str, split: str, data_dir: str | Path | None) -> TensorData:
+    check_split(split)
+    folder = Path(data_dir) if data_dir else DEFAULT_DATA_DIR / name
+    (img_name, img_sum), (lab_name, lab_sum) = _MNIST_FILES[name][split]
+    images = fetch(img_name, img_sum, folder, _MIRRORS[name])
+    labels = fetch(lab_name, lab_sum, folder, _MIRRORS[name])
+    x, y = load_idx_images(images, labels)
+    return TensorData(x, y, "image", name)
+
+
+def mnist(split: str = "train", *, data_dir: str | Path | None = None) -> TensorData:
+    """MNIST from the official IDX gzip files in ``data_dir`` (downloaded, checksum-verified, if absent)."""
+    return _idx_dataset("mnist", split, data_dir)
+
+
+def fashion_mnist(split: str = "train", *, data_dir: str | Path | None = None) -> TensorData:
+    """Fashion-MNIST from the official IDX gzip files in ``data_dir`` (downloaded if absent)."""
+    return _idx_dataset("fashion_mnist", split, data_dir)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def folder(split: str = "train", *, data_dir: str | Path | None = None, channels: int = 1,
+           test_fraction: float = 0.1, seed: int = 0) -> TensorData:
+    """A folder of PNG/JPEG images of one size (grayscale with ``channels=1``, RGB with 3)."""
+    from PIL import Image, UnidentifiedImageError
+
+    check_split(split)
+    if data_dir is None or not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"dataset 'folder' needs --data-dir pointing at a folder of images, got {data_dir!r}")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    files = sorted(p for p in Path(data_dir).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no {'/'.join(IMAGE_SUFFIXES)} images in {data_dir}")
+    arrays, size = [], None
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                arr = np.asarray(im.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ValueError(f"{path}: not a readable image ({exc})") from exc
+        if size is None:
+            size = arr.shape
+        elif arr.shape != size:
+            raise ValueError(f"{path}: size {arr.shape[:2]} differs from {size[:2]}; all images must share one size")
+        arrays.append(arr if channels == 3 else arr[..., None])
+    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    n_test = int(len(x) * test_fraction)
+    idx = order[n_test:] if split == "train" else order[:n_test]
+    return TensorData(x[idx], None, "image", "folder")
+
+
+def _toy(name: str, split: str, n: int, seed: int) -> TensorData:
+    check_split(split)
+    g = torch.Generator().manual_seed(seed + (0 if split == "train" else 1_000_003))
+    x = TOY_SAMPLERS[name](n, g)
+    return TensorData(x.float(), None, "vector", name)
+
+
+def _ring(n: int, g: torch.Generator) -> torch.Tensor:
+    from scoreflow.oracles import GaussianMixture
+
+    return GaussianMixture.ring().sample(n, generator=g)[0]
+
+
+def _moons(n: int, g: torch.Generator) -> torch.Tensor:
+    upper = torch.rand(n, generator=g) < 0.5
+    angle = torch.rand(n, generator=g) * math.pi
+    x = torch.where(upper, torch.cos(angle), 1 - torch.cos(angle))
+    y = torch.where(upper, torch.sin(angle), 0.5 - torch.sin(angle))
+    return torch.stack([x, y], 1) * 2 + 0.1 * torch.randn(n, 2, generator=g)
+
+
+def _checkerboard(n: int, g: torch.Generator) -> torch.Tensor:
+    x1 = torch.rand(n, generator=g) * 4 - 2
+    x2 = torch.rand(n, generator=g) - torch.randint(0, 2, (n,), generator=g).float() * 2
+    x2 = x2 + torch.floor(x1) % 2
+    return torch.stack([x1, x2], 1) * 2
+
+
+def _swiss_roll(n: int, g: torch.Generator) -> torch.Tensor:
+    t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=g))
+    x = torch.stack([t * torch.cos(t), t * torch.sin(t)], 1) / 3
+    return x + 0.1 * torch.randn(n, 2, generator=g)
+
+
+TOY_SAMPLERS = {"ring": _ring, "two_moons": _moons, "checkerboard": _checkerboard, "swiss_roll": _swiss_roll}
+
+
+def _toy_factory(name: str):
+    def factory(split: str = "train", *, data_dir: str | Path | None = None, n: int = 10_000,
+                seed: int = 0) -> TensorData:
+        if n <= 0:
+            raise ValueError(f"n must be a positive number of samples, got {n!r}")
+        return _toy(name, split, n, seed)
+
+    factory.__doc__ = f"2-D toy set '{name}': n seeded samples per split (data_dir is not used)."
+    return factory

@@ -1,0 +1,168 @@
+"""Checkpoints: safetensors for tensors, JSON for everything else, written atomically.
+
+Layout of a run folder::
+
+    run/checkpoints/step_000100/{model,ema,optimizer,rng}.safetensors + meta.json
+    run/checkpoints/latest          # the name of the newest complete checkpoint
+
+A checkpoint folder is written under a temporary name and renamed into place,
+then ``latest`` is replaced atomically, so a crash never leaves a corrupt
+"latest". Loading reads only safetensors and JSON: no pickle, no code executed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scoreflow.errors import ScoreflowError
+
+FORMAT = "scoreflow-checkpoint"
+FORMAT_VERSION = 1
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
+
+
+class CheckpointError(ScoreflowError):
+    """A checkpoint is missing, corrupt, or not in scoreflow's safe format."""
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, meta_state = {}, {}
+    for pid, entries in state["state"].items():
+        meta_state[str(pid)] = {}
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{pid}.{key}"] = value.detach().cpu().contiguous()
+                meta_state[str(pid)][key] = {"tensor": f"state.{pid}.{key}"}
+            else:
+                meta_state[str(pid)][key] = {"value": value}
+    return tensors, {"state": meta_state, "param_groups": state["param_groups"]}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state = {}
+    for pid, entries in meta["state"].items():
+        state[int(pid)] = {k: tensors[v["tensor"]] if "tensor" in v else v["value"] for k, v in entries.items()}
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(run_dir: Path, step: int, *, model: torch.nn.Module, ema: torch.nn.Module | None,
+                    optimizer: torch.optim.Optimizer | None, rng: dict[str, torch.Tensor],
+                    meta: dict[str, Any]) -> Path:
+    """Write a complete checkpoint for ``step`` and point ``latest`` at it."""
+    from safetensors.torch import save_file
+
+    root = Path(run_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step_{step:07d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    try:
+        save_file(_cpu(model.state_dict()), str(tmp / "model.safetensors"))
+        if ema is not None:
+            save_file(_cpu(ema.state_dict()), str(tmp / "ema.safetensors"))
+        opt_meta = None
+        if optimizer is not None:
+            opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+            save_file(opt_tensors or {"_empty": torch.zeros(0)}, str(tmp / "optimizer.safetensors"))
+        save_file({k: v.cpu().contiguous() for k, v in rng.items()}, str(tmp / "rng.safetensors"))
+        full_meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "step": step, "optimizer": opt_meta, **meta}
+        _write_json(tmp / "meta.json", full_meta)
+        final = root / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _atomic_write_text(root / "latest", name + "\n")
+    return final
+
+
+def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    _atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint folder from a run folder, a ``checkpoints`` folder or a checkpoint folder."""
+    path = Path(path)
+    if path.is_file():
+        if path.suffix.lower() in PICKLE_SUFFIXES or _looks_like_pickle(path):
+            raise CheckpointError(
+                f"refusing to load {path}: it is a pickle file, which can execute code when loaded. "
+                "scoreflow checkpoints are folders of .safetensors files plus meta.json"
+            )
+        path = path.parent
+    for candidate in (path, path / "checkpoints"):
+        latest = candidate / "latest"
+        if latest.is_file():
+            name = latest.read_text().strip()
+            if "/" in name or "\\" in name or name.startswith("."):
+                raise CheckpointError(f"{latest}: invalid checkpoint name {name!r}")
+            return candidate / name
+    if (path / "meta.json").is_file():
+        return path
+    raise CheckpointError(f"no scoreflow checkpoint at {path} (expected meta.json or checkpoints/latest)")
+
+
+def _looks_like_pickle(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    return len(head) == 2 and head[0] == 0x80 and head[1] <= 5
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint: ``{"meta", "model", "ema", "optimizer", "rng", "path"}`` (tensors on CPU)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = resolve_checkpoint(path)
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder / 'meta.json'}: unreadable ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{folder}: not a scoreflow checkpoint (meta.json format is {meta.get('format')!r})"
+                              if isinstance(meta, dict) else f"{folder}: meta.json is not an object")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{folder}: format_version {meta.get('format_version')!r}, supported: {FORMAT_VERSION}")
+
+    def tensors(name: str, required: bool) -> dict[str, torch.Tensor] | None:
+        file = folder / f"{name}.safetensors"
+        if not file.exists():
+            if required:
+                raise CheckpointError(f"{folder}: missing {file.name}")
+            return None
+        try:
+            return load_file(str(file))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{file}: corrupt safetensors file ({exc})") from exc
+
+    opt = tensors("optimizer", False)
+    return {
+        "meta": meta,
+        "model": tensors("model", True),
+        "ema": tensors("ema", False),
+        "optimizer": None if opt is None or meta.get("optimizer") is None
+        else _unflatten_optimizer(opt, meta["optimizer"]),
+        "rng": tensors("rng", False) or {},
+        "path": folder,
+    }

@@ -1,0 +1,98 @@
+"""Training configuration: one attrs object, loadable from TOML or CLI options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from scoreflow.training.losses import WEIGHTINGS
+
+OPTIMIZERS = ("adam", "adamw")
+
+
+def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+
+
+def _non_negative(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if not value >= 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+def _choice(options: tuple[str, ...]):
+    def check(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+        if value not in options:
+            raise ValueError(f"Unknown {attribute.name} {value!r}. Available: {', '.join(options)}.")
+
+    return check
+
+
+@attrs.define(kw_only=True)
+class TrainConfig:
+    """Everything that defines a training run (saved in every checkpoint).
+
+    Component fields (``dataset``, ``model``, ``sde``) are registry names; their
+    ``*_options`` are passed to the factories. Score-net factories also receive
+    ``sde`` and, filled from the data unless given, ``image_size``/``in_channels``
+    (images) or ``dim`` (vectors).
+    """
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    dataset_options: dict[str, Any] = attrs.field(factory=dict)
+    model: str = "unet"
+    model_options: dict[str, Any] = attrs.field(factory=dict)
+    sde: str = "ve"
+    sde_options: dict[str, Any] = attrs.field(factory=dict)
+    weighting: str = attrs.field(default="sigma2", validator=_choice(WEIGHTINGS))
+    importance_sampling: bool = True
+    steps: int = attrs.field(default=1000, validator=_positive)
+    batch_size: int = attrs.field(default=64, validator=_positive)
+    lr: float = attrs.field(default=2e-4, validator=_positive)
+    optimizer: str = attrs.field(default="adam", validator=_choice(OPTIMIZERS))
+    weight_decay: float = attrs.field(default=0.0, validator=_non_negative)
+    warmup: int = attrs.field(default=0, validator=_non_negative)
+    grad_clip: float | None = 1.0
+    ema_decay: float = 0.999
+    amp: bool = False
+    seed: int = 0
+    eps: float = attrs.field(default=1e-5, validator=_positive)
+    dequantize: bool = False
+    device: str = "cpu"
+    checkpoint_every: int = attrs.field(default=0, validator=_non_negative)
+    log_every: int = attrs.field(default=10, validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a mapping, naming any unknown key and the allowed ones."""
+        allowed = {f.name for f in attrs.fields(cls)}
+        unknown = sorted(set(values) - allowed)
+        if unknown:
+            raise ValueError(f"Unknown training option(s) {', '.join(map(repr, unknown))}. "
+                             f"Allowed: {', '.join(sorted(allowed))}.")
+        return cls(**values)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """Read a TOML file (keys as in this class, optionally under ``[train]``)."""
+        import tomllib
+
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read TOML config ({exc})") from exc
+        data = data.get("train", data)
+        return cls.from_dict({**data, **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (JSON/TOML friendly)."""
+        return attrs.asdict(self)

@@ -1,0 +1,64 @@
+"""torch.distributed helpers: set-up from torchrun's environment, sharding and gathering."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+def init_from_env(device: str = "cpu") -> bool:
+    """Join the process group torchrun describes (``WORLD_SIZE > 1``); returns whether distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return True
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    backend = "nccl" if device.startswith("cuda") and torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend=backend)
+    return True
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world_size)``; ``(0, 1)`` when not distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main() -> bool:
+    """Whether this process is rank 0 (the one that writes files)."""
+    return world()[0] == 0
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op when not distributed)."""
+    if world()[1] > 1:
+        dist.barrier()
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """Every rank's ``obj``, in rank order (a one-element list when not distributed)."""
+    rank, size = world()
+    if size == 1:
+        return [obj]
+    out: list[Any] = [None] * size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def mean_across_ranks(value: float) -> float:
+    """Average a float over ranks (for logging)."""
+    rank, size = world()
+    if size == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(t)
+    return float(t[0]) / size
+
+
+def my_blocks(n_blocks: int) -> list[int]:
+    """Block indices this rank handles: ``rank, rank + world, ...``."""
+    rank, size = world()
+    return list(range(rank, n_blocks, size))

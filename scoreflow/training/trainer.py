@@ -1,0 +1,235 @@
+"""The training loop: denoising score matching with EMA, checkpoints, resume and DDP."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from scoreflow.data.base import TensorData, dequantize
+from scoreflow.training import distributed as ddp
+from scoreflow.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from scoreflow.training.config import TrainConfig
+from scoreflow.training.losses import ImportanceTimeSampler, dsm_loss, sample_times
+
+
+@attrs.frozen
+class TrainResult:
+    """What a run produced: its folder, last step, loss history and throughput."""
+
+    out: Path
+    step: int
+    losses: list[tuple[int, float]]
+    images_per_second: float
+
+
+def build_components(config: TrainConfig, data: TensorData, *, host=None):
+    """The SDE and score network a config describes (network initialised from ``config.seed``)."""
+    from scoreflow.plugins import get_host
+
+    host = host or get_host()
+    sde = host.create("sde", config.sde, **config.sde_options)
+    shape_opts: dict[str, Any] = (
+        {"image_size": data.x.shape[-1], "in_channels": data.x.shape[1]} if data.kind == "image"
+        else {"dim": data.x.shape[1]}
+    )
+    torch.manual_seed(config.seed)
+    model = host.create("score_net", config.model, sde=sde, **{**shape_opts, **config.model_options})
+    return sde, model
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages a checkpoint depends on."""
+    out = {}
+    for name in ("scoreflow", "torch", "torchsde", "torchdiffeq", "safetensors"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+class Trainer:
+    """Trains the score network a :class:`TrainConfig` describes, writing into ``out``.
+
+    With torch.distributed initialised (``torchrun``), each rank takes its slice of the
+    same global batch (indices, times and noise are drawn identically on every rank), so
+    the averaged gradient equals single-process training on that batch; rank 0 writes.
+    """
+
+    def __init__(self, config: TrainConfig, out: str | Path, *, host=None, progress: bool = True) -> None:
+        from scoreflow.plugins import get_host
+
+        self.config = config
+        self.out = Path(out)
+        self.host = host or get_host()
+        self.progress = progress
+        self.rank, self.world = ddp.world()
+        if config.batch_size % self.world:
+            raise ValueError(f"batch_size {config.batch_size} must be divisible by the world size {self.world}")
+        self.device = torch.device(config.device)
+        self.data = self.host.create("dataset", config.dataset, split="train", data_dir=config.data_dir,
+                                     **config.dataset_options)
+        if config.dequantize and self.data.kind != "image":
+            raise ValueError("dequantize applies to 8-bit image data only")
+        self.sde, self.model = build_components(config, self.data, host=self.host)
+        self.model.to(self.device)
+        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+        opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = opt_cls(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.importance = (ImportanceTimeSampler(self.sde, config.eps)
+                           if config.weighting == "likelihood" and config.importance_sampling else None)
+        self.step = 0
+        self.losses: list[tuple[int, float]] = []
+        self.net = self.model
+        if self.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model)
+
+    # -- state ---------------------------------------------------------------
+    def save(self) -> Path | None:
+        """Checkpoint the current state (rank 0 only)."""
+        path = None
+        if ddp.is_main():
+            meta = {"config": self.config.to_dict(), "sde": repr(self.sde), "versions": versions(),
+                    "losses": self.losses, "data_shape": list(self.data.sample_shape), "data_kind": self.data.kind}
+            path = save_checkpoint(self.out, self.step, model=self.model, ema=self.ema, optimizer=self.optimizer,
+                                   rng={"generator": self.generator.get_state()}, meta=meta)
+        ddp.barrier()
+        return path
+
+    def restore(self, path: str | Path | None = None) -> None:
+        """Continue from ``path`` (default: this run's latest checkpoint)."""
+        ckpt = load_checkpoint(path or self.out)
+        saved = ckpt["meta"]["config"]
+        mine = self.config.to_dict()
+        changed = {k for k in saved if k not in ("steps", "checkpoint_every", "log_every") and saved[k] != mine.get(k)}
+        if changed:
+            raise CheckpointError(f"cannot resume: the config differs from the checkpoint's in {sorted(changed)}")
+        self.model.load_state_dict(ckpt["model"])
+        if ckpt["ema"] is not None:
+            self.ema.load_state_dict(ckpt["ema"])
+        if ckpt["optimizer"] is not None:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        if "generator" in ckpt["rng"]:
+            self.generator.set_state(ckpt["rng"]["generator"])
+        self.step = int(ckpt["meta"]["step"])
+        self.losses = [tuple(x) for x in ckpt["meta"].get("losses", [])]
+
+    # -- the loop -------------------------------------------------------------
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        cfg, g = self.config, self.generator
+        idx = torch.randint(0, len(self.data), (cfg.batch_size,), generator=g)
+        x = self.data.x[idx]
+        if cfg.dequantize:
+            x = dequantize(x, g)
+        t = sample_times(self.sde, cfg.batch_size, cfg.eps, g, self.importance).to(x.dtype)
+        z = torch.randn(x.shape, generator=g, dtype=x.dtype)
+        share = cfg.batch_size // self.world
+        sl = slice(self.rank * share, (self.rank + 1) * share)
+        return x[sl].to(self.device), t[sl].to(self.device), z[sl].to(self.device)
+
+    def train_step(self) -> float:
+        """One optimisation step on the next global batch; returns the mean loss."""
+        cfg = self.config
+        x, t, z = self._batch()
+        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.amp
+                    else contextlib.nullcontext())
+        with autocast:
+            loss = dsm_loss(self.net, self.sde, x, t, z, weighting=cfg.weighting,
+                            importance_sampled=self.importance is not None).mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {float(loss)} at step {self.step}; lower lr or enable grad_clip")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        scale = min(1.0, (self.step + 1) / cfg.warmup) if cfg.warmup else 1.0
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr * scale
+        self.optimizer.step()
+        self.ema.update_parameters(self.model)
+        self.step += 1
+        return float(loss.detach())
+
+    def run(self, *, resume: bool = False) -> TrainResult:
+        """Train until ``config.steps``; checkpoint every ``checkpoint_every`` steps and at the end."""
+        from tqdm.auto import tqdm
+
+        if resume:
+            self.restore()
+        cfg = self.config
+        if ddp.is_main():
+            self.out.mkdir(parents=True, exist_ok=True)
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="training", disable=not (self.progress and ddp.is_main()),
+                   dynamic_ncols=True)
+        start, start_step, window = time.perf_counter(), self.step, []
+        while self.step < cfg.steps:
+            window.append(self.train_step())
+            bar.update(1)
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                loss = ddp.mean_across_ranks(sum(window) / len(window))
+                self.losses.append((self.step, loss))
+                window = []
+                rate = (self.step - start_step) * cfg.batch_size / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(loss=f"{loss:.2f}", img_s=f"{rate:.0f}")
+            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+                self.save()
+        bar.close()
+        elapsed = time.perf_counter() - start
+        self.save()
+        if ddp.is_main():
+            plot_losses(self.losses, self.out / "loss.png")
+        rate = (self.step - start_step) * cfg.batch_size / elapsed if elapsed > 0 else 0.0
+        return TrainResult(self.out, self.step, list(self.losses), rate)
+
+
+def plot_losses(losses: list[tuple[int, float]], path: Path) -> None:
+    """Write the loss curve as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    if losses:
+        steps, values = zip(*losses)
+        ax.plot(steps, values, lw=1)
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("denoising score-matching loss")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def load_trained(path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu", host=None):
+    """Rebuild ``(model, sde, config)`` from a checkpoint (EMA weights by default)."""
+    from scoreflow.plugins import get_host
+
+    host = host or get_host()
+    ckpt = load_checkpoint(path)
+    meta = ckpt["meta"]
+    try:
+        config = TrainConfig.from_dict(meta["config"])
+        shape = tuple(meta["data_shape"])
+        kind = meta["data_kind"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{ckpt['path']}: invalid metadata ({exc})") from exc
+    fake = TensorData(torch.zeros(1, *shape), None, kind)
+    sde, model = build_components(config, fake, host=host)
+    weights = ckpt["model"]
+    if ema and ckpt["ema"] is not None:
+        weights = {k.removeprefix("module."): v for k, v in ckpt["ema"].items() if k.startswith("module.")}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{ckpt['path']}: weights do not fit the model ({exc})") from exc
+    return model.to(device).eval(), sde, config

@@ -1,0 +1,161 @@
+"""Training: loss, resume equivalence, checkpoints (safe format, atomic, hostile files), config errors."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+import torch
+
+import scoreflow as sf
+from scoreflow.training import (CheckpointError, ImportanceTimeSampler, TrainConfig, Trainer, load_checkpoint,
+                                load_trained)
+
+TINY = dict(dataset="digits", model_options={"channels": [8, 16, 16, 16], "embed_dim": 16}, batch_size=16,
+            log_every=2)
+
+
+def _weights(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_resume_equals_one_run(tmp_path):
+    one = Trainer(TrainConfig(steps=8, **TINY), tmp_path / "one", progress=False)
+    one.run()
+    first = Trainer(TrainConfig(steps=4, **TINY), tmp_path / "two", progress=False)
+    first.run()
+    second = Trainer(TrainConfig(steps=8, **TINY), tmp_path / "two", progress=False)
+    result = second.run(resume=True)
+    assert result.step == 8
+    a, b = _weights(one), _weights(second)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ema_a, ema_b = one.ema.state_dict(), second.ema.state_dict()
+    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+    assert one.losses == second.losses
+
+
+def test_checkpoint_round_trip_and_files(tmp_path):
+    trainer = Trainer(TrainConfig(steps=3, **TINY), tmp_path, progress=False)
+    trainer.run()
+    assert (tmp_path / "loss.png").stat().st_size > 1000
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt["meta"]["step"] == 3 and ckpt["meta"]["config"]["batch_size"] == 16
+    assert set(ckpt["meta"]["versions"]) >= {"scoreflow", "torch"}
+    model, sde, config = load_trained(tmp_path, ema=False)
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v)
+    ema_model, _, _ = load_trained(tmp_path)
+    assert isinstance(sde, sf.VESDE) and config == trainer.config
+    x = torch.rand(2, 1, 8, 8)
+    t = torch.full((2,), 0.5)
+    torch.testing.assert_close(ema_model(x, t), trainer.ema.module(x, t))
+
+
+class _Evil:
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
+
+
+def test_pickle_checkpoints_are_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "model.pt"
+    evil.write_bytes(pickle.dumps(_Evil()))
+    disguised = tmp_path / "weights.data"
+    disguised.write_bytes(pickle.dumps(_Evil()))
+    for path in (evil, disguised):
+        with pytest.raises(CheckpointError, match="refusing to load .* pickle file"):
+            load_checkpoint(path)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path):
+    Trainer(TrainConfig(steps=2, **TINY), tmp_path, progress=False).run()
+    folder = load_checkpoint(tmp_path)["path"]
+    (folder / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="corrupt safetensors"):
+        load_checkpoint(tmp_path)
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "format": "other"}))
+    with pytest.raises(CheckpointError, match="not a scoreflow checkpoint"):
+        load_checkpoint(folder)
+    (tmp_path / "checkpoints" / "latest").write_text("../../etc\n")
+    with pytest.raises(CheckpointError, match="invalid checkpoint name"):
+        load_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="no scoreflow checkpoint"):
+        load_checkpoint(tmp_path / "nowhere")
+
+
+def test_interrupted_write_keeps_latest(tmp_path, monkeypatch):
+    trainer = Trainer(TrainConfig(steps=2, **TINY), tmp_path, progress=False)
+    trainer.run()
+    good = load_checkpoint(tmp_path)["path"]
+    import safetensors.torch
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", crash)
+    trainer.step = 5
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save()
+    assert load_checkpoint(tmp_path)["path"] == good
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")] == []
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path):
+    Trainer(TrainConfig(steps=2, **TINY), tmp_path, progress=False).run()
+    other = Trainer(TrainConfig(steps=4, **{**TINY, "lr": 1e-2}), tmp_path, progress=False)
+    with pytest.raises(CheckpointError, match=r"differs from the checkpoint's in \['lr'\]"):
+        other.run(resume=True)
+
+
+@pytest.mark.parametrize(("values", "match"), [
+    (dict(steps=0), "steps must be positive"),
+    (dict(weighting="l2"), "Unknown weighting 'l2'. Available: sigma2, likelihood"),
+    (dict(optimizer="sgd"), "Unknown optimizer 'sgd'. Available: adam, adamw"),
+    (dict(ema_decay=1.0), "ema_decay must lie in"),
+    (dict(batchsize=3), "Unknown training option\\(s\\) 'batchsize'. Allowed: .*batch_size"),
+])
+def test_bad_config_values(values, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig.from_dict(values)
+
+
+def test_unknown_dataset_and_model_names(tmp_path):
+    with pytest.raises(sf.UnknownComponentError, match="Unknown dataset 'digit'.*Did you mean 'digits'"):
+        Trainer(TrainConfig(dataset="digit"), tmp_path)
+    with pytest.raises(sf.UnknownComponentError, match="Unknown score_net 'unett'"):
+        Trainer(TrainConfig(model="unett"), tmp_path)
+
+
+def test_toml_config(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('[train]\ndataset = "ring"\nmodel = "mlp"\nsteps = 5\nbatch_size = 8\n')
+    cfg = TrainConfig.from_toml(path, lr=1e-3)
+    assert (cfg.dataset, cfg.model, cfg.steps, cfg.lr) == ("ring", "mlp", 5, 1e-3)
+    path.write_text("steps = [")
+    with pytest.raises(ValueError, match="cannot read TOML config"):
+        TrainConfig.from_toml(path)
+
+
+def test_likelihood_weighting_trains_with_importance_sampling(tmp_path):
+    cfg = TrainConfig(dataset="ring", model="mlp", weighting="likelihood", steps=60, batch_size=64, lr=3e-3,
+                      log_every=10)
+    result = Trainer(cfg, tmp_path, progress=False).run()
+    assert result.losses[-1][1] < result.losses[0][1]
+
+
+def test_importance_sampler_matches_its_density():
+    sde = sf.VESDE()
+    sampler = ImportanceTimeSampler(sde, 1e-5)
+    t = sampler.sample(200_000, torch.Generator().manual_seed(0))
+    assert float(t.min()) >= 1e-5 and float(t.max()) <= 1.0
+    # CDF of density ~ g^2/std^2 for VE: F(t) = [ln(e^{2Lt}-1) - ln(e^{2L eps}-1)] / Z
+    L = sde.log_ratio
+    f = lambda s: torch.log(torch.expm1(torch.tensor(2 * L * s, dtype=torch.float64)))  # noqa: E731
+    for q in (0.05, 0.3, 0.9):
+        expected = float((f(q) - f(1e-5)) / (f(1.0) - f(1e-5)))
+        assert abs(float((t <= q).double().mean()) - expected) < 0.005
