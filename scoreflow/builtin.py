@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from scoreflow.data import sources
@@ -44,18 +45,14 @@ def scoreflow_register_correctors(registry: Registry) -> None:
     registry.add("none", NoneCorrector)
 
 
-def _torchdiffeq_factory(method: str):
-    def factory(**options) -> TorchdiffeqSolver:
-        return TorchdiffeqSolver(method=method, **options)
-
-    factory.__doc__ = f"torchdiffeq's {method!r} method."
-    return factory
-
-
 @hookimpl
 def scoreflow_register_ode_solvers(registry: Registry) -> None:
-    for method in ADAPTIVE_METHODS + FIXED_METHODS:
-        registry.add(method, _torchdiffeq_factory(method))
+    for method in ADAPTIVE_METHODS:
+        registry.add(method, functools.partial(TorchdiffeqSolver, method=method),
+                     summary=f"torchdiffeq's adaptive {method!r} (rtol, atol).")
+    for method in FIXED_METHODS:
+        registry.add(method, functools.partial(TorchdiffeqSolver, method=method),
+                     summary=f"torchdiffeq's fixed-grid {method!r} (num_steps).")
 
 
 @hookimpl

@@ -17,6 +17,7 @@ Rules, in order:
 from __future__ import annotations
 
 import difflib
+import inspect
 import re
 import warnings
 from collections.abc import Callable, Iterable
@@ -43,6 +44,17 @@ def normalize_name(name: str) -> str:
     if not isinstance(name, str):
         raise TypeError(f"component names are strings, got {type(name).__name__}: {name!r}")
     return name.strip().lower().replace("-", "_")
+
+
+def _accepted(factory: Callable[..., Any]) -> set[str] | None:
+    """Keyword names a factory accepts (``None`` if unknown: not inspectable or ``**kwargs``)."""
+    try:
+        params = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and not p.name.startswith("_")}
 
 
 def _first_doc_line(obj: object) -> str:
@@ -209,8 +221,23 @@ class Registry(Generic[T]):
         return ", ".join(parts)
 
     def create(self, name: str, /, **options: Any) -> T:
-        """Build the component registered as ``name`` with ``options``."""
-        return self.get(name).create(**options)
+        """Build the component registered as ``name`` with ``options``.
+
+        An option the factory does not take raises ``TypeError`` naming it and the
+        options the factory accepts.
+        """
+        entry = self.get(name)
+        try:
+            return entry.create(**options)
+        except TypeError as exc:
+            accepted = _accepted(entry.factory)
+            unknown = [k for k in options if accepted is not None and k not in accepted]
+            if unknown and "unexpected keyword" in str(exc):
+                raise TypeError(
+                    f"{self.kind} {entry.name!r} does not take option(s) {', '.join(map(repr, unknown))}. "
+                    f"Allowed: {', '.join(sorted(accepted)) or '(none)'}."
+                ) from exc
+            raise
 
     def resolve(self, obj: str | T, /, **options: Any) -> T:
         """Return ``obj`` itself if it is an instance, else build it by name with ``options``."""

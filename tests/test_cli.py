@@ -1,10 +1,24 @@
-"""The command line: listing, demo and bad options."""
+"""The command line end to end on tiny configs, and clear errors for bad options."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from scoreflow.cli import main
+from scoreflow.cli import build_parser, main
+
+TINY_TOML = """
+[train]
+dataset = "ring"
+dataset_options = { n = 256 }
+model = "mlp"
+model_options = { hidden = 32, depth = 2 }
+steps = 8
+batch_size = 32
+lr = 1e-3
+log_every = 2
+"""
 
 
 def test_list_kind(capsys):
@@ -15,22 +29,74 @@ def test_list_kind(capsys):
 
 def test_plugins_text(capsys):
     assert main(["plugins"]) == 0
-    assert "predictor: euler, reverse_diffusion, none, torchsde" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "predictor: euler, reverse_diffusion, none, torchsde" in out and "dataset: digits" in out
 
 
-def test_bad_options_are_named(capsys):
+def test_train_help_documents_every_option(capsys):
+    from scoreflow.training import TrainConfig
+
     with pytest.raises(SystemExit):
-        main(["list", "predictors"])
-    assert "invalid choice: 'predictors'" in capsys.readouterr().err
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    import attrs
+
+    for field in attrs.fields(TrainConfig):
+        assert "--" + field.name.replace("_", "-") in out
+
+
+def test_train_sample_likelihood_evaluate_end_to_end(tmp_path, capsys):
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--out", str(run), "--no-progress", "--seed", "3"]) == 0
+    assert (run / "loss.png").exists() and (run / "checkpoints" / "latest").exists()
+    assert main(["sample", "--checkpoint", str(run), "--num-samples", "10", "--batch-size", "4",
+                 "--num-steps", "20", "--out", str(tmp_path / "s"), "--no-progress"]) == 0
+    assert (tmp_path / "s" / "samples.png").exists() and (tmp_path / "s" / "samples.safetensors").exists()
+    assert main(["sample", "--checkpoint", str(run), "--ode-solver", "rk4", "--num-samples", "4",
+                 "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    assert main(["likelihood", "--checkpoint", str(run), "--max-samples", "8", "--rtol", "1e-3", "--atol", "1e-3",
+                 "--out", str(tmp_path / "l.json"), "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "l.json").read_text())
+    assert summary["n"] == 8 and summary["dequantized"] is False and summary["mean_bpd"] == summary["mean_bpd"]
+    assert main(["evaluate", "--checkpoint", str(run), "--num-samples", "64", "--num-steps", "20",
+                 "--out", str(tmp_path / "e.json"), "--no-progress"]) == 0
+    quality = json.loads((tmp_path / "e.json").read_text())
+    assert quality["n_samples"] == 64 and quality["sliced_wasserstein"] > 0
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["list", "predictors"], "invalid choice: 'predictors'"),
+    (["oracle-demo", "--num-steps", "-3"], "expected a positive integer, got '-3'"),
+    (["train", "--out", "x", "--model-options", "[1]"], "expected a JSON object"),
+    (["train", "--out", "x", "--grad-clip", "abc"], "expected a number or 'none'"),
+    (["sample"], "the following arguments are required: --checkpoint"),
+])
+def test_bad_arguments_are_named(argv, message, capsys):
     with pytest.raises(SystemExit):
-        main(["demo", "--num-steps", "-3"])
-    assert "expected a positive integer, got '-3'" in capsys.readouterr().err
+        main(argv)
+    assert message in capsys.readouterr().err
 
 
-def test_demo_writes_picture_and_report(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--num-samples", "300", "--num-steps", "100"]) == 0
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "--out", "{tmp}/r", "--weighting", "l1"], "Unknown weighting 'l1'. Available: sigma2, likelihood"),
+    (["train", "--out", "{tmp}/r", "--dataset", "mnistt"], "Unknown dataset 'mnistt'"),
+    (["sample", "--checkpoint", "{tmp}/nothing"], "no scoreflow checkpoint at"),
+])
+def test_bad_values_give_clear_errors(argv, message, tmp_path, capsys):
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_oracle_demo_writes_picture_and_report(tmp_path, capsys):
+    assert main(["oracle-demo", "--out", str(tmp_path), "--num-samples", "300", "--num-steps", "100"]) == 0
     report = (tmp_path / "report.md").read_text()
     assert (tmp_path / "samples.png").stat().st_size > 10_000
     for name in ("euler", "euler + langevin", "torchsde (srk)", "probability-flow ODE (dopri5)"):
         assert f"| {name} |" in report
-    assert "weight_tv" in capsys.readouterr().out
+
+
+def test_demo_parser_defaults():
+    args = build_parser().parse_args(["demo"])
+    assert args.out == "scoreflow-demo" and args.steps is None

@@ -1,0 +1,135 @@
+"""What the ``scoreflow`` subcommands do (argument parsing lives in :mod:`scoreflow.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+
+from scoreflow.training import distributed as ddp
+
+
+def train(args: argparse.Namespace) -> int:
+    from scoreflow.training import TrainConfig, Trainer
+
+    names = {f.name for f in attrs.fields(TrainConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in names}
+    config = TrainConfig.from_toml(args.config, **overrides) if args.config else TrainConfig.from_dict(overrides)
+    ddp.init_from_env(config.device)
+    result = Trainer(config, args.out, progress=not args.no_progress).run(resume=args.resume)
+    if ddp.is_main():
+        last = result.losses[-1][1] if result.losses else float("nan")
+        print(f"trained {result.step} steps, last loss {last:.3f}, {result.images_per_second:.0f} images/s; "
+              f"checkpoint and loss.png in {result.out}")
+    return 0
+
+
+def _sampler_from_args(args: argparse.Namespace):
+    from scoreflow.sampling.sampler import Sampler
+
+    corrector = None if args.corrector in (None, "none") else args.corrector
+    return Sampler(predictor=args.predictor, corrector=corrector, num_steps=args.num_steps, snr=args.snr,
+                   n_steps=args.n_steps, predictor_options=args.predictor_options)
+
+
+def _generate(args: argparse.Namespace, model, sde, shape) -> tuple[torch.Tensor, int]:
+    from scoreflow.runs import sample_many
+
+    sampler = None if args.ode_solver else _sampler_from_args(args)
+    return sample_many(model, sde, shape, args.num_samples, batch_size=args.batch_size, seed=args.seed,
+                       sampler=sampler, ode_solver=args.ode_solver, device=args.device, progress=not args.no_progress)
+
+
+def sample(args: argparse.Namespace) -> int:
+    from safetensors.torch import save_file
+
+    from scoreflow.pictures import save_samples_png
+    from scoreflow.training import load_checkpoint, load_trained
+
+    ddp.init_from_env(args.device)
+    model, sde, _ = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
+    shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])
+    samples, nfe = _generate(args, model, sde, shape)
+    if ddp.is_main():
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        save_file({"samples": samples.contiguous()}, str(out / "samples.safetensors"))
+        save_samples_png(samples[:256], out / "samples.png", title=f"{len(samples)} samples, NFE {nfe}")
+        print(f"wrote {len(samples)} samples (NFE {nfe}) to {out / 'samples.safetensors'} and {out / 'samples.png'}")
+    return 0
+
+
+def _dataset_from_checkpoint(args: argparse.Namespace, split: str):
+    from scoreflow.plugins import get_host
+    from scoreflow.training import load_checkpoint
+
+    cfg = load_checkpoint(args.checkpoint)["meta"]["config"]
+    data_dir = args.data_dir or cfg.get("data_dir")
+    return get_host().create("dataset", cfg["dataset"], split=split, data_dir=data_dir,
+                             **cfg.get("dataset_options", {}))
+
+
+def likelihood(args: argparse.Namespace) -> int:
+    from scoreflow.runs import likelihood_many
+    from scoreflow.training import load_trained
+
+    ddp.init_from_env(args.device)
+    model, sde, _ = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
+    data = _dataset_from_checkpoint(args, args.split)
+    x = data.x[: args.max_samples] if args.max_samples else data.x
+    dequantize = data.kind == "image" if args.dequantize is None else args.dequantize
+    res = likelihood_many(model, sde, x.to(args.device), batch_size=args.batch_size, seed=args.seed,
+                          progress=not args.no_progress, estimator=args.estimator, n_probes=args.n_probes,
+                          solver=args.solver, rtol=args.rtol, atol=args.atol, dequantize=dequantize)
+    summary = {"split": args.split, "n": len(x), "mean_logp_nats": float(res["logp"].mean()),
+               "mean_bpd": float(res["bpd"].mean()), "bpd_std_error": float(res["bpd"].std() / len(x) ** 0.5)
+               if len(x) > 1 else 0.0, "dequantized": dequantize, "estimator": args.estimator}
+    if ddp.is_main():
+        _write_json(args.out, summary)
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from scoreflow.data.sources import DEFAULT_DATA_DIR
+    from scoreflow.evaluation import image_quality, vector_quality
+    from scoreflow.training import load_checkpoint, load_trained
+
+    ddp.init_from_env(args.device)
+    model, sde, cfg = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
+    shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])
+    samples, nfe = _generate(args, model, sde, shape)
+    if not ddp.is_main():
+        return 0
+    test = _dataset_from_checkpoint(args, "test")
+    if test.kind == "image":
+        if test.labels is None:
+            raise SystemExit(f"scoreflow: error: evaluate needs a labelled image dataset, {cfg.dataset!r} has none")
+        train_data = _dataset_from_checkpoint(args, "train")
+        cache = Path(args.data_dir or cfg.data_dir or DEFAULT_DATA_DIR / "classifiers")
+        summary: dict[str, Any] = image_quality(samples.cpu(), train_data, test, cache)
+    else:
+        summary = vector_quality(samples.cpu(), test)
+    summary["nfe"] = nfe
+    _write_json(args.out, summary)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _write_json(path: str | None, data: dict) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def demo(args: argparse.Namespace) -> int:
+    from scoreflow.digits_demo import run_digits_demo
+
+    run_digits_demo(args.out, steps=args.steps, seed=args.seed, progress=not args.no_progress)
+    print((Path(args.out) / "report.md").read_text())
+    print(f"wrote {Path(args.out) / 'samples.png'}, {Path(args.out) / 'loss.png'} and {Path(args.out) / 'report.md'}")
+    return 0

@@ -1,0 +1,115 @@
+"""Sample quality: classifier-feature Frechet distance for digit images, distances for 2-D data."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from scoreflow.data.base import TensorData
+
+
+class DigitClassifier(nn.Module):
+    """A small CNN for 1-channel digit images of any size; ``features`` is its 128-D penultimate layer."""
+
+    def __init__(self, in_channels: int = 1, n_classes: int = 10) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(64 * 16, 128), nn.ReLU(),
+        )
+        self.head = nn.Linear(128, n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def train_classifier(data: TensorData, *, epochs: int = 15, seed: int = 0) -> DigitClassifier:
+    """Fit :class:`DigitClassifier` on labelled images (seeded, CPU-friendly)."""
+    if data.labels is None:
+        raise ValueError(f"dataset {data.name!r} has no labels; a classifier needs them")
+    torch.manual_seed(seed)
+    n_classes = int(data.labels.max()) + 1
+    model = DigitClassifier(data.x.shape[1], n_classes)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        order = torch.randperm(len(data), generator=g)
+        for i in range(0, len(data), 128):
+            idx = order[i:i + 128]
+            loss = nn.functional.cross_entropy(model(data.x[idx]), data.labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+def cached_classifier(data: TensorData, cache_dir: Path) -> DigitClassifier:
+    """Train once per dataset content and keep the weights (safetensors) in ``cache_dir``."""
+    from safetensors.torch import load_file, save_file
+
+    digest = hashlib.sha256(data.x.numpy().tobytes() + data.labels.numpy().tobytes()).hexdigest()[:16]
+    path = Path(cache_dir) / f"classifier-{data.name}-{digest}.safetensors"
+    model = DigitClassifier(data.x.shape[1], int(data.labels.max()) + 1)
+    if path.exists():
+        model.load_state_dict(load_file(str(path)))
+        return model.eval()
+    model = train_classifier(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(path)
+    return model
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to feature sets ``a`` and ``b`` (rows = samples)."""
+    from scipy import linalg
+
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    covmean = covmean.real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, *, projections: int = 256, seed: int = 0) -> float:
+    """Sliced 1-Wasserstein distance between two point clouds (equal sizes are resampled)."""
+    g = torch.Generator().manual_seed(seed)
+    n = min(len(a), len(b))
+    a = a[torch.randperm(len(a), generator=g)[:n]].double()
+    b = b[torch.randperm(len(b), generator=g)[:n]].double()
+    dirs = torch.randn(a.shape[1], projections, generator=g, dtype=torch.float64)
+    dirs = dirs / dirs.norm(dim=0, keepdim=True)
+    pa, _ = torch.sort(a @ dirs, dim=0)
+    pb, _ = torch.sort(b @ dirs, dim=0)
+    return float((pa - pb).abs().mean())
+
+
+def image_quality(samples: torch.Tensor, train: TensorData, test: TensorData, cache_dir: Path) -> dict:
+    """Classifier-feature Frechet distance to the test split, and the class histogram of samples."""
+    clf = cached_classifier(train, cache_dir)
+    with torch.no_grad():
+        f_samples = clf.features(samples.clamp(0, 1)).numpy()
+        f_test = clf.features(test.x).numpy()
+        classes = clf(samples.clamp(0, 1)).argmax(1)
+        accuracy = float((clf(test.x).argmax(1) == test.labels).float().mean())
+    hist = torch.bincount(classes, minlength=int(train.labels.max()) + 1).tolist()
+    return {"frechet_distance": frechet_distance(f_samples, f_test), "class_histogram": hist,
+            "classifier_test_accuracy": accuracy, "n_samples": int(len(samples))}
+
+
+def vector_quality(samples: torch.Tensor, test: TensorData) -> dict:
+    """Sliced Wasserstein distance to the test split, and mean/covariance errors."""
+    return {
+        "sliced_wasserstein": sliced_wasserstein(samples, test.x),
+        "mean_error": float((samples.double().mean(0) - test.x.double().mean(0)).norm()),
+        "cov_error": float((torch.cov(samples.double().T) - torch.cov(test.x.double().T)).norm()),
+        "n_samples": int(len(samples)),
+    }

@@ -1,0 +1,51 @@
+"""Pictures: image grids and 2-D scatter plots written as PNG."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+
+def image_grid(x: torch.Tensor) -> torch.Tensor:
+    """Tile ``(N, C, H, W)`` images (clamped to ``[0, 1]``) into one ``(C, H', W')`` canvas with 1-px gaps."""
+    n, c, h, w = x.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    canvas = torch.ones(c, rows * (h + 1) + 1, cols * (w + 1) + 1)
+    for i, img in enumerate(x.detach().float().cpu().clamp(0, 1)):
+        r, k = divmod(i, cols)
+        canvas[:, 1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + k * (w + 1): 1 + k * (w + 1) + w] = img
+    return canvas
+
+
+def save_samples_png(x: torch.Tensor, path: str | Path, *, title: str | None = None) -> Path:
+    """Images ``(N, C, H, W)`` in ``[0, 1]`` as a grid, or ``(N, 2)`` points as a scatter plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = x.detach().float().cpu()
+    path = Path(path)
+    if x.dim() == 2:
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.5)
+        ax.set_aspect("equal")
+    elif x.dim() == 4:
+        canvas = image_grid(x)
+        c, (h, w) = x.shape[1], x.shape[2:]
+        rows, cols = (canvas.shape[1] - 1) // (h + 1), (canvas.shape[2] - 1) // (w + 1)
+        fig, ax = plt.subplots(figsize=(min(8, 0.35 * cols * max(1, w / 8)), min(8, 0.35 * rows * max(1, h / 8))))
+        ax.imshow(canvas[0] if c == 1 else canvas.permute(1, 2, 0), cmap="gray" if c == 1 else None,
+                  vmin=0, vmax=1, interpolation="nearest")
+        ax.axis("off")
+    else:
+        raise ValueError(f"cannot draw samples of shape {tuple(x.shape)}: expected (N, 2) or (N, C, H, W)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,110 @@
+"""Datasets: IDX parsing (real files and hostile ones), offline download errors, folders, toys."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import scoreflow as sf
+from scoreflow.data import IDXFormatError, parse_idx, read_idx_gz
+from scoreflow.data import sources
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="../shared/data/mnist is not on this machine")
+def test_real_mnist_files():
+    train = sf.create("dataset", "mnist", split="train", data_dir=SHARED / "mnist")
+    test = sf.create("dataset", "mnist", split="test", data_dir=SHARED / "mnist")
+    assert train.x.shape == (60000, 1, 28, 28) and test.x.shape == (10000, 1, 28, 28)
+    assert train.x.dtype == torch.float32 and float(train.x.min()) == 0.0 and float(train.x.max()) == 1.0
+    assert torch.bincount(train.labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
+@pytest.mark.skipif(not (SHARED / "fashion-mnist").is_dir(), reason="../shared/data/fashion-mnist is absent")
+def test_real_fashion_mnist_files():
+    test = sf.create("dataset", "fashion-mnist", split="test", data_dir=SHARED / "fashion-mnist")
+    assert test.x.shape == (10000, 1, 28, 28) and torch.bincount(test.labels).tolist() == [1000] * 10
+
+
+def _idx(dims, dtype_code=0x08, payload=None) -> bytes:
+    header = bytes([0, 0, dtype_code, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+    return header + (payload if payload is not None else bytes(int(np.prod(dims))))
+
+
+def test_idx_parser_round_trip_and_hostile_headers():
+    arr = parse_idx(_idx((2, 3, 3), payload=bytes(range(18))))
+    assert arr.shape == (2, 3, 3) and arr[1, 2, 2] == 17
+    for bad, match in [(b"\x00\x00", "too short"), (b"\x01\x00\x08\x01" + bytes(8), "bad IDX magic"),
+                       (_idx((4,), payload=bytes(3)), "need 4 bytes"), (_idx((2**31, 2**31), payload=b""), "need")]:
+        with pytest.raises(IDXFormatError, match=match):
+            parse_idx(bad)
+
+
+def test_gzip_errors_are_clear(tmp_path):
+    bad = tmp_path / "x.gz"
+    bad.write_bytes(b"not gzip at all")
+    with pytest.raises(IDXFormatError, match="not a readable gzip file"):
+        read_idx_gz(bad)
+    good = tmp_path / "y.gz"
+    good.write_bytes(gzip.compress(_idx((3,))))
+    assert read_idx_gz(good).shape == (3,)
+
+
+def test_missing_files_offline_fail_with_instructions(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(FileNotFoundError, match=r"(?s)t10k-images-idx3-ubyte.gz is not in .* could not be downloaded"):
+        sf.create("dataset", "mnist", split="test", data_dir=tmp_path)
+
+
+def test_checksum_mismatch_is_refused(tmp_path):
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx((1, 28, 28))))
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        sf.create("dataset", "mnist", split="test", data_dir=tmp_path)
+
+
+def test_digits_splits_are_disjoint_and_scaled():
+    train, test = sources.digits("train"), sources.digits("test")
+    assert len(train) + len(test) == 1797 and train.sample_shape == (1, 8, 8)
+    assert float(train.x.max()) == 1.0 and float(train.x.min()) == 0.0
+    joined = torch.cat([train.x, test.x]).reshape(1797, -1)
+    assert len(torch.unique(joined, dim=0)) >= 1790  # near-duplicates exist in the source, not our split
+    with pytest.raises(ValueError, match="Unknown split 'valid'. Available: train, test"):
+        sources.digits("valid")
+
+
+def test_folder_dataset(tmp_path):
+    from PIL import Image
+
+    for i in range(5):
+        Image.fromarray((np.full((6, 6), i * 50)).astype(np.uint8)).save(tmp_path / f"{i}.png")
+    data = sf.create("dataset", "folder", split="train", data_dir=tmp_path, test_fraction=0.2)
+    assert data.x.shape == (4, 1, 6, 6) and float(data.x.max()) <= 1.0
+    Image.fromarray(np.zeros((5, 5), dtype=np.uint8)).save(tmp_path / "odd.png")
+    with pytest.raises(ValueError, match="differs from"):
+        sf.create("dataset", "folder", data_dir=tmp_path)
+    (tmp_path / "odd.png").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a readable image"):
+        sf.create("dataset", "folder", data_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="needs --data-dir"):
+        sf.create("dataset", "folder")
+
+
+@pytest.mark.parametrize("name", ["ring", "two_moons", "checkerboard", "swiss_roll"])
+def test_toy_sets(name):
+    a = sf.create("dataset", name, split="train", n=300)
+    b = sf.create("dataset", name, split="train", n=300)
+    c = sf.create("dataset", name, split="test", n=300)
+    assert a.x.shape == (300, 2) and a.kind == "vector" and torch.equal(a.x, b.x) and not torch.equal(a.x, c.x)
+    with pytest.raises(TypeError, match=r"dataset '.*' does not take option\(s\) 'bogus'. Allowed: .*seed"):
+        sf.create("dataset", name, bogus=1)
