@@ -23,3 +23,11 @@ def test_handwritten_loop_does_the_same_updates():
                                                                generator=torch.Generator().manual_seed(0))
     theirs = handwritten_em(score, sde, (64, 2), 30, 1e-3, torch.Generator().manual_seed(0))
     torch.testing.assert_close(ours.samples, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_train_throughput_record_is_complete():
+    from benchmarks.train_throughput import run as run_training
+
+    record = run_training([4], blocks=1, steps_per_block=1, data_dir=None)
+    res = record["results"]["4"]
+    assert set(res["images_per_s"]) == {"scoreflow", "hand-written"} and res["ratio_scoreflow_over_handwritten"] > 0

@@ -159,3 +159,10 @@ def test_importance_sampler_matches_its_density():
     for q in (0.05, 0.3, 0.9):
         expected = float((f(q) - f(1e-5)) / (f(1.0) - f(1e-5)))
         assert abs(float((t <= q).double().mean()) - expected) < 0.005
+
+
+def test_mixed_precision_and_adamw_train(tmp_path):
+    cfg = TrainConfig(dataset="ring", model="mlp", steps=20, batch_size=32, lr=3e-3, amp=True, optimizer="adamw",
+                      weight_decay=1e-4, warmup=5, log_every=5)
+    result = Trainer(cfg, tmp_path, progress=False).run()
+    assert result.step == 20 and all(v == v for _, v in result.losses)
