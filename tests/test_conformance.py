@@ -19,15 +19,26 @@ def test_sde_conforms(name):
     testing.check_sde(HOST.create("sde", name))
 
 
-@pytest.mark.parametrize("name", [n for n in HOST.available("predictor") if n not in SKIP_PREDICTORS])
-@pytest.mark.parametrize("sde_name", [n for n in HOST.available("sde") if n != "ve_tutorial"])  # same family as ve
+def _compatible(kind: str, skip: set[str]) -> list[tuple[str, str]]:
+    """(component, sde) pairs whose declared requirements the SDE meets."""
+    sdes = [n for n in HOST.available("sde") if n != "ve_tutorial"]  # ve_tutorial: same family as ve
+    pairs = []
+    for name in HOST.available(kind):
+        if name in skip:
+            continue
+        requires = HOST.create(kind, name).requires
+        pairs += [(name, s) for s in sdes if requires <= HOST.create("sde", s).capabilities]
+    return pairs
+
+
+@pytest.mark.parametrize(("name", "sde_name"), _compatible("predictor", SKIP_PREDICTORS))
 def test_predictor_conforms(name, sde_name):
     testing.check_predictor(HOST.create("predictor", name), HOST.create("sde", sde_name))
 
 
-@pytest.mark.parametrize("name", [n for n in HOST.available("corrector") if n != "none"])
-def test_corrector_conforms(name):
-    testing.check_corrector(HOST.create("corrector", name))
+@pytest.mark.parametrize(("name", "sde_name"), _compatible("corrector", {"none"}))
+def test_corrector_conforms(name, sde_name):
+    testing.check_corrector(HOST.create("corrector", name), HOST.create("sde", sde_name))
 
 
 @pytest.mark.parametrize("name", HOST.available("ode_solver"))

@@ -47,6 +47,9 @@ class Predictor(_Component, abc.ABC):
 
     #: Score evaluations per call of :meth:`step`.
     nfe_per_step: ClassVar[int] = 1
+    #: Data dimension the statistical conformance check should use (2: the 2-D ring oracle;
+    #: methods designed for high-dimensional data, e.g. per-sample adaptive steps, ask for 64).
+    conformance_dim: ClassVar[int] = 2
 
     @abc.abstractmethod
     def step(

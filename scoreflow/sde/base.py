@@ -24,8 +24,10 @@ class SDE(abc.ABC):
     Subclasses implement :meth:`sde`, :meth:`marginal_prob`, :meth:`prior_sampling`
     and :meth:`prior_logp`; :meth:`discretize` has a generic Euler default.
 
-    ``capabilities`` names what the SDE offers beyond this interface (for example
-    ``"discrete_betas"``); components declare what they ``require`` of it.
+    ``capabilities`` names what the SDE offers beyond this interface; components
+    declare what they ``require`` of it. Names in use: ``"linear_marginals"``
+    (``x_t = alpha(t) x_0 + std(t) z``, so :meth:`marginal_scale` is exact),
+    ``"variance_exploding"``, ``"variance_preserving"``, ``"discrete_betas"``.
     """
 
     capabilities: ClassVar[frozenset[str]] = frozenset()
@@ -86,6 +88,22 @@ class SDE(abc.ABC):
         """``alpha(t)`` with mean ``= alpha(t) x0`` for linear SDEs, shape ``(B,)``."""
         mean, _ = self.marginal_prob(torch.ones(t.shape[0], 1, dtype=t.dtype, device=t.device), t)
         return mean[:, 0]
+
+    def noise_level(self, t: torch.Tensor) -> torch.Tensor:
+        """``s(t) = std(t) / alpha(t)``, the noise level of ``x / alpha`` (``(B,)``)."""
+        _, std = self.marginal_prob(torch.zeros(t.shape[0], 1, dtype=t.dtype, device=t.device), t)
+        return std / self.marginal_scale(t)
+
+    def time_at_noise_level(self, s: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`noise_level` on ``[0, T]`` (float64 bisection; override with a closed form)."""
+        s = s.to(torch.float64)
+        lo, hi = torch.zeros_like(s), torch.full_like(s, self.T)
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            above = self.noise_level(mid) > s
+            hi = torch.where(above, mid, hi)
+            lo = torch.where(above, lo, mid)
+        return (lo + hi) / 2
 
     def diffusion_depends_on_x(self) -> bool:
         """Whether ``g`` depends on ``x`` (it does not for VE/VP, so Ito equals Stratonovich)."""

@@ -23,6 +23,8 @@ class VESDE(SDE):
     integral of ``g^2``) and the prior is ``N(0, (sigma_max^2 - sigma_min^2) I)``.
     """
 
+    capabilities = frozenset({"linear_marginals", "variance_exploding"})
+
     sigma_min: float = attrs.field(default=0.01, validator=_positive)
     sigma_max: float = attrs.field(default=50.0, validator=_positive)
     N: int = attrs.field(default=1000, validator=attrs.validators.gt(0))
@@ -68,6 +70,10 @@ class VESDE(SDE):
 
     def marginal_scale(self, t: torch.Tensor) -> torch.Tensor:
         return torch.ones_like(t)
+
+    def time_at_noise_level(self, s: torch.Tensor) -> torch.Tensor:
+        """Closed form: ``t = ln(1 + s^2 / sigma_min^2) / (2 ln(sigma_max / sigma_min))``."""
+        return torch.log1p((s / self.sigma_min) ** 2) / (2 * self.log_ratio)
 
     @property
     def prior_std(self) -> float:

@@ -37,3 +37,13 @@ def test_ode_likelihood_is_exact():
     x, _ = gm.sample(200, generator=torch.Generator().manual_seed(0))
     res = sf.log_likelihood(gm.score_model(sde), sde, x, estimator="exact")
     assert float((res.logp.double() - gm.log_prob(x)).abs().mean()) < 0.1
+
+
+def test_closed_form_inverse_noise_levels():
+    from scoreflow_vp import SubVPSDE
+
+    t = torch.linspace(0.01, 1.0, 50, dtype=torch.float64)
+    for sde in (VPSDE(), SubVPSDE(), sf.VESDE()):
+        s = sde.noise_level(t)
+        torch.testing.assert_close(sde.time_at_noise_level(s), t)
+        torch.testing.assert_close(sf.SDE.time_at_noise_level(sde, s), t)  # the generic bisection

@@ -1,0 +1,25 @@
+"""scoreflow-fast: few-step samplers as a scoreflow plugin (hookimpls only)."""
+
+from __future__ import annotations
+
+import scoreflow
+
+from scoreflow_fast.adaptive import GottaGoFast
+from scoreflow_fast.langevin import AnnealedLangevin
+from scoreflow_fast.ode_solvers import DPMSolver2, DPMSolver3, DPMSolverPP2M, EDMHeun
+
+__all__ = ["AnnealedLangevin", "DPMSolver2", "DPMSolver3", "DPMSolverPP2M", "EDMHeun", "GottaGoFast"]
+
+
+@scoreflow.hookimpl
+def scoreflow_register_predictors(registry) -> None:
+    registry.add("edm_heun", EDMHeun, aliases=("heun_karras",))
+    registry.add("dpm_solver_2", DPMSolver2, aliases=("dpm2",))
+    registry.add("dpm_solver_3", DPMSolver3, aliases=("dpm3",))
+    registry.add("dpmpp_2m", DPMSolverPP2M, aliases=("dpm_solver_pp_2m",))
+    registry.add("gotta_go_fast", GottaGoFast, aliases=("adaptive_sde", "ggf"))
+
+
+@scoreflow.hookimpl
+def scoreflow_register_correctors(registry) -> None:
+    registry.add("ald", AnnealedLangevin, aliases=("annealed_langevin",))

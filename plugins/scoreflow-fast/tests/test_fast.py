@@ -1,0 +1,104 @@
+"""scoreflow-fast against the exact Gaussian-mixture oracles."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import scoreflow as sf
+from scoreflow import testing
+from scoreflow.demo import mixture_report
+from scoreflow_fast import AnnealedLangevin, DPMSolver2, DPMSolver3, DPMSolverPP2M, EDMHeun, GottaGoFast
+
+N = 6000
+ODE_SOLVERS = {"edm_heun": EDMHeun, "dpm_solver_2": DPMSolver2, "dpm_solver_3": DPMSolver3,
+               "dpmpp_2m": DPMSolverPP2M}
+# Steps giving about 40 network evaluations (final denoising step included).
+STEPS_AT_40 = {"edm_heun": 20, "dpm_solver_2": 20, "dpm_solver_3": 13, "dpmpp_2m": 40}
+
+
+@pytest.fixture(scope="module")
+def ring():
+    gm = testing.ring_oracle()
+    return gm, gm.entropy_estimate(200_000, generator=torch.Generator().manual_seed(0))
+
+
+def _vp():
+    return sf.PluginHost(autoload=True, strict=True).create("sde", "vp")
+
+
+def _eps(sde) -> float:
+    """The time where the noise level reaches 0.01 (k-diffusion's sigma_min for this oracle)."""
+    return float(sde.time_at_noise_level(torch.tensor([0.01], dtype=torch.float64))[0])
+
+
+@pytest.mark.parametrize("name", list(ODE_SOLVERS))
+@pytest.mark.parametrize("sde_name", ["ve", "vp"])
+def test_fast_solvers_reach_the_mixture_at_about_40_nfe(name, sde_name, ring):
+    gm, ref = ring
+    sde = sf.VESDE() if sde_name == "ve" else _vp()
+    sampler = sf.Sampler(predictor=name, num_steps=STEPS_AT_40[name], eps=_eps(sde))
+    res = sampler.sample(gm.score_model(sde), sde, (N, 2), generator=torch.Generator().manual_seed(0))
+    assert res.nfe <= 50
+    testing.assert_mixture_close(gm, res.samples, reference_logp=ref, label=f"{name} on {sde_name}")
+
+
+@pytest.mark.parametrize("name", list(ODE_SOLVERS))
+def test_fast_solvers_beat_euler_maruyama_at_equal_nfe(name, ring):
+    gm, ref = ring
+    sde = sf.VESDE()
+    fast = sf.Sampler(predictor=name, num_steps=STEPS_AT_40[name], eps=_eps(sde)).sample(
+        gm.score_model(sde), sde, (N, 2), generator=torch.Generator().manual_seed(1))
+    em = sf.Sampler(predictor="euler", num_steps=fast.nfe).sample(
+        gm.score_model(sde), sde, (N, 2), generator=torch.Generator().manual_seed(1))
+    gap_fast = abs(mixture_report(gm, fast.samples, ref).logp_gap)
+    gap_em = abs(mixture_report(gm, em.samples, ref).logp_gap)
+    assert gap_fast < gap_em, f"{name}: gap {gap_fast:.3f} vs Euler-Maruyama {gap_em:.3f} at NFE {fast.nfe}"
+
+
+@pytest.mark.parametrize("cls", list(ODE_SOLVERS.values()) + [GottaGoFast])
+def test_declared_requirements_are_enforced(cls):
+    class Nonlinear(sf.VESDE):
+        capabilities = frozenset()
+
+    with pytest.raises(sf.IncompatibleComponentsError, match="linear_marginals"):
+        sf.Sampler(predictor=cls(), num_steps=3).sample(lambda x, t: -x, Nonlinear(), (2, 2))
+
+
+def test_ald_requires_variance_exploding():
+    with pytest.raises(sf.IncompatibleComponentsError, match="variance_exploding"):
+        sf.Sampler(corrector=AnnealedLangevin(), num_steps=3).sample(lambda x, t: -x, _vp(), (2, 2))
+
+
+def test_annealed_langevin_conforms():
+    testing.check_corrector(AnnealedLangevin(n_steps=3))
+
+
+def test_unknown_schedule_is_named():
+    with pytest.raises(ValueError, match="Unknown schedule 'cosine'. Available: karras, log_snr"):
+        DPMSolverPP2M(schedule="cosine")
+
+
+def test_gotta_go_fast_on_a_64_dimensional_mixture():
+    """The adaptive solver's error norm averages over dimensions: it is meant for images, so test it in 64-D."""
+    g = torch.Generator().manual_seed(0)
+    means = torch.rand(10, 64, generator=g).round()  # binary 8x8 'images'
+    gm = sf.GaussianMixture(means, 0.1, weights=[1, 2, 3, 4, 5, 1, 2, 3, 4, 5])
+    ref = gm.entropy_estimate(50_000, generator=torch.Generator().manual_seed(1))
+    sde = sf.VESDE(sigma_min=0.01, sigma_max=10.0)
+    res = sf.Sampler(predictor="gotta_go_fast").sample(gm.score_model(sde), sde, (600, 64),
+                                                     generator=torch.Generator().manual_seed(2))
+    rep = mixture_report(gm, res.samples, ref)
+    # log-density of a 64-D sample has std ~ sqrt(32); 3 standard errors at n=600 is 0.7
+    assert rep.weight_tv < 0.08 and abs(rep.spread_ratio - 1) < 0.03 and abs(rep.logp_gap) < 0.7, rep
+    assert res.nfe < 500
+
+
+def test_registered_names():
+    host = sf.PluginHost(autoload=True, strict=True)
+    for name in ("edm_heun", "dpm_solver_2", "dpm_solver_3", "dpmpp_2m", "gotta_go_fast"):
+        assert host.predictors.get(name).provider == "fast"
+    assert host.correctors.get("ald").provider == "fast"
+    assert math.isfinite(float(sf.VESDE().log_ratio))
