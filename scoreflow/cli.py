@@ -155,11 +155,25 @@ def _cmd_oracle_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plugin_new(args: argparse.Namespace) -> int:
+    from scoreflow.plugin_template import new_plugin
+
+    root = new_plugin(args.name, args.out)
+    print(f"wrote {root}; next: pip install -e {root} && pytest {root / 'tests'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from scoreflow.plugins import KINDS
 
     parser = argparse.ArgumentParser(prog="scoreflow", description="Score-based generative modeling through SDEs.")
+    parser.add_argument("--no-plugins", action="store_true",
+                        help="load no third-party plugins (also: SCOREFLOW_DISABLE_PLUGIN_AUTOLOAD=1)")
+    parser.add_argument("--block-plugin", action="append", default=[], metavar="NAME",
+                        help="skip this plugin; repeatable (also: SCOREFLOW_BLOCKED_PLUGINS=a,b)")
+    parser.add_argument("--strict-plugins", action="store_true",
+                        help="a plugin that fails to load is an error (also: SCOREFLOW_STRICT_PLUGINS=1)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("plugins", help="list loaded plugins, their versions, components and failures")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -201,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run("demo"))
+    p = sub.add_parser("plugin", help="plugin authoring tools")
+    plugin_sub = p.add_subparsers(dest="plugin_command", required=True)
+    q = plugin_sub.add_parser("new", help="write a ready plugin package skeleton (pyproject, component, test)")
+    q.add_argument("name", help="plugin name, e.g. 'heun' (gives the distribution scoreflow-heun)")
+    q.add_argument("--out", default=".", help="folder to create it in (default: %(default)s)")
+    q.set_defaults(func=_cmd_plugin_new)
     p = sub.add_parser("oracle-demo", help="sample a 2-D Gaussian mixture with every sampler using its exact score")
     p.add_argument("--out", default="scoreflow-oracle-demo", help="output folder (default: %(default)s)")
     p.add_argument("--num-samples", type=_positive_int, default=2000, help="samples per sampler")
@@ -216,8 +236,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        if args.no_plugins or args.block_plugin or args.strict_plugins:
+            from scoreflow.plugins import PluginHost, _env_list, set_host
+
+            set_host(PluginHost(autoload=False if args.no_plugins else None,
+                                blocked=(*_env_list("SCOREFLOW_BLOCKED_PLUGINS"), *args.block_plugin),
+                                strict=True if args.strict_plugins else None))
         return int(args.func(args))
-    except (ScoreflowError, ValueError, FileNotFoundError) as exc:
+    except (ScoreflowError, ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"scoreflow: error: {exc}", file=sys.stderr)
         return 2
 
