@@ -26,7 +26,8 @@ def test_vp_is_discovered_through_its_entry_point():
     entry = host.sdes.get("vp")
     assert entry.provider == "vp" and entry.qualified_name == "vp:vp"
     row = next(r for r in host.plugins() if r.name == "vp")
-    assert (row.distribution, row.version, row.components) == ("scoreflow-vp", VP_VERSION, {"sde": ("vp",)})
+    assert (row.distribution, row.version) == ("scoreflow-vp", VP_VERSION)
+    assert row.components == {"sde": ("vp", "subvp"), "predictor": ("ancestral",)}
     blocked = sf.PluginHost(autoload=True, blocked=["vp"], strict=True)
     assert "vp" not in blocked.available("sde")
 
@@ -47,4 +48,9 @@ def test_cli_lists_plugins_as_json():
                          capture_output=True, text=True, timeout=120)
     rows = {r["name"]: r for r in json.loads(out.stdout)}
     assert rows["scoreflow"]["components"]["predictor"] == ["euler", "reverse_diffusion", "none", "torchsde"]
-    assert rows["vp"]["version"] == VP_VERSION and rows["vp"]["components"] == {"sde": ["vp"]}
+    assert rows["vp"]["version"] == VP_VERSION
+    assert rows["vp"]["components"] == {"sde": ["vp", "subvp"], "predictor": ["ancestral"]}
+    if "fast" in rows:
+        assert rows["fast"]["components"]["predictor"] == [
+            "edm_heun", "dpm_solver_2", "dpm_solver_3", "dpmpp_2m", "gotta_go_fast"]
+        assert rows["fast"]["components"]["corrector"] == ["ald"]
