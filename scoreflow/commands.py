@@ -110,7 +110,7 @@ def evaluate(args: argparse.Namespace) -> int:
         if test.labels is None:
             raise SystemExit(f"scoreflow: error: evaluate needs a labelled image dataset, {cfg.dataset!r} has none")
         train_data = _dataset_from_checkpoint(args, "train")
-        cache = Path(args.data_dir or cfg.data_dir or DEFAULT_DATA_DIR / "classifiers")
+        cache = DEFAULT_DATA_DIR / "classifiers"  # data folders may be read-only; keyed by content hash
         summary: dict[str, Any] = image_quality(samples.cpu(), train_data, test, cache)
     else:
         summary = vector_quality(samples.cpu(), test)
