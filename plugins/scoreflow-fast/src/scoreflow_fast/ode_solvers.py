@@ -24,11 +24,12 @@ def _schedule(instance, attribute, value):
 @attrs.define(kw_only=True)
 class _SigmaSolver(scoreflow.TrajectorySolver):
     schedule: str = attrs.field(default="karras", validator=_schedule)
+    rho: float = attrs.field(default=7.0, validator=attrs.validators.gt(0))
     requires = frozenset({"linear_marginals"})
 
     def solve(self, x, t_start, t_end, num_steps, *, sde, score, generator=None):
         den = Denoiser(sde, score)
-        sigmas = sigma_grid(sde, t_start, t_end, num_steps, self.schedule)
+        sigmas = sigma_grid(sde, t_start, t_end, num_steps, self.schedule, rho=self.rho)
         alpha_start = float(sde.marginal_scale(torch.tensor([t_start], dtype=torch.float64))[0])
         y = self.integrate(x / alpha_start, sigmas, den)
         y = den(y, sigmas[-1])  # the last step, to s = 0
@@ -41,8 +42,6 @@ class _SigmaSolver(scoreflow.TrajectorySolver):
 @attrs.define(kw_only=True)
 class EDMHeun(_SigmaSolver):
     """Karras et al. (2022) Algorithm 1: Heun's 2nd-order method on the rho = 7 schedule (2 NFE/step)."""
-
-    rho: float = 7.0
 
     def integrate(self, y, sigmas, den):
         for s, s_next in zip(sigmas[:-1], sigmas[1:]):

@@ -49,7 +49,9 @@ class Denoiser:
         return (x - self(x, s)) / s
 
 
-def sigma_grid(sde, t_start: float, t_end: float, num_steps: int, schedule: str) -> list[float]:
+def sigma_grid(sde, t_start: float, t_end: float, num_steps: int, schedule: str, rho: float = 7.0) -> list[float]:
     """``num_steps + 1`` scaled noise levels from ``s(t_start)`` to ``s(t_end)``."""
     ends = sde.noise_level(torch.tensor([t_start, t_end], dtype=torch.float64))
+    if schedule == "karras":
+        return karras_sigmas(float(ends[0]), float(ends[1]), num_steps + 1, rho).tolist()
     return SCHEDULES[schedule](float(ends[0]), float(ends[1]), num_steps + 1).tolist()
