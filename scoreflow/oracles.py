@@ -73,26 +73,28 @@ class GaussianMixture:
         x = self.means[labels] + self.stds[labels].reshape(-1, *[1] * len(self.event_shape)) * noise
         return x.to(dtype), labels
 
-    def _params(self, t: torch.Tensor | None, sde: SDE | None, like: torch.Tensor):
-        mu = self.means.to(like.device).reshape(self.means.shape[0], -1)
+    def _scale_and_var(self, t: torch.Tensor | None, sde: SDE | None, like: torch.Tensor):
+        """``alpha`` (B,) and component variances (B, K) of ``p_t``."""
         var0 = self.stds.to(like.device) ** 2
         if t is None:
-            return mu[None], var0[None].expand(like.shape[0], -1)
+            return torch.ones(like.shape[0], dtype=torch.float64, device=like.device), var0[None].expand(like.shape[0], -1)
         if sde is None:
             raise ValueError("a time t needs the sde that perturbs the data")
         t = t.to(device=like.device, dtype=torch.float64)
         alpha = sde.marginal_scale(t)
         _, std = sde.marginal_prob(torch.zeros(t.shape[0], 1, dtype=torch.float64, device=like.device), t)
-        var = alpha[:, None] ** 2 * var0[None] + std[:, None] ** 2
-        return alpha[:, None, None] * mu[None], var
+        return alpha, alpha[:, None] ** 2 * var0[None] + std[:, None] ** 2
 
     def _logits(self, x: torch.Tensor, t, sde):
+        # squared distances by the matmul identity: memory O(B K), not O(B K D)
         xf = x.reshape(x.shape[0], -1).to(torch.float64)
-        mu, var = self._params(t, sde, x)
-        d2 = ((xf[:, None, :] - mu) ** 2).sum(-1)
-        dim = xf.shape[1]
-        log_norm = -0.5 * dim * torch.log(2 * math.pi * var) - d2 / (2 * var)
-        return torch.log(self.weights.to(x.device))[None] + log_norm, xf, mu, var
+        mu = self.means.to(x.device).reshape(self.means.shape[0], -1)
+        alpha, var = self._scale_and_var(t, sde, x)
+        cross = xf @ mu.T
+        d2 = (xf**2).sum(1, keepdim=True) - 2 * alpha[:, None] * cross + alpha[:, None] ** 2 * (mu**2).sum(1)[None]
+        d2 = d2.clamp_min(0)
+        log_norm = -0.5 * xf.shape[1] * torch.log(2 * math.pi * var) - d2 / (2 * var)
+        return torch.log(self.weights.to(x.device))[None] + log_norm, xf, mu, alpha, var
 
     def log_prob(self, x: torch.Tensor, t: torch.Tensor | None = None, sde: SDE | None = None) -> torch.Tensor:
         """``log p_t(x)`` per sample (``t=None``: the data density ``p_0``), float64."""
@@ -101,10 +103,9 @@ class GaussianMixture:
 
     def score(self, x: torch.Tensor, t: torch.Tensor | None = None, sde: SDE | None = None) -> torch.Tensor:
         """``grad_x log p_t(x)`` with ``x``'s shape and dtype."""
-        logits, xf, mu, var = self._logits(x, t, sde)
+        logits, xf, mu, alpha, var = self._logits(x, t, sde)
         resp = torch.softmax(logits, dim=1) / var
-        mu_b = mu.expand(xf.shape[0], -1, -1) if mu.shape[0] == 1 else mu
-        s = torch.einsum("bk,bkd->bd", resp, mu_b) - xf * resp.sum(1, keepdim=True)
+        s = alpha[:, None] * (resp @ mu) - xf * resp.sum(1, keepdim=True)
         return s.to(x.dtype).reshape(x.shape)
 
     def assign(self, x: torch.Tensor) -> torch.Tensor:
