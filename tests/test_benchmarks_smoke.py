@@ -31,3 +31,29 @@ def test_train_throughput_record_is_complete():
     record = run_training([4], blocks=1, steps_per_block=1, data_dir=None)
     res = record["results"]["4"]
     assert set(res["images_per_s"]) == {"scoreflow", "hand-written"} and res["ratio_scoreflow_over_handwritten"] > 0
+
+
+def test_quick_benchmarks_are_complete_and_correct(tmp_path):
+    """`python -m benchmarks --quick`: every suite present, every compatible sampler measured, exact answers hold."""
+    import scoreflow as sf
+    from benchmarks.__main__ import run_all
+    from benchmarks.oracles import ring
+    from benchmarks.quality import variants
+
+    record = run_all(tmp_path, quick=True)
+    names = {v.name for v in variants(sf.PluginHost(autoload=True), ring(1000))}
+    measured = {(q["sampler"], q["budget"]) for q in record["quality"] if q["oracle"] == "ring-2d"}
+    for name in names:
+        assert (name, 100) in measured, f"{name} missing at NFE 100"
+    at100 = {q["sampler"]: q for q in record["quality"] if q["budget"] == 100 and "error" not in q}
+    for name in ("euler", "reverse_diffusion", "torchsde:euler", "ode:rk4"):
+        assert at100[name]["nfe"] <= 101 and abs(at100[name]["logp_gap"]) < 0.3 and at100[name]["weight_tv"] < 0.1
+    exact = next(e for e in record["likelihood"]["estimators"] if e["estimator"] == "exact")
+    assert exact["mean_abs_error"] < 0.05
+    assert record["likelihood"]["vs_tutorial"]["tutorial_scipy_rk45"]["function_calls"] > 0
+    assert set(record["overhead"]["results"]) == {"tiny MLP", "exact mixture score"}
+    assert record["peers"]["rows"] or record["peers"]["unavailable"]
+    report = (tmp_path / "report.md").read_text()
+    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5."):
+        assert heading in report
+    assert (tmp_path / "quality.png").stat().st_size > 10_000

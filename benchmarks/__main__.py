@@ -1,0 +1,159 @@
+"""``python -m benchmarks``: run the suites, print tables, write JSON, a markdown report and plots.
+
+    python -m benchmarks --quick --out bench-quick      # a small version, under 3 minutes on 2 cores
+    python -m benchmarks --out bench-full               # the full run behind docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import scoreflow as sf
+
+SUITES = ("quality", "likelihood", "overhead", "training", "peers")
+
+QUICK = {"budgets": (20, 100), "n_ring": 1000, "digits": False, "lik_n": 100, "probes": (1, 4),
+         "overhead": dict(repeats=3, steps=50, batch=128), "training": dict(batch_sizes=[32], blocks=2,
+                                                                             steps_per_block=2)}
+FULL = {"budgets": (10, 20, 50, 100, 200, 500, 1000), "n_ring": 5000, "digits": True, "lik_n": 300,
+        "probes": (1, 4, 16), "overhead": dict(repeats=7, steps=200, batch=256),
+        "training": dict(batch_sizes=[32, 128], blocks=5, steps_per_block=5)}
+
+
+def run_all(out: Path, *, quick: bool, suites: tuple[str, ...] = SUITES, device: str = "cpu",
+            data_dir: str | None = None) -> dict[str, Any]:
+    """Run ``suites`` and write ``results.json``, ``report.md`` and ``quality.png`` into ``out``."""
+    from benchmarks import likelihood, overhead, peers, quality, train_throughput
+    from benchmarks.oracles import digits64, ring
+
+    cfg = QUICK if quick else FULL
+    out.mkdir(parents=True, exist_ok=True)
+    host = sf.PluginHost(autoload=True)
+    started = time.perf_counter()
+    record: dict[str, Any] = {
+        "command": f"python -m benchmarks{' --quick' if quick else ''} --out {out}",
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+                    "torch": torch.__version__, "threads": torch.get_num_threads(), "device": device,
+                    "loadavg_before": os.getloadavg()},
+        "plugins": [r.name for r in host.plugins()],
+    }
+    ring_oracle = ring(50_000 if quick else 400_000)
+    if "quality" in suites:
+        rows = quality.run_suite(ring_oracle, cfg["budgets"], cfg["n_ring"], host)
+        if cfg["digits"]:
+            budgets = tuple(b for b in cfg["budgets"] if b in (20, 100, 500))  # its score costs 1797 components
+            rows += quality.run_suite(digits64(), budgets, 500, host)
+        record["quality"] = rows
+        quality.plot(rows, out / "quality.png")
+    if "likelihood" in suites:
+        record["likelihood"] = likelihood.run_suite(ring_oracle, cfg["lik_n"], cfg["probes"], 1e-5, host)
+    if "overhead" in suites:
+        record["overhead"] = overhead.run(**cfg["overhead"])
+    if "training" in suites:
+        record["training"] = train_throughput.run(data_dir=data_dir, **cfg["training"])
+    if "peers" in suites:
+        record["peers"] = peers.run_suite(ring_oracle, cfg["n_ring"], cfg["budgets"])
+    record["machine"]["loadavg_after"] = os.getloadavg()
+    record["seconds"] = round(time.perf_counter() - started, 1)
+    (out / "results.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    (out / "report.md").write_text(markdown(record))
+    return record
+
+
+def _f(v: Any, fmt: str = ".4f") -> str:
+    return "—" if v is None else format(v, fmt) if isinstance(v, float) else str(v)
+
+
+def markdown(r: dict[str, Any]) -> str:
+    """The report: one table per suite."""
+    m = r["machine"]
+    lines = [f"# scoreflow benchmarks", "", f"Command: `{r['command']}`; {r['seconds']} s.", "",
+             f"Machine: {m['platform']}, {m['cpus']} CPUs, torch {m['torch']} ({m['threads']} threads), "
+             f"load average {m['loadavg_before'][0]:.2f} before, {m['loadavg_after'][0]:.2f} after. "
+             f"Plugins: {', '.join(r['plugins'])}.", ""]
+    if "quality" in r:
+        lines += ["## 1. Sample quality against NFE (exact oracles)", "",
+                  "weight TV: total variation of mode weights; spread: within-mode RMS distance over its exact "
+                  "value; gap: mean exact log-density of true samples minus that of the samples (0 is exact).",
+                  "", "![quality](quality.png)", "",
+                  "| oracle | sampler | budget | NFE | weight TV | spread | gap | seconds |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for q in r["quality"]:
+            if "error" in q:
+                lines.append(f"| {q['oracle']} | {q['sampler']} | {_f(q['budget'])} | — | failed: {q['error']} | | | |")
+            else:
+                lines.append(f"| {q['oracle']} | {q['sampler']} | {_f(q['budget'])} | {q['nfe']} | "
+                             f"{q['weight_tv']:.4f} | {q['spread_ratio']:.3f} | {q['logp_gap']:.4f} | {q['seconds']} |")
+        lines.append("")
+    if "likelihood" in r:
+        lk = r["likelihood"]
+        lines += ["## 2. Likelihood against the exact log-density", "",
+                  "| estimator | probes | mean error | error std | mean abs error | NFE | seconds |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for e in lk["estimators"]:
+            lines.append(f"| {e['estimator']} | {e['n_probes']} | {e['mean_error']:.4f} | {e['error_std']:.4f} | "
+                         f"{e['mean_abs_error']:.4f} | {e['nfe']} | {e['seconds']} |")
+        c = lk["vs_tutorial"]
+        lines += ["", f"Against the tutorial's approach (scipy RK45, numpy round trip, score and divergence as "
+                  f"separate calls) at tolerance {c['tolerance']:g} on {c['n']} points: scoreflow "
+                  f"{c['scoreflow']['seconds']} s ({c['scoreflow']['nfe']} evaluations, mean error "
+                  f"{c['scoreflow']['mean_error']:.3f}), tutorial {c['tutorial_scipy_rk45']['seconds']} s "
+                  f"({c['tutorial_scipy_rk45']['network_calls']} network calls, mean error "
+                  f"{c['tutorial_scipy_rk45']['mean_error']:.3f}); time ratio tutorial/scoreflow "
+                  f"{_f(c['time_ratio_tutorial_over_scoreflow'], '.2f')}.", ""]
+    if "overhead" in r:
+        lines += ["## 3. Sampler overhead", "", "| score | scoreflow / hand-written |", "| --- | ---: |"]
+        for k, v in r["overhead"]["results"].items():
+            lines.append(f"| {k} | {v['ratio_scoreflow_over_handwritten']:.3f} |")
+        lines.append("")
+    if "training" in r:
+        lines += ["## 4. Training throughput (tutorial U-Net, 28x28)", "",
+                  "| batch | scoreflow images/s | hand-written images/s | ratio |", "| ---: | ---: | ---: | ---: |"]
+        for b, v in r["training"]["results"].items():
+            ips = v["images_per_s"]
+            lines.append(f"| {b} | {ips['scoreflow']:.0f} | {ips['hand-written']:.0f} | "
+                         f"{v['ratio_scoreflow_over_handwritten']:.3f} |")
+        lines += ["", r["training"]["note"], ""]
+    if "peers" in r:
+        lines += ["## 5. Peers on the ring oracle", "", "| peer | budget | NFE | weight TV | spread | gap |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for p in r["peers"]["rows"]:
+            if "error" in p:
+                lines.append(f"| {p['peer']} | {p['budget']} | failed: {p['error']} | | | |")
+            else:
+                lines.append(f"| {p['peer']} | {p['budget']} | {p['nfe']} | {p['weight_tv']:.4f} | "
+                             f"{p['spread_ratio']:.3f} | {p['logp_gap']:.4f} |")
+        for name, why in r["peers"]["unavailable"].items():
+            lines.append(f"\n- {name}: {why}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (under 3 minutes on 2 cores)")
+    parser.add_argument("--out", default="bench-results", help="output folder (default: %(default)s)")
+    parser.add_argument("--suites", default=",".join(SUITES), help=f"comma-separated subset of {', '.join(SUITES)}")
+    parser.add_argument("--device", default="cpu", help="only 'cpu' is measured so far")
+    parser.add_argument("--data-dir", default=None, help="MNIST IDX folder for the training suite")
+    args = parser.parse_args()
+    suites = tuple(s.strip() for s in args.suites.split(",") if s.strip())
+    unknown = sorted(set(suites) - set(SUITES))
+    if unknown:
+        parser.error(f"unknown suite(s) {unknown}; available: {', '.join(SUITES)}")
+    if args.device != "cpu":
+        parser.error(f"--device {args.device!r}: only 'cpu' is supported by these suites so far")
+    run_all(Path(args.out), quick=args.quick, suites=suites, device=args.device, data_dir=args.data_dir)
+    print((Path(args.out) / "report.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

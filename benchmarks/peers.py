@@ -1,0 +1,78 @@
+"""Suite 5: peer libraries driven with the same exact score on the same oracle at equal NFE.
+
+Peers come from the ``bench`` extra. Where one cannot be imported, the result says why.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import attrs
+import torch
+
+from benchmarks.oracles import Oracle
+from scoreflow.demo import mixture_report
+
+KDIFFUSION_NOTE = ("k-diffusion imports torchvision, and PyPI's torchvision does not load beside the local CPU "
+                   "torch 2.13.0 wheel; it needs a separate environment (torch 2.14.1 + torchvision 0.29.1, "
+                   "setuptools<81 for CLIP's pkg_resources)")
+
+
+def _sigma_score(oracle: Oracle):
+    """Exact score as a function of the VE noise level sigma (the peers' convention)."""
+    sde, gm = oracle.sde, oracle.mixture
+
+    def score(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        t = sde.time_at_noise_level(sigma.double().reshape(-1).expand(x.shape[0]).clamp_min(1e-12))
+        return gm.score(x, t, sde)
+
+    return score
+
+
+def diffusers_pc(oracle: Oracle, n: int, nfe: int, snr: float = 0.16) -> dict[str, Any]:
+    """diffusers' ScoreSdeVeScheduler predictor-corrector loop (one corrector step per level)."""
+    from diffusers import ScoreSdeVeScheduler
+
+    sde = oracle.sde
+    sched = ScoreSdeVeScheduler(num_train_timesteps=nfe // 2, snr=snr, sigma_min=sde.sigma_min,
+                                sigma_max=sde.sigma_max, sampling_eps=1e-3)
+    sched.set_timesteps(nfe // 2)
+    sched.set_sigmas(nfe // 2, sigma_min=sde.sigma_min, sigma_max=sde.sigma_max)
+    score = _sigma_score(oracle)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, oracle.mixture.dim, generator=g) * sched.init_noise_sigma
+    calls = 0
+    start = time.perf_counter()
+    for i, t in enumerate(sched.timesteps):
+        sigma = sched.sigmas[i]
+        x = sched.step_correct(score(x, sigma), x, generator=g).prev_sample
+        out = sched.step_pred(score(x, sigma), t, x, generator=g)
+        x = out.prev_sample
+        calls += 2
+    x = out.prev_sample_mean
+    seconds = time.perf_counter() - start
+    return {"peer": "diffusers ScoreSdeVeScheduler (PC)", "nfe": calls, "seconds": round(seconds, 4),
+            **attrs.asdict(mixture_report(oracle.mixture, x.float(), oracle.reference_logp))}
+
+
+def run_suite(oracle: Oracle, n: int, budgets: tuple[int, ...]) -> dict[str, Any]:
+    """Rows for every peer that imports; reasons for those that do not."""
+    rows, missing = [], {}
+    try:
+        import diffusers  # noqa: F401
+    except ImportError as exc:
+        missing["diffusers"] = f"not installed ({exc}); install the bench extra: pip install -e '.[bench]'"
+    else:
+        for nfe in budgets:
+            try:
+                rows.append({"oracle": oracle.name, "budget": nfe, **diffusers_pc(oracle, n, nfe)})
+            except Exception as exc:  # report a peer's failure instead of hiding it
+                rows.append({"oracle": oracle.name, "budget": nfe, "peer": "diffusers", "error": repr(exc)[:300]})
+    try:
+        import k_diffusion  # noqa: F401
+    except Exception as exc:
+        missing["k-diffusion"] = f"{KDIFFUSION_NOTE} (import failed here: {type(exc).__name__})"
+    else:
+        missing["k-diffusion"] = "importable, but its drivers are not written yet in this suite"
+    return {"rows": rows, "unavailable": missing}

@@ -1,0 +1,150 @@
+"""Suite 1: sample quality against network evaluations (NFE) on exact oracles.
+
+Every registered predictor x corrector pair, every torchsde method, the ODE solvers
+and installed plugin samplers are run at each NFE budget; steps per budget come
+from probing each sampler's NFE per step, so plugins need no special casing.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import attrs
+import torch
+
+import scoreflow as sf
+from benchmarks.oracles import Oracle
+from scoreflow.demo import mixture_report
+
+TORCHSDE_METHODS = ("euler", "milstein", "srk", "heun", "midpoint", "euler_heun")
+FIXED_ODE = ("euler", "midpoint", "heun3", "rk4")
+ADAPTIVE_ODE_TOLS = (1e-2, 1e-3, 1e-4, 1e-5)
+
+
+@attrs.frozen
+class Variant:
+    """A named way of sampling: ``run(num_steps, shape, generator) -> SampleResult``."""
+
+    name: str
+    family: str
+    run: Any
+
+
+def variants(host: sf.PluginHost, oracle: Oracle) -> list[Variant]:
+    """Every sampler the host offers that is compatible with the oracle's SDE."""
+    sde, score = oracle.sde, oracle.mixture.score_model(oracle.sde)
+    out: list[Variant] = []
+    for p in host.available("predictor"):
+        proto = host.create("predictor", p)
+        if not proto.requires <= sde.capabilities or p == "torchsde":
+            continue
+        trajectory = isinstance(proto, sf.TrajectorySolver)
+        for c in ([None] if trajectory else [None, *[c for c in host.available("corrector") if c != "none"]]):
+            if p == "none" and c is None:
+                continue
+            if c is not None and not host.create("corrector", c).requires <= sde.capabilities:
+                continue
+            name = p if c is None else f"{p}+{c}"
+            out.append(Variant(name, "plugin" if host.predictors.get(p).provider != "scoreflow" else "pc",
+                               _pc_runner(host, p, c, score, sde)))
+    for m in TORCHSDE_METHODS:
+        out.append(Variant(f"torchsde:{m}", "torchsde", _pc_runner(host, "torchsde", None, score, sde, method=m)))
+    for m in FIXED_ODE:
+        out.append(Variant(f"ode:{m}", "ode", _ode_runner(host, m, score, sde)))
+    return out
+
+
+def _pc_runner(host, predictor, corrector, score, sde, **options):
+    def run(num_steps, shape, generator, eps=1e-3):
+        sampler = sf.Sampler(predictor=predictor, corrector=corrector, num_steps=num_steps, eps=eps,
+                             predictor_options=options, host=host)
+        return sampler.sample(score, sde, shape, generator=generator)
+
+    return run
+
+
+def _ode_runner(host, method, score, sde):
+    def run(num_steps, shape, generator, eps=1e-3):
+        solver = host.create("ode_solver", method, num_steps=num_steps)
+        return sf.ode_sample(score, sde, shape, solver=solver, eps=eps, generator=generator, host=host)
+
+    return run
+
+
+def nfe_per_step(variant: Variant, dim: int) -> tuple[float, float]:
+    """``(slope, intercept)`` of NFE against num_steps, from two tiny probe runs."""
+    a = variant.run(4, (2, dim), torch.Generator().manual_seed(0)).nfe
+    b = variant.run(8, (2, dim), torch.Generator().manual_seed(0)).nfe
+    slope = (b - a) / 4
+    return slope, a - 4 * slope
+
+
+def run_suite(oracle: Oracle, budgets: tuple[int, ...], n: int, host: sf.PluginHost,
+              only: set[str] | None = None) -> list[dict[str, Any]]:
+    """Rows of quality figures per (sampler, NFE budget), plus adaptive ODE and adaptive SDE points."""
+    dim = oracle.mixture.dim
+    rows = []
+    for variant in variants(host, oracle):
+        if only and variant.name not in only:
+            continue
+        slope, intercept = nfe_per_step(variant, dim)
+        for budget in budgets:
+            steps = int((budget - intercept) // slope) if slope > 0 else 0
+            if steps < 1:
+                continue
+            rows.append(_measure(oracle, variant.name, variant.family, lambda g, s=steps: variant.run(s, (n, dim), g),
+                                 budget))
+    score = oracle.mixture.score_model(oracle.sde)
+    for tol in ADAPTIVE_ODE_TOLS:
+        rows.append(_measure(oracle, f"ode:dopri5(tol={tol:g})", "ode-adaptive",
+                             lambda g, tol=tol: sf.ode_sample(score, oracle.sde, (n, dim), rtol=tol, atol=tol,
+                                                              generator=g, host=host), None))
+    if "gotta_go_fast" in host.available("predictor") and (not only or "gotta_go_fast" in only):
+        rows.append(_measure(oracle, "gotta_go_fast(default tol)", "plugin-adaptive",
+                             lambda g: sf.Sampler(predictor="gotta_go_fast", host=host).sample(
+                                 score, oracle.sde, (n, dim), generator=g), None))
+    return rows
+
+
+def _measure(oracle: Oracle, name: str, family: str, fn, budget: int | None) -> dict[str, Any]:
+    g = torch.Generator().manual_seed(1)
+    start = time.perf_counter()
+    try:
+        res = fn(g)
+    except (ValueError, RuntimeError) as exc:  # e.g. a diverging sampler at tiny NFE
+        return {"oracle": oracle.name, "sampler": name, "family": family, "budget": budget, "nfe": None,
+                "error": f"{type(exc).__name__}: {exc}"[:200]}
+    seconds = time.perf_counter() - start
+    rep = mixture_report(oracle.mixture, res.samples, oracle.reference_logp)
+    return {"oracle": oracle.name, "sampler": name, "family": family, "budget": budget, "nfe": res.nfe,
+            "seconds": round(seconds, 4), **attrs.asdict(rep)}
+
+
+def plot(rows: list[dict[str, Any]], path) -> None:
+    """|mean log-density gap| against NFE, one line per sampler, one panel per oracle."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    oracles = sorted({r["oracle"] for r in rows})
+    fig, axes = plt.subplots(1, len(oracles), figsize=(7 * len(oracles), 5), squeeze=False)
+    for ax, name in zip(axes[0], oracles):
+        by_sampler: dict[str, list] = {}
+        for r in rows:
+            if r["oracle"] == name and r.get("nfe") and r.get("logp_gap") is not None:
+                by_sampler.setdefault(r["sampler"], []).append((r["nfe"], abs(r["logp_gap"]) + 1e-4))
+        for sampler, pts in sorted(by_sampler.items()):
+            pts.sort()
+            ax.plot(*zip(*pts), marker="o", ms=3, lw=1, label=sampler)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("NFE")
+        ax.set_ylabel("|mean exact log-density gap| (nats)")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
