@@ -18,20 +18,22 @@ import torch
 
 import scoreflow as sf
 
-SUITES = ("quality", "likelihood", "overhead", "training", "peers")
+SUITES = ("quality", "likelihood", "overhead", "training", "peers", "end_to_end")
 
 QUICK = {"budgets": (20, 100), "n_ring": 1000, "digits": False, "lik_n": 100, "probes": (1, 4),
          "overhead": dict(repeats=3, steps=50, batch=128), "training": dict(batch_sizes=[32], blocks=2,
-                                                                             steps_per_block=2)}
+                                                                             steps_per_block=2),
+         "end_to_end": dict(steps=60, n_samples=200, n_bpd=32, scale=0.1)}
 FULL = {"budgets": (10, 20, 50, 100, 200, 500, 1000), "n_ring": 5000, "digits": True, "lik_n": 300,
         "probes": (1, 4, 16), "overhead": dict(repeats=7, steps=200, batch=256),
-        "training": dict(batch_sizes=[32, 128], blocks=5, steps_per_block=5)}
+        "training": dict(batch_sizes=[32, 128], blocks=5, steps_per_block=5),
+        "end_to_end": dict(steps=1500, n_samples=359, n_bpd=128, scale=1.0)}
 
 
 def run_all(out: Path, *, quick: bool, suites: tuple[str, ...] = SUITES, device: str = "cpu",
             data_dir: str | None = None) -> dict[str, Any]:
     """Run ``suites`` and write ``results.json``, ``report.md`` and ``quality.png`` into ``out``."""
-    from benchmarks import likelihood, overhead, peers, quality, train_throughput
+    from benchmarks import end_to_end, likelihood, overhead, peers, quality, train_throughput
     from benchmarks.oracles import digits64, ring
 
     cfg = QUICK if quick else FULL
@@ -61,6 +63,8 @@ def run_all(out: Path, *, quick: bool, suites: tuple[str, ...] = SUITES, device:
         record["training"] = train_throughput.run(data_dir=data_dir, **cfg["training"])
     if "peers" in suites:
         record["peers"] = peers.run_suite(ring_oracle, cfg["n_ring"], cfg["budgets"])
+    if "end_to_end" in suites:
+        record["end_to_end"] = end_to_end.run_suite(host=host, **cfg["end_to_end"])
     record["machine"]["loadavg_after"] = os.getloadavg()
     record["seconds"] = round(time.perf_counter() - started, 1)
     (out / "results.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
@@ -133,6 +137,19 @@ def markdown(r: dict[str, Any]) -> str:
                              f"{p['spread_ratio']:.3f} | {p['logp_gap']:.4f} |")
         for name, why in r["peers"]["unavailable"].items():
             lines.append(f"\n- {name}: {why}")
+        lines.append("")
+    if "end_to_end" in r:
+        e = r["end_to_end"]
+        lines += ["## 6. End to end on digits", "",
+                  f"Trained {e['train_steps']} steps in {e['train_seconds']} s; test bits/dim {e['test_bpd']:.3f} "
+                  f"+- {e['test_bpd_std_error']:.3f} ({e['bpd_images']} dequantized test images). Frechet distance "
+                  f"of training images to the test split (reference): {e['reference_frechet_distance']:.2f}.", "",
+                  "| sampler | NFE | seconds | Frechet distance |", "| --- | ---: | ---: | ---: |"]
+        for row in e["samplers"]:
+            if "error" in row:
+                lines.append(f"| {row['sampler']} | — | — | {row['error']} |")
+            else:
+                lines.append(f"| {row['sampler']} | {row['nfe']} | {row['seconds']} | {row['frechet_distance']:.2f} |")
         lines.append("")
     return "\n".join(lines) + "\n"
 

@@ -41,8 +41,8 @@ def tutorial_log_likelihood(score, sde: sf.VESDE, x: torch.Tensor, *, tol: float
     res = integrate.solve_ivp(ode_func, (eps, sde.T), init, rtol=tol, atol=tol, method="RK45")
     zp = torch.tensor(res.y[:, -1])
     z, delta = zp[:-shape[0]].reshape(shape), zp[-shape[0]:]
-    # the notebook integrates d(logp) = -0.5 g^2 div(score), i.e. the negative of our divergence term
-    return sde.prior_logp(z) - delta, calls[0]
+    # the notebook integrates d(delta)/dt = -0.5 g^2 div(score) from eps to 1 and adds it to the prior
+    return sde.prior_logp(z) + delta, calls[0]
 
 
 def run_suite(oracle: Oracle, n: int, probes: tuple[int, ...], tol: float, host: sf.PluginHost) -> dict[str, Any]:

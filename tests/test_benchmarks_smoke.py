@@ -50,10 +50,12 @@ def test_quick_benchmarks_are_complete_and_correct(tmp_path):
         assert at100[name]["nfe"] <= 101 and abs(at100[name]["logp_gap"]) < 0.3 and at100[name]["weight_tv"] < 0.1
     exact = next(e for e in record["likelihood"]["estimators"] if e["estimator"] == "exact")
     assert exact["mean_abs_error"] < 0.05
-    assert record["likelihood"]["vs_tutorial"]["tutorial_scipy_rk45"]["function_calls"] > 0
+    tutorial = record["likelihood"]["vs_tutorial"]["tutorial_scipy_rk45"]
+    assert tutorial["function_calls"] > 0 and abs(tutorial["mean_error"]) < 4.0  # ~4 standard errors: one Gaussian probe, 100 points
     assert set(record["overhead"]["results"]) == {"tiny MLP", "exact mixture score"}
     assert record["peers"]["rows"] or record["peers"]["unavailable"]
     report = (tmp_path / "report.md").read_text()
-    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5."):
+    assert record["end_to_end"]["samplers"] and record["end_to_end"]["test_bpd"] > 0
+    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6."):
         assert heading in report
     assert (tmp_path / "quality.png").stat().st_size > 10_000
