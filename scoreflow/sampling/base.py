@@ -8,7 +8,7 @@ reused across models.
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import attrs
 import torch
@@ -120,8 +120,3 @@ class Corrector(_Component, abc.ABC):
         generator: torch.Generator | None = None,
     ) -> Step:
         """Run ``n_steps`` MCMC steps at time ``t``."""
-
-
-def options_summary(obj: Any) -> dict[str, Any]:
-    """Hyperparameters of an attrs component as a plain dict (for records and reprs)."""
-    return attrs.asdict(obj) if attrs.has(type(obj)) else {}
