@@ -11,8 +11,11 @@ from hypothesis import HealthCheck, settings
 import scoreflow as sf
 from scoreflow.testing import ring_oracle
 
-settings.register_profile("ci", deadline=None, max_examples=30, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("dev", deadline=None, max_examples=100)
+# "ci" (the default) draws the same examples every run, so CI never fails on a newly drawn edge case;
+# HYPOTHESIS_PROFILE=dev explores new random examples (how the t = 1e-12 precision case was found).
+settings.register_profile("ci", deadline=None, max_examples=30, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None, max_examples=200)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
