@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from scoreflow._tensor import as_time, check_finite, per_sample_dim, sum_except_batch
+from scoreflow.data.base import dequantize
 from scoreflow.flow.probability_flow import ProbabilityFlowODE, resolve_solver
 
 if TYPE_CHECKING:
@@ -91,13 +92,12 @@ def _batched_vjp(out: torch.Tensor, x: torch.Tensor, probes: torch.Tensor) -> to
 
 
 def dequantize_uniform(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Uniform dequantization of 8-bit data in ``[0, 1]``: ``(255 x + u) / 256``, ``u ~ U[0, 1)``."""
+    """Check that ``x`` is 8-bit data in ``[0, 1]``, then apply :func:`scoreflow.data.dequantize`."""
     if float(x.min()) < 0 or float(x.max()) > 1:
         raise ValueError(
             f"dequantize=True expects 8-bit images scaled to [0, 1], got values in [{float(x.min()):g}, {float(x.max()):g}]"
         )
-    u = torch.rand(x.shape, dtype=x.dtype, device=x.device, generator=generator)
-    return (x * 255 + u) / 256
+    return dequantize(x, generator)
 
 
 def log_likelihood(
