@@ -12,7 +12,7 @@ import attrs
 import torch
 
 from benchmarks.oracles import Oracle
-from scoreflow.demo import mixture_report
+from scoreflow.oracles import mixture_report
 
 KDIFFUSION_NOTE = ("k-diffusion imports torchvision, and PyPI's torchvision does not load beside the local CPU "
                    "torch 2.13.0 wheel; it needs a separate environment (torch 2.14.1 + torchvision 0.29.1, "

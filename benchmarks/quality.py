@@ -15,7 +15,7 @@ import torch
 
 import scoreflow as sf
 from benchmarks.oracles import Oracle
-from scoreflow.demo import mixture_report
+from scoreflow.oracles import mixture_report
 
 TORCHSDE_METHODS = ("euler", "milstein", "srk", "heun", "midpoint", "euler_heun")
 FIXED_ODE = ("euler", "midpoint", "heun3", "rk4")

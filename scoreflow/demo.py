@@ -15,35 +15,9 @@ import attrs
 import torch
 
 from scoreflow.flow.probability_flow import ode_sample
-from scoreflow.oracles import GaussianMixture
+from scoreflow.oracles import GaussianMixture, mixture_report
 from scoreflow.sampling.sampler import Sampler
 from scoreflow.sde.ve import VESDE
-
-
-@attrs.frozen
-class MixtureReport:
-    """How close samples are to a Gaussian mixture.
-
-    ``weight_tv``: total variation between sampled and true mode weights;
-    ``spread_ratio``: RMS distance to the assigned mode over its exact value;
-    ``logp_gap``: ``E_p0[log p0] - mean log p0(samples)`` (0 for exact samples).
-    """
-
-    weight_tv: float
-    spread_ratio: float
-    logp_gap: float
-
-
-def mixture_report(gm: GaussianMixture, x: torch.Tensor, reference_logp: float) -> MixtureReport:
-    """Compare samples ``x`` with the mixture ``gm`` (see :class:`MixtureReport`)."""
-    labels = gm.assign(x)
-    weights = torch.bincount(labels, minlength=len(gm.weights)).double() / len(x)
-    tv = 0.5 * float((weights - gm.weights).abs().sum())
-    dist2 = ((x.double().reshape(len(x), -1) - gm.means[labels].reshape(len(x), -1)) ** 2).sum(1)
-    expected = (gm.stds[labels] ** 2 * gm.dim).mean()
-    spread = float((dist2.mean() / expected).sqrt())
-    gap = reference_logp - float(gm.log_prob(x).mean())
-    return MixtureReport(tv, spread, gap)
 
 
 def run_demo(out: Path, *, num_samples: int = 2000, num_steps: int = 500, seed: int = 0) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import attrs
 import torch
 
 if TYPE_CHECKING:
@@ -125,3 +126,29 @@ class GaussianMixture:
         """Monte-Carlo estimate of ``E_p0[log p0(x)]`` (the mean log-density of exact samples)."""
         x, _ = self.sample(n, generator=generator, dtype=torch.float64)
         return float(self.log_prob(x).mean())
+
+
+@attrs.frozen
+class MixtureReport:
+    """How close samples are to a Gaussian mixture.
+
+    ``weight_tv``: total variation between sampled and true mode weights;
+    ``spread_ratio``: RMS distance to the assigned mode over its exact value;
+    ``logp_gap``: ``E_p0[log p0] - mean log p0(samples)`` (0 for exact samples).
+    """
+
+    weight_tv: float
+    spread_ratio: float
+    logp_gap: float
+
+
+def mixture_report(gm: GaussianMixture, x: torch.Tensor, reference_logp: float) -> MixtureReport:
+    """Compare samples ``x`` with the mixture ``gm`` (see :class:`MixtureReport`)."""
+    labels = gm.assign(x)
+    weights = torch.bincount(labels, minlength=len(gm.weights)).double() / len(x)
+    tv = 0.5 * float((weights - gm.weights).abs().sum())
+    dist2 = ((x.double().reshape(len(x), -1) - gm.means[labels].reshape(len(x), -1)) ** 2).sum(1)
+    expected = (gm.stds[labels] ** 2 * gm.dim).mean()
+    spread = float((dist2.mean() / expected).sqrt())
+    gap = reference_logp - float(gm.log_prob(x).mean())
+    return MixtureReport(tv, spread, gap)

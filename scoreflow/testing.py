@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from scoreflow.demo import MixtureReport, mixture_report
+from scoreflow.oracles import MixtureReport, mixture_report
 from scoreflow.flow.solvers import ODESolver
 from scoreflow.oracles import GaussianMixture
 from scoreflow.sampling.base import Corrector, Predictor

@@ -9,7 +9,7 @@ import torch
 
 import scoreflow as sf
 from scoreflow import testing
-from scoreflow.demo import mixture_report
+from scoreflow.oracles import mixture_report
 from scoreflow_fast import AnnealedLangevin, DPMSolver2, DPMSolver3, DPMSolverPP2M, EDMHeun, GottaGoFast
 
 N = 6000
