@@ -108,3 +108,12 @@ def test_toy_sets(name):
     assert a.x.shape == (300, 2) and a.kind == "vector" and torch.equal(a.x, b.x) and not torch.equal(a.x, c.x)
     with pytest.raises(TypeError, match=r"dataset '.*' does not take option\(s\) 'bogus'. Allowed: .*seed"):
         sf.create("dataset", name, bogus=1)
+
+
+def test_non_finite_or_integer_data_is_refused_with_its_name():
+    from scoreflow.data import TensorData
+
+    with pytest.raises(ValueError, match=r"data 'toy' contains 1 non-finite"):
+        TensorData(torch.tensor([[float("nan"), 1.0]]), kind="vector", name="toy")
+    with pytest.raises(TypeError, match=r"floating-point.*int64"):
+        TensorData(torch.tensor([[1, 2]]), kind="vector", name="toy")

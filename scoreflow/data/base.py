@@ -7,6 +7,8 @@ from typing import Literal
 import attrs
 import torch
 
+from scoreflow._tensor import check_finite
+
 SPLITS = ("train", "test")
 
 
@@ -37,6 +39,9 @@ class TensorData:
             raise ValueError(f"vector data must be (N, D), got {tuple(self.x.shape)}")
         if self.labels is not None and self.labels.shape != (self.x.shape[0],):
             raise ValueError(f"labels must be ({self.x.shape[0]},), got {tuple(self.labels.shape)}")
+        if not self.x.is_floating_point():
+            raise TypeError(f"data {self.name!r} must be a floating-point tensor, got {self.x.dtype}")
+        check_finite(f"data {self.name!r}", self.x)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
