@@ -45,6 +45,7 @@ from scoreflow.sampling import (
 from scoreflow.sde import SDE, VESDE, ReverseSDE
 
 __version__ = "0.1.0"
+"""The installed version of scoreflow (also ``importlib.metadata.version("scoreflow")``)."""
 
 __all__ = [
     "MLP", "SDE", "VESDE", "AmbiguousComponentError", "Corrector", "DuplicateComponentError", "Entry",

@@ -52,7 +52,7 @@ def _valid_tol(instance: Any, attribute: attrs.Attribute, value: float) -> None:
 class TorchdiffeqSolver(ODESolver):
     """``torchdiffeq.odeint`` with its own option names.
 
-    Args:
+    Attributes:
         method: A torchdiffeq method (adaptive: dopri5, dopri8, bosh3, fehlberg2,
             adaptive_heun; fixed-grid: euler, midpoint, heun3, rk4, explicit_adams,
             implicit_adams).

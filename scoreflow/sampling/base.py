@@ -96,7 +96,7 @@ class TrajectorySolver(Predictor):
 class Corrector(_Component, abc.ABC):
     """Refines ``x`` toward ``p_t`` at fixed ``t`` with score-based MCMC.
 
-    Args:
+    Attributes:
         snr: Target signal-to-noise ratio that sets the step size.
         n_steps: MCMC steps per noise level (each one score evaluation).
     """

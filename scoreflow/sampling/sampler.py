@@ -60,7 +60,7 @@ class Sampler:
     ``"vpsde:ancestral"``) or as instances; names are resolved here, so a typo fails
     at construction with the list of available names.
 
-    Args:
+    Attributes:
         predictor: Predictor name or instance.
         corrector: Corrector name or instance; ``None`` or ``"none"`` for no corrector.
         num_steps: Number of predictor steps from ``T`` down to ``eps``.

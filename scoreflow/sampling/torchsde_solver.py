@@ -62,7 +62,7 @@ class TorchsdeReverseSDE(nn.Module):
 class TorchsdeSolver(TrajectorySolver):
     """Integrate the reverse SDE with ``torchsde.sdeint``.
 
-    Args:
+    Attributes:
         method: A torchsde method: euler, milstein, srk (Ito) or euler_heun, heun,
             midpoint, reversible_heun, log_ode (Stratonovich).
         adaptive: Use torchsde's adaptive step control (``rtol``/``atol``).

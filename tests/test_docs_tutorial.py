@@ -1,0 +1,43 @@
+"""Every code block of the tutorial pages runs, and each page's run writes the pictures it shows."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("tutorial_runner", ROOT / "docs" / "_hooks" / "tutorial_runner.py")
+runner = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(runner)
+
+PAGES = runner.pages()
+SLOW_PAGES = {"04-training.md"}  # trains a network for about 30 s
+
+
+def test_every_step_of_the_notebook_has_a_page():
+    names = [p.name for p in PAGES]
+    assert names == ["01-score.md", "02-perturbing.md", "03-reverse-sde.md", "04-training.md",
+                     "05-sampling.md", "06-likelihood.md"]
+    for page in PAGES:
+        assert runner.code_blocks(page.read_text()), f"{page.name} has no python block"
+        assert runner.figures(page.read_text()), f"{page.name} shows no picture"
+
+
+def test_block_extraction_keeps_order_and_ignores_other_languages():
+    text = "a\n```python\nx = 1\n```\n```bash\nrm -rf /\n```\n```python\ny = x + 1\n```\n![p](figures/p.png)\n"
+    assert runner.code_blocks(text) == ["x = 1\n", "y = x + 1\n"]
+    assert runner.figures(text) == ["figures/p.png"]
+
+
+@pytest.mark.parametrize(
+    "page", [pytest.param(p, id=p.name, marks=[pytest.mark.slow] if p.name in SLOW_PAGES else []) for p in PAGES]
+)
+def test_tutorial_page_runs_and_draws_its_pictures(page, tmp_path):
+    runner.run_page(page, tmp_path)  # the pages assert their own numbers against exact answers
+    for figure in runner.figures(page.read_text()):
+        written = tmp_path / figure
+        assert written.is_file() and written.stat().st_size > 1000, f"{page.name}: the run did not write {figure}"
+        committed = page.parent / figure
+        assert committed.is_file(), f"{figure} is not committed: run python docs/_hooks/tutorial_runner.py {page.name}"
