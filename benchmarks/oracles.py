@@ -17,6 +17,17 @@ class Oracle:
     sde: sf.SDE
     reference_logp: float
 
+    @property
+    def eps(self) -> float:
+        """The time at which the VE noise level is ``sigma_min``: every sampler stops there.
+
+        ``VESDE``'s perturbation std is exact, so ``t = 1e-3`` would be a noise level far below
+        ``sigma_min`` (0.0013 for [0.01, 50]); stopping at ``sigma_min`` compares samplers (and peers,
+        which use ``sigma_min`` as their last level) over the same noise range.
+        """
+        level = torch.tensor([self.sde.sigma_min], dtype=torch.float64)
+        return float(self.sde.time_at_noise_level(level)[0])
+
 
 def ring(reference_samples: int = 400_000) -> Oracle:
     """8 Gaussians of std 0.25 on a radius-4 circle, unequal weights, VE sigma in [0.01, 50]."""

@@ -47,16 +47,17 @@ def variants(host: sf.PluginHost, oracle: Oracle) -> list[Variant]:
                 continue
             name = p if c is None else f"{p}+{c}"
             out.append(Variant(name, "plugin" if host.predictors.get(p).provider != "scoreflow" else "pc",
-                               _pc_runner(host, p, c, score, sde)))
+                               _pc_runner(host, p, c, score, sde, oracle.eps)))
     for m in TORCHSDE_METHODS:
-        out.append(Variant(f"torchsde:{m}", "torchsde", _pc_runner(host, "torchsde", None, score, sde, method=m)))
+        out.append(Variant(f"torchsde:{m}", "torchsde",
+                           _pc_runner(host, "torchsde", None, score, sde, oracle.eps, method=m)))
     for m in FIXED_ODE:
-        out.append(Variant(f"ode:{m}", "ode", _ode_runner(host, m, score, sde)))
+        out.append(Variant(f"ode:{m}", "ode", _ode_runner(host, m, score, sde, oracle.eps)))
     return out
 
 
-def _pc_runner(host, predictor, corrector, score, sde, **options):
-    def run(num_steps, shape, generator, eps=1e-3):
+def _pc_runner(host, predictor, corrector, score, sde, eps, **options):
+    def run(num_steps, shape, generator):
         sampler = sf.Sampler(predictor=predictor, corrector=corrector, num_steps=num_steps, eps=eps,
                              predictor_options=options, host=host)
         return sampler.sample(score, sde, shape, generator=generator)
@@ -64,8 +65,8 @@ def _pc_runner(host, predictor, corrector, score, sde, **options):
     return run
 
 
-def _ode_runner(host, method, score, sde):
-    def run(num_steps, shape, generator, eps=1e-3):
+def _ode_runner(host, method, score, sde, eps):
+    def run(num_steps, shape, generator):
         solver = host.create("ode_solver", method, num_steps=num_steps)
         return sf.ode_sample(score, sde, shape, solver=solver, eps=eps, generator=generator, host=host)
 
@@ -99,10 +100,10 @@ def run_suite(oracle: Oracle, budgets: tuple[int, ...], n: int, host: sf.PluginH
     for tol in ADAPTIVE_ODE_TOLS:
         rows.append(_measure(oracle, f"ode:dopri5(tol={tol:g})", "ode-adaptive",
                              lambda g, tol=tol: sf.ode_sample(score, oracle.sde, (n, dim), rtol=tol, atol=tol,
-                                                              generator=g, host=host), None))
+                                                              eps=oracle.eps, generator=g, host=host), None))
     if "gotta_go_fast" in host.available("predictor") and (not only or "gotta_go_fast" in only):
         rows.append(_measure(oracle, "gotta_go_fast(default tol)", "plugin-adaptive",
-                             lambda g: sf.Sampler(predictor="gotta_go_fast", host=host).sample(
+                             lambda g: sf.Sampler(predictor="gotta_go_fast", eps=oracle.eps, host=host).sample(
                                  score, oracle.sde, (n, dim), generator=g), None))
     return rows
 
