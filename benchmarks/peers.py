@@ -5,7 +5,11 @@ Peers come from the ``bench`` extra. Where one cannot be imported, the result sa
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -56,7 +60,34 @@ def diffusers_pc(oracle: Oracle, n: int, nfe: int, snr: float = 0.16) -> dict[st
             **attrs.asdict(mixture_report(oracle.mixture, x.float(), oracle.reference_logp))}
 
 
-def run_suite(oracle: Oracle, n: int, budgets: tuple[int, ...]) -> dict[str, Any]:
+def kdiffusion_rows(oracle: Oracle, n: int, budgets: tuple[int, ...],
+                    python: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """k-diffusion's samplers, in this process when it imports, else in the environment of ``python``.
+
+    ``python`` defaults to ``$SCOREFLOW_KDIFFUSION_PYTHON``. Returns ``(rows, reason it is unavailable)``.
+    """
+    from benchmarks import kdiffusion_peer
+
+    try:
+        import k_diffusion  # noqa: F401
+    except Exception as exc:
+        python = python or os.environ.get("SCOREFLOW_KDIFFUSION_PYTHON")
+        if not python:
+            return [], (f"{KDIFFUSION_NOTE}; import failed here ({type(exc).__name__}); point "
+                        "--kdiffusion-python (or SCOREFLOW_KDIFFUSION_PYTHON) at that environment's python")
+        root = Path(__file__).resolve().parents[1]
+        cmd = [python, "-m", "benchmarks.kdiffusion_peer", "--oracle", oracle.name, "--n", str(n),
+               "--budgets", *map(str, budgets)]
+        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+        if proc.returncode != 0:
+            return [], f"{python} -m benchmarks.kdiffusion_peer failed: {proc.stderr.strip().splitlines()[-1:]}"
+        record = json.loads(proc.stdout)
+        env = f"k-diffusion {record['k_diffusion']}, torch {record['torch']}, via {python}"
+        return [{**row, "environment": env} for row in record["rows"]], None
+    return kdiffusion_peer.run(oracle.name, n, list(budgets)), None
+
+
+def run_suite(oracle: Oracle, n: int, budgets: tuple[int, ...], kdiffusion_python: str | None = None) -> dict[str, Any]:
     """Rows for every peer that imports; reasons for those that do not."""
     rows, missing = [], {}
     try:
@@ -69,10 +100,8 @@ def run_suite(oracle: Oracle, n: int, budgets: tuple[int, ...]) -> dict[str, Any
                 rows.append({"oracle": oracle.name, "budget": nfe, **diffusers_pc(oracle, n, nfe)})
             except Exception as exc:  # report a peer's failure instead of hiding it
                 rows.append({"oracle": oracle.name, "budget": nfe, "peer": "diffusers", "error": repr(exc)[:300]})
-    try:
-        import k_diffusion  # noqa: F401
-    except Exception as exc:
-        missing["k-diffusion"] = f"{KDIFFUSION_NOTE} (import failed here: {type(exc).__name__})"
-    else:
-        missing["k-diffusion"] = "importable, but its drivers are not written yet in this suite"
+    kd_rows, why = kdiffusion_rows(oracle, n, budgets, kdiffusion_python)
+    rows += kd_rows
+    if why:
+        missing["k-diffusion"] = why
     return {"rows": rows, "unavailable": missing}

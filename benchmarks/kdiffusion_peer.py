@@ -1,0 +1,100 @@
+"""k-diffusion's samplers on an exact oracle, through its denoiser convention.
+
+k-diffusion imports torchvision, which does not load beside the local CPU torch wheel, so this
+module usually runs in a second environment (torch 2.14.1 + torchvision 0.29.1 + k-diffusion, with
+scoreflow installed there too) and reports JSON on stdout; ``benchmarks.peers`` starts it with that
+environment's Python (``--kdiffusion-python`` or ``SCOREFLOW_KDIFFUSION_PYTHON``):
+
+    /path/to/kd-env/bin/python -m benchmarks.kdiffusion_peer --n 5000 --budgets 10 20 50
+
+The denoiser is ``D(x, sigma) = x + sigma^2 score(x, sigma)`` with the oracle's exact score; the
+noise levels are k-diffusion's Karras schedule (rho = 7) from the oracle's sigma_max down to its
+sigma_min, then 0, as k-diffusion's own scripts use them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import attrs
+import torch
+
+#: k-diffusion sampler -> network evaluations for ``n`` noise levels (plus the final 0)
+SAMPLERS = {
+    "euler": lambda n: n,
+    "heun": lambda n: 2 * n - 1,
+    "dpm_2": lambda n: 2 * n - 1,
+    "lms": lambda n: n,
+    "dpmpp_2m": lambda n: n,
+}
+
+
+def levels_for_budget(sampler: str, budget: int) -> int:
+    """The most noise levels whose NFE fits in ``budget``."""
+    n = 1
+    while SAMPLERS[sampler](n + 1) <= budget:
+        n += 1
+    return n
+
+
+def run(oracle_name: str, n: int, budgets: list[int], seed: int = 1) -> list[dict[str, Any]]:
+    import k_diffusion as K
+
+    from benchmarks.oracles import digits64, ring
+    from scoreflow.oracles import mixture_report
+
+    oracle = ring() if oracle_name == "ring-2d" else digits64()
+    sde, gm = oracle.sde, oracle.mixture
+
+    calls = {"n": 0}
+
+    def denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        s = sigma.double().reshape(-1).expand(x.shape[0])
+        t = sde.time_at_noise_level(s)
+        return (x.double() + s[:, None] ** 2 * gm.score(x.double(), t, sde)).to(x.dtype)
+
+    rows = []
+    for budget in budgets:
+        for name in SAMPLERS:
+            levels = levels_for_budget(name, budget)
+            sigmas = K.sampling.get_sigmas_karras(levels, sde.sigma_min, sde.sigma_max, rho=7.0)
+            x = torch.randn(n, gm.dim, generator=torch.Generator().manual_seed(seed)) * sde.sigma_max
+            calls["n"] = 0
+            start = time.perf_counter()
+            try:
+                out = getattr(K.sampling, f"sample_{name}")(denoiser, x, sigmas, disable=True)
+            except Exception as exc:  # report a peer's failure, do not hide it
+                rows.append({"peer": f"k-diffusion {name}", "budget": budget, "error": repr(exc)[:300]})
+                continue
+            seconds = time.perf_counter() - start
+            if not torch.isfinite(out).all():
+                rows.append({"peer": f"k-diffusion {name}", "budget": budget, "nfe": calls["n"],
+                             "error": "non-finite samples"})
+                continue
+            rep = mixture_report(gm, out.float(), oracle.reference_logp)
+            rows.append({"oracle": oracle.name, "peer": f"k-diffusion {name}", "budget": budget,
+                         "nfe": calls["n"], "seconds": round(seconds, 4), **attrs.asdict(rep)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--oracle", default="ring-2d", choices=["ring-2d", "digits-64d"])
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--budgets", type=int, nargs="+", default=[10, 20, 50, 100])
+    args = parser.parse_args(argv)
+    from importlib.metadata import version
+
+    rows = run(args.oracle, args.n, args.budgets)
+    json.dump({"k_diffusion": version("k-diffusion"), "torch": torch.__version__,
+               "rows": rows}, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
