@@ -18,11 +18,15 @@ import torch
 
 import scoreflow as sf
 
+#: scoreflow's samplers shown beside the peers in the report's table
+SIDE_BY_SIDE = ("dpmpp_2m", "dpm_solver_3", "edm_heun", "euler", "euler+langevin")
+
 SUITES = ("quality", "likelihood", "overhead", "training", "peers", "end_to_end")
 
 QUICK = {"budgets": (20, 100), "n_ring": 1000, "digits": False, "lik_n": 100, "probes": (1, 4),
          "overhead": dict(repeats=3, steps=50, batch=128), "training": dict(batch_sizes=[32], blocks=2,
-                                                                             steps_per_block=2),
+                                                                             steps_per_block=2,
+                                                                             variants=("fp32", "channels_last", "bf16")),
          "end_to_end": dict(steps=60, n_samples=200, n_bpd=32, scale=0.1)}
 FULL = {"budgets": (10, 20, 50, 100, 200, 500, 1000), "n_ring": 5000, "digits": True, "lik_n": 300,
         "probes": (1, 4, 16), "overhead": dict(repeats=7, steps=200, batch=256),
@@ -31,7 +35,7 @@ FULL = {"budgets": (10, 20, 50, 100, 200, 500, 1000), "n_ring": 5000, "digits": 
 
 
 def run_all(out: Path, *, quick: bool, suites: tuple[str, ...] = SUITES, device: str = "cpu",
-            data_dir: str | None = None) -> dict[str, Any]:
+            data_dir: str | None = None, kdiffusion_python: str | None = None) -> dict[str, Any]:
     """Run ``suites`` and write ``results.json``, ``report.md`` and ``quality.png`` into ``out``."""
     from benchmarks import end_to_end, likelihood, overhead, peers, quality, train_throughput
     from benchmarks.oracles import digits64, ring
@@ -62,7 +66,7 @@ def run_all(out: Path, *, quick: bool, suites: tuple[str, ...] = SUITES, device:
     if "training" in suites:
         record["training"] = train_throughput.run(data_dir=data_dir, **cfg["training"])
     if "peers" in suites:
-        record["peers"] = peers.run_suite(ring_oracle, cfg["n_ring"], cfg["budgets"])
+        record["peers"] = peers.run_suite(ring_oracle, cfg["n_ring"], cfg["budgets"], kdiffusion_python)
     if "end_to_end" in suites:
         record["end_to_end"] = end_to_end.run_suite(host=host, **cfg["end_to_end"])
     record["machine"]["loadavg_after"] = os.getloadavg()
@@ -126,10 +130,25 @@ def markdown(r: dict[str, Any]) -> str:
             lines.append(f"| {b} | {ips['scoreflow']:.0f} | {ips['hand-written']:.0f} | "
                          f"{v['ratio_scoreflow_over_handwritten']:.3f} |")
         lines += ["", r["training"]["note"], ""]
+        effects = r["training"].get("variant_effects")
+        if effects:
+            lines += [f"Speed-ups of the hand-written step at batch {effects['batch']} (medians, interleaved; "
+                      "warm-up includes compilation):", "",
+                      "| variant | images/s | ratio to fp32 | warm-up s |", "| --- | ---: | ---: | ---: |"]
+            for name, v in effects["variants"].items():
+                if "error" in v:
+                    lines.append(f"| {name} | failed: {v['error']} | | |")
+                else:
+                    lines.append(f"| {name} | {v['images_per_s']:.0f} | {_f(v['ratio_to_fp32'], '.3f')} | "
+                                 f"{v['warmup_seconds']} |")
+            lines.append("")
     if "peers" in r:
         lines += ["## 5. Peers on the ring oracle", "", "| peer | budget | NFE | weight TV | spread | gap |",
                   "| --- | ---: | ---: | ---: | ---: | ---: |"]
-        for p in r["peers"]["rows"]:
+        ours = [{**q, "peer": f"scoreflow {q['sampler']}"} for q in r.get("quality", [])
+                if q["oracle"] == "ring-2d" and q["sampler"] in SIDE_BY_SIDE and q.get("budget")]
+        peer_rows = sorted([*r["peers"]["rows"], *ours], key=lambda p: (p["budget"], p["peer"]))
+        for p in peer_rows:
             if "error" in p:
                 lines.append(f"| {p['peer']} | {p['budget']} | failed: {p['error']} | | | |")
             else:
@@ -154,21 +173,24 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (under 3 minutes on 2 cores)")
     parser.add_argument("--out", default="bench-results", help="output folder (default: %(default)s)")
     parser.add_argument("--suites", default=",".join(SUITES), help=f"comma-separated subset of {', '.join(SUITES)}")
     parser.add_argument("--device", default="cpu", help="only 'cpu' is measured so far")
     parser.add_argument("--data-dir", default=None, help="MNIST IDX folder for the training suite")
-    args = parser.parse_args()
+    parser.add_argument("--kdiffusion-python", default=None,
+                        help="python of an environment with k-diffusion (default: $SCOREFLOW_KDIFFUSION_PYTHON)")
+    args = parser.parse_args(argv)
     suites = tuple(s.strip() for s in args.suites.split(",") if s.strip())
     unknown = sorted(set(suites) - set(SUITES))
     if unknown:
         parser.error(f"unknown suite(s) {unknown}; available: {', '.join(SUITES)}")
     if args.device != "cpu":
         parser.error(f"--device {args.device!r}: only 'cpu' is supported by these suites so far")
-    run_all(Path(args.out), quick=args.quick, suites=suites, device=args.device, data_dir=args.data_dir)
+    run_all(Path(args.out), quick=args.quick, suites=suites, device=args.device, data_dir=args.data_dir,
+            kdiffusion_python=args.kdiffusion_python)
     print((Path(args.out) / "report.md").read_text())
 
 
