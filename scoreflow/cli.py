@@ -119,6 +119,24 @@ def _run(name: str):
     return call
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    """``scoreflow bench ARGS`` is ``python -m benchmarks ARGS`` from the source checkout."""
+    import importlib.util
+    from pathlib import Path
+
+    if importlib.util.find_spec("benchmarks") is None:
+        checkout = Path(__file__).resolve().parents[1]
+        if not (checkout / "benchmarks" / "__main__.py").is_file():
+            raise FileNotFoundError(
+                "scoreflow bench runs the benchmarks/ folder of a scoreflow source checkout, which this "
+                f"installation ({checkout}) does not have: clone the repository and pip install -e it")
+        sys.path.insert(0, str(checkout))
+    from benchmarks.__main__ import main as bench_main
+
+    bench_main(args.bench_args)
+    return 0
+
+
 def _cmd_plugins(args: argparse.Namespace) -> int:
     from scoreflow.plugins import get_host
 
@@ -221,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("name", help="plugin name, e.g. 'heun' (gives the distribution scoreflow-heun)")
     q.add_argument("--out", default=".", help="folder to create it in (default: %(default)s)")
     q.set_defaults(func=_cmd_plugin_new)
+    p = sub.add_parser("bench", help="run the benchmark suites (python -m benchmarks; --help lists its options)",
+                       add_help=False)
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of python -m benchmarks")
+    p.set_defaults(func=_cmd_bench)
     p = sub.add_parser("oracle-demo", help="sample a 2-D Gaussian mixture with every sampler using its exact score")
     p.add_argument("--out", default="scoreflow-oracle-demo", help="output folder (default: %(default)s)")
     p.add_argument("--num-samples", type=_positive_int, default=2000, help="samples per sampler")
@@ -234,7 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``scoreflow`` console script."""
     from scoreflow.errors import ScoreflowError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "bench":  # its options belong to python -m benchmarks, --help included
+        args.bench_args = [*extra, *args.bench_args]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.no_plugins or args.block_plugin or args.strict_plugins:
             from scoreflow.plugins import PluginHost, _env_list, set_host

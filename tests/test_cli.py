@@ -100,3 +100,18 @@ def test_oracle_demo_writes_picture_and_report(tmp_path, capsys):
 def test_demo_parser_defaults():
     args = build_parser().parse_args(["demo"])
     assert args.out == "scoreflow-demo" and args.steps is None
+
+
+def test_bench_alias_hands_its_options_to_the_benchmarks(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--help"])
+    assert exc.value.code == 0 and "usage: python -m benchmarks" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--suites", "nope"])
+    assert exc.value.code == 2 and "unknown suite(s) ['nope']" in capsys.readouterr().err
+
+
+def test_unknown_options_of_other_commands_are_still_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["list", "predictor", "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
