@@ -45,7 +45,10 @@ def run_all(out: Path, *, quick: bool, suites: tuple[str, ...] = SUITES, device:
     host = sf.PluginHost(autoload=True)
     started = time.perf_counter()
     record: dict[str, Any] = {
-        "command": f"python -m benchmarks{' --quick' if quick else ''} --out {out}",
+        "command": " ".join(["python -m benchmarks", *(["--quick"] if quick else []), f"--out {out}",
+                             *([f"--suites {','.join(suites)}"] if tuple(suites) != SUITES else []),
+                             *([f"--data-dir {data_dir}"] if data_dir else []),
+                             *([f"--kdiffusion-python {kdiffusion_python}"] if kdiffusion_python else [])]),
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
                     "torch": torch.__version__, "threads": torch.get_num_threads(), "device": device,
                     "loadavg_before": os.getloadavg()},
