@@ -19,7 +19,7 @@ import torch
 import scoreflow as sf
 
 #: scoreflow's samplers shown beside the peers in the report's table
-SIDE_BY_SIDE = ("dpmpp_2m", "dpm_solver_3", "edm_heun", "euler", "euler+langevin")
+SIDE_BY_SIDE = ("dpmpp_2m", "dpm_solver_3", "edm_heun", "unipc", "euler", "euler+langevin")
 
 SUITES = ("quality", "likelihood", "overhead", "training", "peers", "end_to_end")
 

@@ -10,13 +10,16 @@ import torch
 import scoreflow as sf
 from scoreflow import testing
 from scoreflow.oracles import mixture_report
-from scoreflow_fast import AnnealedLangevin, DPMSolver2, DPMSolver3, DPMSolverPP2M, EDMHeun, GottaGoFast
+from scoreflow_fast import AnnealedLangevin, DPMSolver2, DPMSolver3, DPMSolverPP2M, EDMHeun, GottaGoFast, UniPC
+from scoreflow_fast.sigma import Denoiser, sigma_grid
 
 N = 6000
 ODE_SOLVERS = {"edm_heun": EDMHeun, "dpm_solver_2": DPMSolver2, "dpm_solver_3": DPMSolver3,
-               "dpmpp_2m": DPMSolverPP2M}
+               "dpmpp_2m": DPMSolverPP2M, "unipc": UniPC}
 # Steps giving about 40 network evaluations (final denoising step included).
-STEPS_AT_40 = {"edm_heun": 20, "dpm_solver_2": 20, "dpm_solver_3": 13, "dpmpp_2m": 40}
+STEPS_AT_40 = {"edm_heun": 20, "dpm_solver_2": 20, "dpm_solver_3": 13, "dpmpp_2m": 40, "unipc": 40}
+# Steps giving at most 50 network evaluations.
+STEPS_AT_50 = {"edm_heun": 24, "dpm_solver_2": 24, "dpm_solver_3": 16, "dpmpp_2m": 49, "unipc": 49}
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +99,55 @@ def test_gotta_go_fast_on_a_64_dimensional_mixture():
     assert res.nfe < 500
 
 
+@pytest.fixture(scope="module")
+def euler_maruyama_500(ring):
+    """Euler-Maruyama with 500 steps on 50,000 samples: the quality the fast samplers are measured against."""
+    gm, ref = ring
+    sde = sf.VESDE()
+    res = sf.Sampler(predictor="euler", num_steps=500, eps=_eps(sde)).sample(
+        gm.score_model(sde), sde, (50_000, 2), generator=torch.Generator().manual_seed(2))
+    return mixture_report(gm, res.samples, ref)
+
+
+# Measured (50,000 samples): Euler-Maruyama at 500 NFE spread 1.0010, gap 0.0022; at <= 50 NFE unipc 1.0009 /
+# 0.0025, dpm_solver_3 1.0059 / 0.0125, dpmpp_2m 1.0091 / 0.0198, edm_heun 1.0104 / 0.0218, dpm_solver_2
+# 1.0131 / 0.0278. The second-order solvers (and third-order single-step DPM-Solver-3) keep a 0.6-1.3 %
+# over-dispersion at 50 NFE: trajectories that pick their mode late cross a stiff region (docs/guides).
+_NOT_YET = pytest.mark.xfail(strict=True, reason="over-dispersed by 0.6-1.3 % at 50 NFE on the ring (see comment)")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[] if n == "unipc" else [_NOT_YET]) for n in STEPS_AT_50])
+def test_at_most_50_nfe_reaches_the_mixture_as_well_as_euler_maruyama_at_500(name, ring, euler_maruyama_500):
+    gm, ref = ring
+    sde = sf.VESDE()
+    res = sf.Sampler(predictor=name, num_steps=STEPS_AT_50[name], eps=_eps(sde)).sample(
+        gm.score_model(sde), sde, (50_000, 2), generator=torch.Generator().manual_seed(2))
+    fast, em = mixture_report(gm, res.samples, ref), euler_maruyama_500
+    assert res.nfe <= 50
+    # margins of about one standard error at 50,000 samples
+    assert fast.logp_gap <= em.logp_gap + 0.005, (fast, em)
+    assert abs(fast.spread_ratio - 1) <= abs(em.spread_ratio - 1) + 0.002, (fast, em)
+    assert fast.weight_tv <= em.weight_tv + 0.005, (fast, em)
+
+
+@pytest.mark.parametrize(("order", "expected"), [(1, 1.8), (2, 2.8), (3, 2.8)])
+def test_unipc_converges_at_its_order(order, expected):
+    """UniP-p with UniC has order p + 1 (Zhao et al. 2023); warm-up steps cap the global order at 3."""
+    sde = sf.VESDE(sigma_min=0.01, sigma_max=50.0)
+    gm = sf.GaussianMixture([[0.0], [3.0]], 0.5)  # 1-D, two modes: a smooth, non-linear flow
+    x = torch.linspace(-100, 100, 41, dtype=torch.float64)[:, None]
+
+    def solve(solver, n):
+        return solver.integrate(x.clone(), sigma_grid(sde, 1.0, 0.05, n, "log_snr"), Denoiser(sde, gm.score_model(sde)))
+
+    reference = solve(UniPC(order=3, schedule="log_snr"), 4000)
+    errors = [float((solve(UniPC(order=order, schedule="log_snr"), n) - reference).abs().max()) for n in (80, 160)]
+    assert math.log2(errors[0] / errors[1]) >= expected, errors
+
+
 def test_registered_names():
     host = sf.PluginHost(autoload=True, strict=True)
-    for name in ("edm_heun", "dpm_solver_2", "dpm_solver_3", "dpmpp_2m", "gotta_go_fast"):
+    for name in ("edm_heun", "dpm_solver_2", "dpm_solver_3", "dpmpp_2m", "unipc", "gotta_go_fast"):
         assert host.predictors.get(name).provider == "fast"
     assert host.correctors.get("ald").provider == "fast"
     assert math.isfinite(float(sf.VESDE().log_ratio))

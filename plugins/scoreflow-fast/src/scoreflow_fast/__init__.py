@@ -6,9 +6,9 @@ import scoreflow
 
 from scoreflow_fast.adaptive import GottaGoFast
 from scoreflow_fast.langevin import AnnealedLangevin
-from scoreflow_fast.ode_solvers import DPMSolver2, DPMSolver3, DPMSolverPP2M, EDMHeun
+from scoreflow_fast.ode_solvers import DPMSolver2, DPMSolver3, DPMSolverPP2M, EDMHeun, UniPC
 
-__all__ = ["AnnealedLangevin", "DPMSolver2", "DPMSolver3", "DPMSolverPP2M", "EDMHeun", "GottaGoFast"]
+__all__ = ["AnnealedLangevin", "DPMSolver2", "DPMSolver3", "DPMSolverPP2M", "EDMHeun", "GottaGoFast", "UniPC"]
 
 
 @scoreflow.hookimpl
@@ -17,6 +17,7 @@ def scoreflow_register_predictors(registry) -> None:
     registry.add("dpm_solver_2", DPMSolver2, aliases=("dpm2",))
     registry.add("dpm_solver_3", DPMSolver3, aliases=("dpm3",))
     registry.add("dpmpp_2m", DPMSolverPP2M, aliases=("dpm_solver_pp_2m",))
+    registry.add("unipc", UniPC, aliases=("uni_pc",))
     registry.add("gotta_go_fast", GottaGoFast, aliases=("adaptive_sde", "ggf"))
 
 
