@@ -37,11 +37,15 @@ def ring(reference_samples: int = 400_000) -> Oracle:
 
 
 def digits64(reference_samples: int = 100_000, std: float = 0.05) -> Oracle:
-    """1797 Gaussians of std ``std`` centred on scikit-learn's digits (64-D, in [0, 1]), VE sigma in [0.01, 10]."""
+    """1797 Gaussians of std ``std`` centred on scikit-learn's digits (64-D, in [0, 1]), VE sigma in [0.002, 10].
+
+    ``sigma_min`` is small against ``std`` (0.04 of it): stopping at 0.01 = 0.2 std made the final
+    denoising step alone shrink within-mode spread by 2 %, a 1-nat gap in 64 dimensions.
+    """
     from scoreflow.data.sources import digits
 
     train, test = digits("train"), digits("test")
     means = torch.cat([train.x, test.x]).reshape(-1, 64).double()
     gm = sf.GaussianMixture(means, std)
     ref = gm.entropy_estimate(reference_samples, generator=torch.Generator().manual_seed(0))
-    return Oracle("digits-64d", gm, sf.VESDE(sigma_min=0.01, sigma_max=10.0), ref)
+    return Oracle("digits-64d", gm, sf.VESDE(sigma_min=0.002, sigma_max=10.0), ref)
