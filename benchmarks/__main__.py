@@ -83,6 +83,13 @@ def _f(v: Any, fmt: str = ".4f") -> str:
     return "—" if v is None else format(v, fmt) if isinstance(v, float) else str(v)
 
 
+def _mixture_cells(row: dict[str, Any]) -> str:
+    """The NFE and mixture-report columns of a sampler row, or its failure."""
+    if "error" in row:
+        return f"— | failed: {row['error']} | |"
+    return f"{row['nfe']} | {row['weight_tv']:.4f} | {row['spread_ratio']:.3f} | {row['logp_gap']:.4f}"
+
+
 def markdown(r: dict[str, Any]) -> str:
     """The report: one table per suite."""
     m = r["machine"]
@@ -98,11 +105,8 @@ def markdown(r: dict[str, Any]) -> str:
                   "| oracle | sampler | budget | NFE | weight TV | spread | gap | seconds |",
                   "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for q in r["quality"]:
-            if "error" in q:
-                lines.append(f"| {q['oracle']} | {q['sampler']} | {_f(q['budget'])} | — | failed: {q['error']} | | | |")
-            else:
-                lines.append(f"| {q['oracle']} | {q['sampler']} | {_f(q['budget'])} | {q['nfe']} | "
-                             f"{q['weight_tv']:.4f} | {q['spread_ratio']:.3f} | {q['logp_gap']:.4f} | {q['seconds']} |")
+            lines.append(f"| {q['oracle']} | {q['sampler']} | {_f(q['budget'])} | {_mixture_cells(q)} | "
+                         f"{q.get('seconds', '')} |")
         lines.append("")
     if "likelihood" in r:
         lk = r["likelihood"]
@@ -152,11 +156,7 @@ def markdown(r: dict[str, Any]) -> str:
                 if q["oracle"] == "ring-2d" and q["sampler"] in SIDE_BY_SIDE and q.get("budget")]
         peer_rows = sorted([*r["peers"]["rows"], *ours], key=lambda p: (p["budget"], p["peer"]))
         for p in peer_rows:
-            if "error" in p:
-                lines.append(f"| {p['peer']} | {p['budget']} | failed: {p['error']} | | | |")
-            else:
-                lines.append(f"| {p['peer']} | {p['budget']} | {p['nfe']} | {p['weight_tv']:.4f} | "
-                             f"{p['spread_ratio']:.3f} | {p['logp_gap']:.4f} |")
+            lines.append(f"| {p['peer']} | {p['budget']} | {_mixture_cells(p)} |")
         for name, why in r["peers"]["unavailable"].items():
             lines.append(f"\n- {name}: {why}")
         lines.append("")
