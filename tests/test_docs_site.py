@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import scoreflow
+from docs._hooks import tutorial_runner
 
 ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("mkdocs", reason="the docs extra is not installed: pip install -e '.[docs]'")
@@ -22,7 +24,7 @@ def site(tmp_path_factory) -> Path:
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
          "--site-dir", str(out)],
-        cwd=ROOT, capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1", **__import__("os").environ},
+        cwd=ROOT, capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1", **os.environ},
     )
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
     return out
@@ -36,11 +38,9 @@ def test_every_public_name_is_in_the_api_reference(site):
 
 
 def test_tutorial_pictures_are_in_the_site(site):
-    pages = sorted((ROOT / "docs" / "tutorial").glob("[0-9][0-9]-*.md"))
-    for page in pages:
-        built = site / "tutorial" / page.stem / "index.html"
-        html = built.read_text()
-        for figure in re.findall(r"!\[[^\]]*\]\((figures/[^)\s]+)\)", page.read_text()):
+    for page in tutorial_runner.pages():
+        html = (site / "tutorial" / page.stem / "index.html").read_text()
+        for figure in tutorial_runner.figures(page.read_text()):
             assert (site / "tutorial" / figure).is_file(), f"{figure} missing from the built site"
             assert f"../{figure}" in html, f"{page.name}'s built page does not show {figure}"
 

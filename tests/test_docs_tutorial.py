@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("tutorial_runner", ROOT / "docs" / "_hooks" / "tutorial_runner.py")
-runner = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(runner)
+from docs._hooks import tutorial_runner as runner  # the repository root is on pytest's pythonpath
 
 PAGES = runner.pages()
 SLOW_PAGES = {"04-training.md"}  # trains a network for about 30 s
