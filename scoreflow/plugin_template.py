@@ -65,9 +65,9 @@ from __future__ import annotations
 import math
 
 import attrs
-import torch
 
 import scoreflow
+from scoreflow.tensor import batch_broadcast, randn_like
 
 
 @attrs.define(kw_only=True)
@@ -77,9 +77,8 @@ class {cls}(scoreflow.Predictor):
     def step(self, x, t, dt, *, sde, score, generator=None) -> scoreflow.Step:
         drift, diffusion = sde.reverse(score).sde(x, t)
         x_mean = x + drift * dt
-        noise = torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
-        g = diffusion.reshape(-1, *[1] * (x.dim() - 1))
-        return scoreflow.Step(x_mean + g * math.sqrt(abs(dt)) * noise, x_mean)
+        noise = randn_like(x, generator)  # honours the generator: reproducible samples
+        return scoreflow.Step(x_mean + batch_broadcast(diffusion, x) * math.sqrt(abs(dt)) * noise, x_mean)
 '''
 
 TEST = '''"""Conformance of the plugin's component, using scoreflow.testing."""

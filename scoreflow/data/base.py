@@ -7,7 +7,7 @@ from typing import Literal
 import attrs
 import torch
 
-from scoreflow._tensor import check_finite
+from scoreflow.tensor import check_finite
 
 SPLITS = ("train", "test")
 

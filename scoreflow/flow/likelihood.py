@@ -16,7 +16,7 @@ import attrs
 import torch
 from torch import nn
 
-from scoreflow._tensor import as_time, check_finite, per_sample_dim, sum_except_batch
+from scoreflow.tensor import as_time, check_finite, per_sample_dim, sum_except_batch
 from scoreflow.data.base import dequantize
 from scoreflow.flow.probability_flow import ProbabilityFlowODE, resolve_solver
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from scoreflow._tensor import as_time, check_finite
+from scoreflow.tensor import as_time, check_finite
 from scoreflow.sampling.sampler import SampleResult, check_shape, model_device
 
 if TYPE_CHECKING:

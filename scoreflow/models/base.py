@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import nn
 
-from scoreflow._tensor import batch_broadcast
+from scoreflow.tensor import batch_broadcast
 
 if TYPE_CHECKING:
     from scoreflow.sde.base import SDE

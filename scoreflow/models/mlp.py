@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from scoreflow._tensor import batch_broadcast
+from scoreflow.tensor import batch_broadcast
 from scoreflow.models.base import ScoreNet
 from scoreflow.models.embedding import GaussianFourierProjection
 

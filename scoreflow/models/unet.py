@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import nn
 
-from scoreflow._tensor import batch_broadcast
+from scoreflow.tensor import batch_broadcast
 from scoreflow.models.base import ScoreNet
 from scoreflow.models.embedding import GaussianFourierProjection
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import torch
 
-from scoreflow._tensor import batch_broadcast, randn_like
+from scoreflow.tensor import batch_broadcast, randn_like
 from scoreflow.sampling.base import Corrector, Step
 
 

@@ -6,7 +6,7 @@ import math
 
 import attrs
 
-from scoreflow._tensor import batch_broadcast, randn_like
+from scoreflow.tensor import batch_broadcast, randn_like
 from scoreflow.sampling.base import Predictor, Step
 
 

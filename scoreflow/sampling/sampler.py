@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import torch
 
-from scoreflow._tensor import check_finite
+from scoreflow.tensor import check_finite
 from scoreflow.errors import IncompatibleComponentsError
 from scoreflow.models.base import ScoreModel, make_score_fn
 from scoreflow.sampling.base import Corrector, Predictor, TrajectorySolver

@@ -9,7 +9,7 @@ import attrs
 import torch
 from torch import nn
 
-from scoreflow._tensor import as_time
+from scoreflow.tensor import as_time
 from scoreflow.errors import IncompatibleComponentsError
 from scoreflow.sampling.base import TrajectorySolver
 

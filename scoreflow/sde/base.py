@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
-from scoreflow._tensor import batch_broadcast, sum_except_batch
+from scoreflow.tensor import batch_broadcast, sum_except_batch
 
 if TYPE_CHECKING:
     from scoreflow.sde.reverse import ReverseSDE

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from scoreflow._tensor import batch_broadcast
+from scoreflow.tensor import batch_broadcast
 
 if TYPE_CHECKING:
     from scoreflow.sde.base import SDE, ScoreFn

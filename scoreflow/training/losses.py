@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from scoreflow._tensor import batch_broadcast, sum_except_batch
+from scoreflow.tensor import batch_broadcast, sum_except_batch
 
 if TYPE_CHECKING:
     from scoreflow.sde.base import SDE

@@ -1,8 +1,14 @@
-"""Rank-agnostic tensor helpers shared by SDEs, samplers and estimators."""
+"""Rank-agnostic tensor helpers shared by SDEs, samplers, estimators and plugins.
+
+Public for plugin authors: a per-sample ``(B,)`` tensor (noise level, step size, drift
+coefficient) meets a batch of any rank through :func:`batch_broadcast`.
+"""
 
 from __future__ import annotations
 
 import torch
+
+__all__ = ["as_time", "batch_broadcast", "check_finite", "per_sample_dim", "randn_like", "sum_except_batch"]
 
 
 def batch_broadcast(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
