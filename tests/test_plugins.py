@@ -191,3 +191,40 @@ def test_default_host_helpers(monkeypatch):
     assert isinstance(sf.create("predictor", "em"), sf.EulerMaruyama)
     with pytest.raises(sf.UnknownComponentError, match="Unknown component kind 'predictors'"):
         sf.available("predictors")
+
+
+def _private_scoreflow_uses(source: str) -> list[str]:
+    """Names under ``scoreflow`` that start with ``_`` (private), imported or used as attributes."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        modules = []
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in {"scoreflow", "sf"}:
+            modules = [f"scoreflow.{node.attr}"]
+        for name in modules:
+            parts = name.split(".")
+            if parts[0] == "scoreflow" and any(p.startswith("_") and not p.startswith("__") for p in parts[1:]):
+                found.append(name)
+    return found
+
+
+def test_private_use_detector_finds_private_names():
+    assert _private_scoreflow_uses("from scoreflow._x import y\nimport scoreflow.sde._b\nscoreflow._c") == [
+        "scoreflow._x", "scoreflow._x.y", "scoreflow.sde._b", "scoreflow._c"]
+    assert _private_scoreflow_uses("from scoreflow.tensor import batch_broadcast\nscoreflow.__version__") == []
+
+
+def test_bundled_plugins_use_only_scoreflows_public_api():
+    """The issue's rule for plugins/: nothing reaches into scoreflow's private modules."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "plugins"
+    sources = sorted(root.glob("*/src/**/*.py")) + sorted(root.glob("*/tests/*.py"))
+    assert len(sources) >= 6
+    offenders = {str(p.relative_to(root)): uses for p in sources if (uses := _private_scoreflow_uses(p.read_text()))}
+    assert not offenders, offenders

@@ -6,6 +6,7 @@ import attrs
 import torch
 
 import scoreflow
+from scoreflow.tensor import batch_broadcast, randn_like
 
 
 @attrs.define(kw_only=True)
@@ -39,7 +40,6 @@ class GottaGoFast(scoreflow.TrajectorySolver):
 
     def solve(self, x, t_start, t_end, num_steps, *, sde, score, generator=None):
         b = x.shape[0]
-        view = (b, *[1] * (x.dim() - 1))
         t = torch.full((b,), float(t_start), dtype=x.dtype, device=x.device)
         h = torch.full((b,), self.h_init, dtype=x.dtype, device=x.device)
         x_prev = x.clone()
@@ -51,26 +51,26 @@ class GottaGoFast(scoreflow.TrajectorySolver):
             if not active.any():
                 break
             h = torch.minimum(h, t - t_end).clamp_min(0)
-            z = torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
+            z = randn_like(x, generator)
             drift, g = rsde.sde(x, t)
-            x1 = x - h.reshape(view) * drift + (h.sqrt() * g).reshape(view) * z
+            x1 = x - batch_broadcast(h, x) * drift + batch_broadcast(h.sqrt() * g, x) * z
             drift2, g2 = rsde.sde(x1, t - h)
-            x2 = x - h.reshape(view) * drift2 + (h.sqrt() * g2).reshape(view) * z
+            x2 = x - batch_broadcast(h, x) * drift2 + batch_broadcast(h.sqrt() * g2, x) * z
             nfe += 2
             x_hi = (x1 + x2) / 2
             delta = torch.maximum(torch.full_like(x1, self.abs_tol),
                                   self.rel_tol * torch.maximum(x1.abs(), x_prev.abs()))
             err = ((x1 - x_hi) / delta).reshape(b, -1).norm(dim=1) / dim**0.5
             accept = (err <= 1) & active
-            x = torch.where(accept.reshape(view), x_hi, x)
-            x_prev = torch.where(accept.reshape(view), x1, x_prev)
+            x = torch.where(batch_broadcast(accept, x), x_hi, x)
+            x_prev = torch.where(batch_broadcast(accept, x), x1, x_prev)
             t = torch.where(accept, t - h, t)
             h = torch.where(active, self.safety * h * err.clamp_min(1e-10) ** (-self.exponent), h)
         else:
             raise RuntimeError(f"GottaGoFast did not reach t={t_end} in {self.max_iters} proposals; "
                                "loosen abs_tol/rel_tol")
         t_final = torch.full((b,), float(t_end), dtype=x.dtype, device=x.device)
-        alpha = sde.marginal_scale(t_final).reshape(view)
+        alpha = batch_broadcast(sde.marginal_scale(t_final), x)
         _, std = sde.marginal_prob(x, t_final)
-        x = (x + std.reshape(view) ** 2 * score(x, t_final)) / alpha
+        x = (x + batch_broadcast(std, x) ** 2 * score(x, t_final)) / alpha
         return x, nfe + 1

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import attrs
-import torch
 
 import scoreflow
+from scoreflow.tensor import batch_broadcast, randn_like
 
 
 @attrs.define(kw_only=True)
@@ -24,10 +24,9 @@ class AnnealedLangevin(scoreflow.Corrector):
 
     def step(self, x, t, *, sde, score, generator=None) -> scoreflow.Step:
         _, std = sde.marginal_prob(x, t)
-        a = (self.step_lr * (std / sde.sigma_min) ** 2).reshape(-1, *[1] * (x.dim() - 1))
+        a = batch_broadcast(self.step_lr * (std / sde.sigma_min) ** 2, x)
         x_mean = x
         for _ in range(self.n_steps):
-            noise = torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
             x_mean = x + a / 2 * score(x, t)
-            x = x_mean + a.sqrt() * noise
+            x = x_mean + a.sqrt() * randn_like(x, generator)
         return scoreflow.Step(x, x_mean)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-
 import attrs
 import torch
 
 import scoreflow
+from scoreflow.tensor import batch_broadcast, randn_like
 
 
 @attrs.define(kw_only=True)
@@ -20,9 +20,6 @@ class AncestralSampling(scoreflow.Predictor):
 
     def step(self, x, t, dt, *, sde, score, generator=None) -> scoreflow.Step:
         b = (sde.beta(t) * abs(dt)).clamp(max=0.999)
-        b_ = b.reshape(-1, *[1] * (x.dim() - 1))
+        b_ = batch_broadcast(b, x)
         x_mean = (x + b_ * score(x, t)) / torch.sqrt(1 - b_)
-        noise = torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
-        return scoreflow.Step(x_mean + torch.sqrt(b_) * noise, x_mean)
-
-
+        return scoreflow.Step(x_mean + torch.sqrt(b_) * randn_like(x, generator), x_mean)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-
 import attrs
 import torch
 
 import scoreflow
+from scoreflow.tensor import batch_broadcast
 
 
 @attrs.define(kw_only=True)
@@ -32,14 +32,14 @@ class VPSDE(scoreflow.SDE):
 
     def sde(self, x, t):
         beta = self.beta(t)
-        return -0.5 * beta.reshape(-1, *[1] * (x.dim() - 1)) * x, torch.sqrt(beta)
+        return -0.5 * batch_broadcast(beta, x) * x, torch.sqrt(beta)
 
     def marginal_scale(self, t):
         return torch.exp(self._log_mean_coeff(t))
 
     def marginal_prob(self, x0, t):
         log_coeff = self._log_mean_coeff(t)
-        mean = torch.exp(log_coeff).reshape(-1, *[1] * (x0.dim() - 1)) * x0
+        mean = batch_broadcast(torch.exp(log_coeff), x0) * x0
         std = torch.sqrt(-torch.expm1(2 * log_coeff))
         return mean, std
 
@@ -53,7 +53,7 @@ class VPSDE(scoreflow.SDE):
         """DDPM's step ``x_i = sqrt(1 - b_i) x_{i-1} + sqrt(b_i) z`` with ``b_i = beta(t) dt``."""
         dt = self.T / self.N if dt is None else dt
         b = (self.beta(t) * dt).clamp(max=1.0)
-        f = (torch.sqrt(1 - b) - 1).reshape(-1, *[1] * (x.dim() - 1)) * x
+        f = batch_broadcast(torch.sqrt(1 - b) - 1, x) * x
         return f, torch.sqrt(b)
 
     def _time_of_log_coeff(self, log_coeff: torch.Tensor) -> torch.Tensor:
@@ -73,8 +73,6 @@ class VPSDE(scoreflow.SDE):
         return f"VPSDE(beta_min={self.beta_min:g}, beta_max={self.beta_max:g})"
 
 
-
-
 @attrs.define(kw_only=True)
 class SubVPSDE(VPSDE):
     """Sub-VP SDE: VP's drift with diffusion ``sqrt(beta(t) (1 - e^{-2 int_0^t beta}))``.
@@ -92,7 +90,7 @@ class SubVPSDE(VPSDE):
 
     def marginal_prob(self, x0, t):
         log_coeff = self._log_mean_coeff(t)
-        mean = torch.exp(log_coeff).reshape(-1, *[1] * (x0.dim() - 1)) * x0
+        mean = batch_broadcast(torch.exp(log_coeff), x0) * x0
         return mean, -torch.expm1(2 * log_coeff)
 
     def time_at_noise_level(self, s):
