@@ -7,6 +7,9 @@ environment's Python (``--kdiffusion-python`` or ``SCOREFLOW_KDIFFUSION_PYTHON``
 
     /path/to/kd-env/bin/python -m benchmarks.kdiffusion_peer --n 5000 --budgets 10 20 50
 
+``--samplers`` also runs k-diffusion's stochastic samplers (SDE variants, ancestral, Heun with churn),
+which the report leaves out; ``--seed`` sets both the prior draw and their noise.
+
 The denoiser is ``D(x, sigma) = x + sigma^2 score(x, sigma)`` with the oracle's exact score; the
 noise levels are k-diffusion's Karras schedule (rho = 7) from the oracle's sigma_max down to its
 sigma_min, then 0, as k-diffusion's own scripts use them.
@@ -31,17 +34,30 @@ SAMPLERS = {
     "lms": lambda n: n,
     "dpmpp_2m": lambda n: n,
 }
+#: stochastic samplers, run only when named (``--samplers``): name -> (k-diffusion function, options, NFE)
+STOCHASTIC = {
+    "dpmpp_2m_sde": ("dpmpp_2m_sde", {}, lambda n: n),
+    "dpmpp_3m_sde": ("dpmpp_3m_sde", {}, lambda n: n),
+    "euler_ancestral": ("euler_ancestral", {}, lambda n: n),
+    "heun_churn10": ("heun", {"s_churn": 10.0}, lambda n: 2 * n - 1),
+    "heun_churn40": ("heun", {"s_churn": 40.0}, lambda n: 2 * n - 1),
+}
+
+
+def _nfe(sampler: str, levels: int) -> int:
+    return SAMPLERS[sampler](levels) if sampler in SAMPLERS else STOCHASTIC[sampler][2](levels)
 
 
 def levels_for_budget(sampler: str, budget: int) -> int:
     """The most noise levels whose NFE fits in ``budget``."""
     n = 1
-    while SAMPLERS[sampler](n + 1) <= budget:
+    while _nfe(sampler, n + 1) <= budget:
         n += 1
     return n
 
 
-def run(oracle_name: str, n: int, budgets: list[int], seed: int = 1) -> list[dict[str, Any]]:
+def run(oracle_name: str, n: int, budgets: list[int], seed: int = 1,
+        samplers: list[str] | None = None) -> list[dict[str, Any]]:
     import k_diffusion as K
 
     from benchmarks.oracles import digits64, ring
@@ -60,14 +76,16 @@ def run(oracle_name: str, n: int, budgets: list[int], seed: int = 1) -> list[dic
 
     rows = []
     for budget in budgets:
-        for name in SAMPLERS:
+        for name in samplers or list(SAMPLERS):
+            function, options = STOCHASTIC[name][:2] if name in STOCHASTIC else (name, {})
             levels = levels_for_budget(name, budget)
             sigmas = K.sampling.get_sigmas_karras(levels, sde.sigma_min, sde.sigma_max, rho=7.0)
             x = torch.randn(n, gm.dim, generator=torch.Generator().manual_seed(seed)) * sde.sigma_max
             calls["n"] = 0
+            torch.manual_seed(seed)  # k-diffusion's stochastic samplers draw from the global generator
             start = time.perf_counter()
             try:
-                out = getattr(K.sampling, f"sample_{name}")(denoiser, x, sigmas, disable=True)
+                out = getattr(K.sampling, f"sample_{function}")(denoiser, x, sigmas, disable=True, **options)
             except Exception as exc:  # report a peer's failure, do not hide it
                 rows.append({"peer": f"k-diffusion {name}", "budget": budget, "error": repr(exc)[:300]})
                 continue
@@ -87,10 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--oracle", default="ring-2d", choices=["ring-2d", "digits-64d"])
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--budgets", type=int, nargs="+", default=[10, 20, 50, 100])
+    parser.add_argument("--samplers", nargs="+", choices=[*SAMPLERS, *STOCHASTIC], default=None,
+                        help="default: the deterministic ones the report compares (%(choices)s are allowed)")
+    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     from importlib.metadata import version
 
-    rows = run(args.oracle, args.n, args.budgets)
+    rows = run(args.oracle, args.n, args.budgets, seed=args.seed, samplers=args.samplers)
     json.dump({"k_diffusion": version("k-diffusion"), "torch": torch.__version__,
                "rows": rows}, sys.stdout)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import scoreflow as sf
@@ -67,3 +68,13 @@ def test_quick_benchmarks_are_complete_and_correct(tmp_path):
     for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6."):
         assert heading in report
     assert (tmp_path / "quality.png").stat().st_size > 10_000
+
+
+def test_kdiffusion_budgets_count_network_evaluations():
+    """Levels per budget follow each k-diffusion sampler's evaluations (Heun-type: 2 per level but the last)."""
+    from benchmarks.kdiffusion_peer import levels_for_budget
+
+    assert levels_for_budget("dpmpp_2m", 50) == 50 and levels_for_budget("dpmpp_2m_sde", 20) == 20
+    assert levels_for_budget("heun", 50) == 25 and levels_for_budget("heun_churn10", 49) == 25
+    with pytest.raises(KeyError):
+        levels_for_budget("not_a_sampler", 10)
