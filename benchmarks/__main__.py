@@ -93,7 +93,7 @@ def _mixture_cells(row: dict[str, Any]) -> str:
 def markdown(r: dict[str, Any]) -> str:
     """The report: one table per suite."""
     m = r["machine"]
-    lines = [f"# scoreflow benchmarks", "", f"Command: `{r['command']}`; {r['seconds']} s.", "",
+    lines = ["# scoreflow benchmarks", "", f"Command: `{r['command']}`; {r['seconds']} s.", "",
              f"Machine: {m['platform']}, {m['cpus']} CPUs, torch {m['torch']} ({m['threads']} threads), "
              f"load average {m['loadavg_before'][0]:.2f} before, {m['loadavg_after'][0]:.2f} after. "
              f"Plugins: {', '.join(r['plugins'])}.", ""]
