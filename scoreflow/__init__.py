@@ -12,6 +12,7 @@ from scoreflow.errors import (
     ScoreflowError,
     ScoreflowPluginWarning,
     UnknownComponentError,
+    UnknownOptionError,
 )
 from scoreflow.flow import (
     LikelihoodResult,
@@ -54,6 +55,6 @@ __all__ = [
     "PluginLoadError", "Predictor", "ProbabilityFlowODE", "Registry", "RegistryError", "ReverseDiffusion",
     "ReverseSDE", "SampleResult", "Sampler", "ScoreNet", "ScoreflowError", "ScoreflowPluginWarning", "Step",
     "TorchdiffeqSolver", "TorchsdeReverseSDE", "TorchsdeSolver", "TrajectorySolver", "UNet",
-    "UnknownComponentError", "__version__", "available", "create", "get_host", "hookimpl", "log_likelihood",
-    "make_score_fn", "ode_sample", "set_host",
+    "UnknownComponentError", "UnknownOptionError", "__version__", "available", "create", "get_host", "hookimpl",
+    "log_likelihood", "make_score_fn", "ode_sample", "set_host",
 ]

@@ -22,6 +22,14 @@ class UnknownComponentError(RegistryError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class UnknownOptionError(RegistryError, TypeError):
+    """A component was given an option (keyword argument) its factory does not take.
+
+    Subclasses ``TypeError``, what Python raises for an unexpected keyword, so ``except TypeError``
+    keeps working.
+    """
+
+
 class DuplicateComponentError(RegistryError):
     """A plugin tried to take a name that a built-in component already owns."""
 

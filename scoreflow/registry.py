@@ -31,6 +31,7 @@ from scoreflow.errors import (
     RegistryError,
     ScoreflowPluginWarning,
     UnknownComponentError,
+    UnknownOptionError,
 )
 
 T = TypeVar("T")
@@ -223,8 +224,8 @@ class Registry(Generic[T]):
     def create(self, name: str, /, **options: Any) -> T:
         """Build the component registered as ``name`` with ``options``.
 
-        An option the factory does not take raises ``TypeError`` naming it and the
-        options the factory accepts.
+        An option the factory does not take raises :class:`UnknownOptionError` (a ``TypeError``)
+        naming it and the options the factory accepts.
         """
         entry = self.get(name)
         try:
@@ -233,7 +234,7 @@ class Registry(Generic[T]):
             accepted = _accepted(entry.factory)
             unknown = [k for k in options if accepted is not None and k not in accepted]
             if unknown and "unexpected keyword" in str(exc):
-                raise TypeError(
+                raise UnknownOptionError(
                     f"{self.kind} {entry.name!r} does not take option(s) {', '.join(map(repr, unknown))}. "
                     f"Allowed: {', '.join(sorted(accepted)) or '(none)'}."
                 ) from exc

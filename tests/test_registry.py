@@ -121,3 +121,10 @@ def test_remove_provider_forgets_its_entries():
     reg.add("a", factory, aliases=("b",))
     reg.remove_provider("p")
     assert reg.names() == [] and "b" not in reg
+
+
+def test_unknown_option_is_named_with_the_allowed_ones():
+    with pytest.raises(sf.UnknownOptionError, match=r"corrector 'langevin' does not take option\(s\) 'snrr'. "
+                                                     r"Allowed: n_steps, snr."):
+        sf.create("corrector", "langevin", snrr=0.1)
+    assert issubclass(sf.UnknownOptionError, TypeError) and issubclass(sf.UnknownOptionError, sf.ScoreflowError)
