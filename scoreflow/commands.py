@@ -40,6 +40,8 @@ def _generate(args: argparse.Namespace, model, sde, shape) -> tuple[torch.Tensor
     from scoreflow.runs import sample_many
 
     sampler = None if args.ode_solver else _sampler_from_args(args)
+    if sampler is not None:
+        sampler.check(sde)  # an incompatible predictor or corrector fails before any batch starts
     return sample_many(model, sde, shape, args.num_samples, batch_size=args.batch_size, seed=args.seed,
                        sampler=sampler, ode_solver=args.ode_solver, device=args.device, progress=not args.no_progress)
 

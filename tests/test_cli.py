@@ -64,6 +64,18 @@ def test_train_sample_likelihood_evaluate_end_to_end(tmp_path, capsys):
                  "--out", str(tmp_path / "e.json"), "--no-progress"]) == 0
     quality = json.loads((tmp_path / "e.json").read_text())
     assert quality["n_samples"] == 64 and quality["sliced_wasserstein"] > 0
+    capsys.readouterr()
+    # a component the checkpoint's SDE cannot serve is refused before sampling starts, naming what is missing
+    assert main(["sample", "--checkpoint", str(run), "--predictor", "reverse_diffusion", "--num-steps", "5",
+                 "--predictor-options", '{"bogus": 1}', "--out", str(tmp_path / "x")]) == 2
+    assert "bogus" in capsys.readouterr().err
+    sf_host = __import__("scoreflow").get_host()
+    if "ancestral" in sf_host.available("predictor"):  # scoreflow-vp installed: needs VP's discrete chain
+        assert main(["sample", "--checkpoint", str(run), "--predictor", "ancestral", "--num-steps", "5",
+                     "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert "requires SDE capabilities ['discrete_betas']" in err and "sampling" not in err, err
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -110,6 +110,17 @@ class Sampler:
         """The resolved corrector instance."""
         return self._corrector
 
+    def check(self, sde: SDE) -> None:
+        """Raise now if this sampler cannot run on ``sde``: a component's declared requirement that
+        ``sde`` lacks (:class:`IncompatibleComponentsError` naming it), or ``eps`` not below ``sde.T``.
+
+        :meth:`sample` calls it first; call it yourself to fail before loading data or models.
+        """
+        self._predictor.check_sde(sde)
+        self._corrector.check_sde(sde)
+        if self.eps >= sde.T:
+            raise ValueError(f"eps={self.eps} must be smaller than the SDE's end time T={sde.T}")
+
     def sample(
         self,
         model: ScoreModel,
@@ -135,10 +146,7 @@ class Sampler:
             dtype: Floating dtype of the samples.
         """
         shape = check_shape(shape)
-        self._predictor.check_sde(sde)
-        self._corrector.check_sde(sde)
-        if self.eps >= sde.T:
-            raise ValueError(f"eps={self.eps} must be smaller than the SDE's end time T={sde.T}")
+        self.check(sde)
         device = model_device(model, device if device is not None else (generator.device if generator else None))
         score = make_score_fn(model, sde)
         with torch.no_grad():
