@@ -26,32 +26,29 @@ from typing import Any
 import attrs
 import torch
 
-#: k-diffusion sampler -> network evaluations for ``n`` noise levels (plus the final 0)
+#: name -> (k-diffusion ``sample_*`` function, its options, network evaluations for ``n`` noise levels
+#: plus the final 0)
 SAMPLERS = {
-    "euler": lambda n: n,
-    "heun": lambda n: 2 * n - 1,
-    "dpm_2": lambda n: 2 * n - 1,
-    "lms": lambda n: n,
-    "dpmpp_2m": lambda n: n,
-}
-#: stochastic samplers, run only when named (``--samplers``): name -> (k-diffusion function, options, NFE)
-STOCHASTIC = {
+    "euler": ("euler", {}, lambda n: n),
+    "heun": ("heun", {}, lambda n: 2 * n - 1),
+    "dpm_2": ("dpm_2", {}, lambda n: 2 * n - 1),
+    "lms": ("lms", {}, lambda n: n),
+    "dpmpp_2m": ("dpmpp_2m", {}, lambda n: n),
+    # stochastic, run only when named (``--samplers``)
     "dpmpp_2m_sde": ("dpmpp_2m_sde", {}, lambda n: n),
     "dpmpp_3m_sde": ("dpmpp_3m_sde", {}, lambda n: n),
     "euler_ancestral": ("euler_ancestral", {}, lambda n: n),
     "heun_churn10": ("heun", {"s_churn": 10.0}, lambda n: 2 * n - 1),
     "heun_churn40": ("heun", {"s_churn": 40.0}, lambda n: 2 * n - 1),
 }
-
-
-def _nfe(sampler: str, levels: int) -> int:
-    return SAMPLERS[sampler](levels) if sampler in SAMPLERS else STOCHASTIC[sampler][2](levels)
+#: the deterministic samplers the report compares
+DEFAULT = ("euler", "heun", "dpm_2", "lms", "dpmpp_2m")
 
 
 def levels_for_budget(sampler: str, budget: int) -> int:
     """The most noise levels whose NFE fits in ``budget``."""
     n = 1
-    while _nfe(sampler, n + 1) <= budget:
+    while SAMPLERS[sampler][2](n + 1) <= budget:
         n += 1
     return n
 
@@ -76,8 +73,8 @@ def run(oracle_name: str, n: int, budgets: list[int], seed: int = 1,
 
     rows = []
     for budget in budgets:
-        for name in samplers or list(SAMPLERS):
-            function, options = STOCHASTIC[name][:2] if name in STOCHASTIC else (name, {})
+        for name in samplers or DEFAULT:
+            function, options, _ = SAMPLERS[name]
             levels = levels_for_budget(name, budget)
             sigmas = K.sampling.get_sigmas_karras(levels, sde.sigma_min, sde.sigma_max, rho=7.0)
             x = torch.randn(n, gm.dim, generator=torch.Generator().manual_seed(seed)) * sde.sigma_max
@@ -105,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--oracle", default="ring-2d", choices=["ring-2d", "digits-64d"])
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--budgets", type=int, nargs="+", default=[10, 20, 50, 100])
-    parser.add_argument("--samplers", nargs="+", choices=[*SAMPLERS, *STOCHASTIC], default=None,
+    parser.add_argument("--samplers", nargs="+", choices=list(SAMPLERS), default=None,
                         help="default: the deterministic ones the report compares (%(choices)s are allowed)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
