@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from scoreflow import get_host
 from scoreflow.cli import build_parser, main
 
 TINY_TOML = """
@@ -69,8 +70,7 @@ def test_train_sample_likelihood_evaluate_end_to_end(tmp_path, capsys):
     assert main(["sample", "--checkpoint", str(run), "--predictor", "reverse_diffusion", "--num-steps", "5",
                  "--predictor-options", '{"bogus": 1}', "--out", str(tmp_path / "x")]) == 2
     assert "bogus" in capsys.readouterr().err
-    sf_host = __import__("scoreflow").get_host()
-    if "ancestral" in sf_host.available("predictor"):  # scoreflow-vp installed: needs VP's discrete chain
+    if "ancestral" in get_host().available("predictor"):  # scoreflow-vp installed: needs VP's discrete chain
         assert main(["sample", "--checkpoint", str(run), "--predictor", "ancestral", "--num-steps", "5",
                      "--out", str(tmp_path / "x")]) == 2
         err = capsys.readouterr().err

@@ -10,11 +10,10 @@ the committed pictures after changing a page:
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import chdir
 from pathlib import Path
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "tutorial"
@@ -37,16 +36,6 @@ def figures(markdown: str) -> list[str]:
     return _FIGURE.findall(markdown)
 
 
-@contextmanager
-def _cwd(path: Path):
-    old = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
 def run_page(page: Path, workdir: Path) -> dict:
     """Run the page's blocks with ``workdir`` as the current folder (figures land in ``workdir/figures``)."""
     import matplotlib
@@ -57,7 +46,7 @@ def run_page(page: Path, workdir: Path) -> dict:
     page, workdir = Path(page).resolve(), Path(workdir).resolve()
     (workdir / "figures").mkdir(parents=True, exist_ok=True)
     namespace: dict = {"__name__": f"tutorial_{page.stem.replace('-', '_')}"}
-    with _cwd(workdir):
+    with chdir(workdir):
         for i, source in enumerate(code_blocks(page.read_text()), start=1):
             exec(compile(source, f"{page.name} (block {i})", "exec"), namespace)
     plt.close("all")
