@@ -19,9 +19,9 @@ from scoreflow.training import Trainer, load_trained
 
 SAMPLERS = {
     "euler (500)": dict(predictor="euler", num_steps=500),
-    "euler+langevin (250 levels)": dict(predictor="euler", corrector="langevin", num_steps=250),
+    "euler+langevin (250 levels)": dict(predictor="euler", corrector="langevin", num_steps=250, snr=0.16),
     "reverse_diffusion+langevin (250 levels)": dict(predictor="reverse_diffusion", corrector="langevin",
-                                                    num_steps=250),
+                                                    num_steps=250, snr=0.16),
     "dpmpp_2m (40)": dict(predictor="dpmpp_2m", num_steps=40),
     "edm_heun (20)": dict(predictor="edm_heun", num_steps=20),
 }

@@ -58,7 +58,8 @@ def variants(host: sf.PluginHost, oracle: Oracle) -> list[Variant]:
 
 def _pc_runner(host, predictor, corrector, score, sde, eps, **options):
     def run(num_steps, shape, generator):
-        sampler = sf.Sampler(predictor=predictor, corrector=corrector, num_steps=num_steps, eps=eps,
+        # snr 0.16: the setting of the recorded report (the library default became the tutorial's 0.15 later)
+        sampler = sf.Sampler(predictor=predictor, corrector=corrector, num_steps=num_steps, eps=eps, snr=0.16,
                              predictor_options=options, host=host)
         return sampler.sample(score, sde, shape, generator=generator)
 

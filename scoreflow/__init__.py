@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from scoreflow.errors import (
     AmbiguousComponentError,
+    CheckpointError,
     DuplicateComponentError,
     IncompatibleComponentsError,
     PluginError,
@@ -26,6 +27,7 @@ from scoreflow.flow import (
 from scoreflow.hookspecs import hookimpl
 from scoreflow.models import MLP, ScoreNet, UNet, make_score_fn
 from scoreflow.oracles import GaussianMixture
+from scoreflow.pretrained import PretrainedModel, load_pretrained
 from scoreflow.plugins import PluginHost, available, create, get_host, set_host
 from scoreflow.registry import Entry, Registry
 from scoreflow.sampling import (
@@ -49,12 +51,12 @@ __version__ = "0.1.0"
 """The installed version of scoreflow (also ``importlib.metadata.version("scoreflow")``)."""
 
 __all__ = [
-    "MLP", "SDE", "VESDE", "AmbiguousComponentError", "Corrector", "DuplicateComponentError", "Entry",
+    "MLP", "SDE", "VESDE", "AmbiguousComponentError", "CheckpointError", "Corrector", "DuplicateComponentError", "Entry",
     "EulerMaruyama", "GaussianMixture", "IncompatibleComponentsError", "Langevin", "LikelihoodResult",
     "NoneCorrector", "NonePredictor", "ODEResult", "ODESolver", "PluginError", "PluginHost",
-    "PluginLoadError", "Predictor", "ProbabilityFlowODE", "Registry", "RegistryError", "ReverseDiffusion",
+    "PluginLoadError", "Predictor", "PretrainedModel", "ProbabilityFlowODE", "Registry", "RegistryError", "ReverseDiffusion",
     "ReverseSDE", "SampleResult", "Sampler", "ScoreNet", "ScoreflowError", "ScoreflowPluginWarning", "Step",
     "TorchdiffeqSolver", "TorchsdeReverseSDE", "TorchsdeSolver", "TrajectorySolver", "UNet",
     "UnknownComponentError", "UnknownOptionError", "__version__", "available", "create", "get_host", "hookimpl",
-    "log_likelihood", "make_score_fn", "ode_sample", "set_host",
+    "load_pretrained", "log_likelihood", "make_score_fn", "ode_sample", "set_host",
 ]

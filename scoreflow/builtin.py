@@ -10,6 +10,7 @@ from scoreflow.flow.solvers import ADAPTIVE_METHODS, FIXED_METHODS, TorchdiffeqS
 from scoreflow.hookspecs import hookimpl
 from scoreflow.models.mlp import MLP
 from scoreflow.models.unet import UNet
+from scoreflow.pretrained import SHIPPED_SHA256, SHIPPED_SUMMARIES, PretrainedModel
 from scoreflow.sampling.correctors import Langevin, NoneCorrector
 from scoreflow.sampling.predictors import EulerMaruyama, NonePredictor, ReverseDiffusion
 from scoreflow.sampling.torchsde_solver import TorchsdeSolver
@@ -63,3 +64,10 @@ def scoreflow_register_datasets(registry: Registry) -> None:
     registry.add("folder", sources.folder)
     for name in sources.TOY_SAMPLERS:
         registry.add(name, sources._toy_factory(name))
+
+
+@hookimpl
+def scoreflow_register_pretrained(registry: Registry) -> None:
+    for name, sha256 in SHIPPED_SHA256.items():
+        registry.add(name, functools.partial(PretrainedModel.shipped, "scoreflow.pretrained", name, sha256),
+                     summary=SHIPPED_SUMMARIES.get(name, ""))

@@ -20,7 +20,8 @@ TRAIN_HELP = {
     "sde_options": 'JSON object of SDE options, e.g. \'{"sigma_max": 25}\'',
     "weighting": "loss weighting: sigma2 (the tutorial's) or likelihood (g^2)",
     "importance_sampling": "with --weighting likelihood, sample t in proportion to the weight",
-    "steps": "total optimisation steps",
+    "steps": "total optimisation steps (ignored when --epochs is given)",
+    "epochs": "passes over the training data, each a fresh shuffle (overrides --steps)",
     "batch_size": "global batch size (split across torchrun processes)",
     "lr": "learning rate",
     "optimizer": "adam or adamw",
@@ -35,6 +36,7 @@ TRAIN_HELP = {
     "device": "cpu, cuda, cuda:1, ...",
     "checkpoint_every": "also checkpoint every N steps (0: only at the end)",
     "log_every": "record the loss every N steps",
+    "keep_last": "keep only the newest N checkpoints (0: keep all)",
 }
 
 
@@ -72,6 +74,8 @@ def _add_train(sub) -> None:
 
     p = sub.add_parser("train", help="train a score network (denoising score matching)",
                        description="Every option can also be set in a TOML file given with --config.")
+    p.add_argument("--preset", help="start from a shipped preset (see `scoreflow presets`); --config and "
+                                    "command-line options override it")
     p.add_argument("--config", help="TOML file with training options (command-line options override it)")
     p.add_argument("--out", required=True, help="run folder: checkpoints/, loss.png")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
@@ -86,6 +90,8 @@ def _add_train(sub) -> None:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif field.name == "grad_clip":
             kwargs["type"] = _optional_float
+        elif field.name == "epochs":
+            kwargs["type"] = _positive_int
         elif isinstance(default, (int, float)):
             kwargs["type"] = type(default)
         p.add_argument(flag, dest=field.name, **kwargs)
@@ -99,7 +105,14 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--predictor-options", type=_json_object, default={}, help="JSON options for the predictor")
     p.add_argument("--ode-solver", default=None, help="sample with the probability-flow ODE and this solver instead")
     p.add_argument("--num-steps", type=_positive_int, default=500, help="predictor steps (default: %(default)s)")
-    p.add_argument("--snr", type=float, default=0.16, help="corrector signal-to-noise ratio (default: %(default)s)")
+    p.add_argument("--snr", type=float, default=0.15,
+                   help="corrector signal-to-noise ratio (default: %(default)s, the tutorial's)")
+    p.add_argument("--eps", type=float, default=None,
+                   help="final time of sampling, in (0, T) (default: 1e-3, the tutorial's)")
+    p.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance of adaptive ODE solvers "
+                                                            "(default: %(default)s)")
+    p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance of adaptive ODE solvers "
+                                                            "(default: %(default)s)")
     p.add_argument("--n-steps", type=int, default=1, help="corrector steps per level (default: %(default)s)")
     p.add_argument("--num-samples", type=_positive_int, default=64, help="how many samples (default: %(default)s)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="samples per batch (default: %(default)s)")
@@ -155,6 +168,26 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_checkpoint(args: argparse.Namespace) -> int:
+    from scoreflow.pretrained.tutorial_import import import_tutorial_checkpoint
+
+    folder = import_tutorial_checkpoint(args.path, args.out, sigma=args.sigma, overwrite=args.overwrite)
+    print(f"wrote {folder}; sample it with: scoreflow sample --checkpoint {args.out} --no-ema")
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from scoreflow.training.presets import available_presets, load_preset
+
+    for name in available_presets():
+        preset = load_preset(name)
+        print(f"{name}  {preset.description}")
+        if args.verbose:
+            for key, value in preset.train.items():
+                print(f"    {key} = {value!r}")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from scoreflow.plugins import get_host
 
@@ -199,6 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list the registered components of one kind")
     p.add_argument("kind", choices=KINDS)
     p.set_defaults(func=_cmd_list)
+    p = sub.add_parser("import-checkpoint", help="import the tutorial notebook's ckpt.pth (ScoreNet state_dict) "
+                                                 "as a scoreflow run (loaded with weights_only: no code runs)")
+    p.add_argument("path", help="the notebook's ckpt.pth")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--sigma", type=float, default=25.0, help="the notebook's sigma (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.set_defaults(func=_cmd_import_checkpoint)
+    p = sub.add_parser("presets", help="list the shipped training presets (scoreflow train --preset NAME)")
+    p.add_argument("-v", "--verbose", action="store_true", help="also print every option of each preset")
+    p.set_defaults(func=_cmd_presets)
     _add_train(sub)
     p = sub.add_parser("sample", help="sample from a checkpoint; writes samples.png and samples.safetensors")
     _add_sampling_options(p)
@@ -212,8 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--estimator", choices=("gaussian", "rademacher", "exact"), default="gaussian")
     p.add_argument("--n-probes", type=_positive_int, default=1)
     p.add_argument("--solver", default="dopri5")
-    p.add_argument("--rtol", type=float, default=1e-5)
-    p.add_argument("--atol", type=float, default=1e-5)
+    p.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance (default: %(default)s)")
+    p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default: %(default)s)")
+    p.add_argument("--eps", type=float, default=1e-5,
+                   help="smallest time of the ODE integral, in (0, T) (default: %(default)s, the tutorial's)")
     p.add_argument("--dequantize", action=argparse.BooleanOptionalAction, default=None,
                    help="uniform dequantization of 8-bit images (default: on for image data)")
     p.add_argument("--seed", type=int, default=0)

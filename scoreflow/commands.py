@@ -18,7 +18,16 @@ def train(args: argparse.Namespace) -> int:
 
     names = {f.name for f in attrs.fields(TrainConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in names}
-    config = TrainConfig.from_toml(args.config, **overrides) if args.config else TrainConfig.from_dict(overrides)
+    if getattr(args, "preset", None):
+        from scoreflow.training.presets import load_preset
+
+        base = load_preset(args.preset).train
+    else:
+        base = {}
+    if args.config:
+        config = TrainConfig.from_toml(args.config, base=base, **overrides)
+    else:
+        config = TrainConfig.from_dict({**base, **overrides})
     ddp.init_from_env(config.device)
     result = Trainer(config, args.out, progress=not args.no_progress).run(resume=args.resume)
     if ddp.is_main():
@@ -28,12 +37,30 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def checkpoint_location(text: str) -> str:
+    """A run or checkpoint folder as given, else the verified folder of the pretrained model of that name."""
+    from scoreflow.errors import CheckpointError
+    from scoreflow.plugins import get_host
+    from scoreflow.pretrained import resolve_pretrained
+
+    if Path(text).exists():
+        return text
+    if text in get_host().pretrained:
+        return str(resolve_pretrained(text))
+    if "/" in text or "\\" in text:
+        return text  # a path: loading it says what is missing there
+    names = get_host().available("pretrained")
+    raise CheckpointError(f"no run folder, checkpoint or pretrained model called {text!r}. "
+                          f"Pretrained models: {', '.join(names) or '(none installed)'}.")
+
+
 def _sampler_from_args(args: argparse.Namespace):
     from scoreflow.sampling.sampler import Sampler
 
     corrector = None if args.corrector in (None, "none") else args.corrector
+    extra = {} if args.eps is None else {"eps": args.eps}
     return Sampler(predictor=args.predictor, corrector=corrector, num_steps=args.num_steps, snr=args.snr,
-                   n_steps=args.n_steps, predictor_options=args.predictor_options)
+                   n_steps=args.n_steps, predictor_options=args.predictor_options, **extra)
 
 
 def _generate(args: argparse.Namespace, model, sde, shape) -> tuple[torch.Tensor, int]:
@@ -42,8 +69,10 @@ def _generate(args: argparse.Namespace, model, sde, shape) -> tuple[torch.Tensor
     sampler = None if args.ode_solver else _sampler_from_args(args)
     if sampler is not None:
         sampler.check(sde)  # an incompatible predictor or corrector fails before any batch starts
+    ode_options = {"rtol": args.rtol, "atol": args.atol, **({} if args.eps is None else {"eps": args.eps})}
     return sample_many(model, sde, shape, args.num_samples, batch_size=args.batch_size, seed=args.seed,
-                       sampler=sampler, ode_solver=args.ode_solver, device=args.device, progress=not args.no_progress)
+                       sampler=sampler, ode_solver=args.ode_solver, ode_options=ode_options, device=args.device,
+                       progress=not args.no_progress)
 
 
 def sample(args: argparse.Namespace) -> int:
@@ -52,6 +81,7 @@ def sample(args: argparse.Namespace) -> int:
     from scoreflow.pictures import save_samples_png
     from scoreflow.training import load_checkpoint, load_trained
 
+    args.checkpoint = checkpoint_location(args.checkpoint)
     ddp.init_from_env(args.device)
     model, sde, _ = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
     shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])
@@ -79,6 +109,7 @@ def likelihood(args: argparse.Namespace) -> int:
     from scoreflow.runs import likelihood_many
     from scoreflow.training import load_trained
 
+    args.checkpoint = checkpoint_location(args.checkpoint)
     ddp.init_from_env(args.device)
     model, sde, _ = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
     data = _dataset_from_checkpoint(args, args.split)
@@ -86,7 +117,7 @@ def likelihood(args: argparse.Namespace) -> int:
     dequantize = data.kind == "image" if args.dequantize is None else args.dequantize
     res = likelihood_many(model, sde, x.to(args.device), batch_size=args.batch_size, seed=args.seed,
                           progress=not args.no_progress, estimator=args.estimator, n_probes=args.n_probes,
-                          solver=args.solver, rtol=args.rtol, atol=args.atol, dequantize=dequantize)
+                          solver=args.solver, rtol=args.rtol, atol=args.atol, eps=args.eps, dequantize=dequantize)
     summary = {"split": args.split, "n": len(x), "mean_logp_nats": float(res["logp"].mean()),
                "mean_bpd": float(res["bpd"].mean()), "bpd_std_error": float(res["bpd"].std() / len(x) ** 0.5)
                if len(x) > 1 else 0.0, "dequantized": dequantize, "estimator": args.estimator}
@@ -101,6 +132,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from scoreflow.evaluation import image_quality, vector_quality
     from scoreflow.training import load_checkpoint, load_trained
 
+    args.checkpoint = checkpoint_location(args.checkpoint)
     ddp.init_from_env(args.device)
     model, sde, cfg = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
     shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])

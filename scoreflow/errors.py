@@ -50,5 +50,13 @@ class IncompatibleComponentsError(ScoreflowError):
     """Components that cannot work together were combined."""
 
 
+class CheckpointError(ScoreflowError):
+    """A checkpoint or pretrained model is missing, corrupt, or not in scoreflow's safe format."""
+
+
+class IDXFormatError(ScoreflowError, ValueError):
+    """An IDX (MNIST-format) file is malformed or fails its checksum."""
+
+
 class ScoreflowPluginWarning(UserWarning):
     """A plugin failed to load or misbehaved; the rest of scoreflow keeps working."""

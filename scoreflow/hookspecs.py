@@ -51,6 +51,11 @@ def scoreflow_register_datasets(registry: Registry) -> None:
     """Add datasets: factories ``(split="train", *, data_dir=None, **options) -> TensorData``."""
 
 
+@hookspec
+def scoreflow_register_pretrained(registry: Registry) -> None:
+    """Add pretrained models: factories returning :class:`scoreflow.pretrained.PretrainedModel`."""
+
+
 #: Registry kind -> the hook that fills it.  One row per extension kind.
 HOOKS_BY_KIND: dict[str, str] = {
     "sde": "scoreflow_register_sdes",
@@ -59,4 +64,5 @@ HOOKS_BY_KIND: dict[str, str] = {
     "corrector": "scoreflow_register_correctors",
     "ode_solver": "scoreflow_register_ode_solvers",
     "dataset": "scoreflow_register_datasets",
+    "pretrained": "scoreflow_register_pretrained",
 }

@@ -68,11 +68,12 @@ def _base_classes() -> dict[str, type]:
     from scoreflow.data.base import TensorData
     from scoreflow.flow.solvers import ODESolver
     from scoreflow.models.base import ScoreNet
+    from scoreflow.pretrained import PretrainedModel
     from scoreflow.sampling.base import Corrector, Predictor
     from scoreflow.sde.base import SDE
 
     return {"sde": SDE, "score_net": ScoreNet, "predictor": Predictor, "corrector": Corrector, "ode_solver": ODESolver,
-            "dataset": TensorData}
+            "dataset": TensorData, "pretrained": PretrainedModel}
 
 
 class PluginHost:
@@ -235,6 +236,11 @@ class PluginHost:
     def datasets(self) -> Registry:
         """Registry of datasets."""
         return self.registry("dataset")
+
+    @property
+    def pretrained(self) -> Registry:
+        """Registry of pretrained models."""
+        return self.registry("pretrained")
 
     def available(self, kind: str) -> list[str]:
         """Canonical names registered for ``kind``."""

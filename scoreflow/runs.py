@@ -39,10 +39,12 @@ def sample_many(model, sde, sample_shape: tuple[int, ...], n: int, *, batch_size
         size = blocks[b][1]
         g = torch.Generator(device=device).manual_seed(block_seed(seed, b))
         shape = (size, *sample_shape)
+        steps = progress and ddp.is_main()  # a per-step bar inside each block's bar
         if ode_solver is not None:
-            res = ode_sample(model, sde, shape, solver=ode_solver, generator=g, device=device, **(ode_options or {}))
+            res = ode_sample(model, sde, shape, solver=ode_solver, generator=g, device=device, progress=steps,
+                             **(ode_options or {}))
         else:
-            res = sampler.sample(model, sde, shape, generator=g, device=device)
+            res = sampler.sample(model, sde, shape, generator=g, device=device, progress=steps)
         mine[b] = res.samples.cpu()
         nfe += res.nfe
     gathered: dict[int, torch.Tensor] = {}

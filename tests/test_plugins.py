@@ -180,7 +180,7 @@ def test_two_plugins_same_name_ambiguous_and_qualified(fake_eps):
     host = sf.PluginHost(autoload=True, strict=True)
     with pytest.raises(sf.AmbiguousComponentError, match="one:anneal, two:anneal"):
         sf.Sampler(corrector="anneal", host=host)
-    assert sf.Sampler(corrector="two:anneal", host=host).corrector_obj.snr == 0.16
+    assert sf.Sampler(corrector="two:anneal", host=host).corrector_obj.snr == 0.15
 
 
 def test_default_host_helpers(monkeypatch):

@@ -14,12 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scoreflow.errors import IDXFormatError
+
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 MAX_BYTES = 1 << 31
-
-
-class IDXFormatError(ValueError):
-    """A file is not a valid IDX file."""
 
 
 def parse_idx(data: bytes, *, source: str = "<bytes>") -> np.ndarray:

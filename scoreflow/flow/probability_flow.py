@@ -30,6 +30,30 @@ class ProbabilityFlowODE(nn.Module):
         return drift
 
 
+class _TimeProgress(nn.Module):
+    """Wraps an ODE right-hand side to show how much of ``[t1, t0]`` has been integrated."""
+
+    def __init__(self, func: nn.Module, t0: float, t1: float) -> None:
+        super().__init__()
+        from tqdm.auto import tqdm
+
+        self.func, self.t0, self.span = func, float(t0), abs(float(t0) - float(t1))
+        self.bar = tqdm(total=1000, desc="ODE", leave=False, bar_format="{l_bar}{bar}| t={postfix}")
+        self.calls = 0
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        done = int(1000 * min(1.0, abs(self.t0 - float(t)) / self.span))
+        if done > self.bar.n:
+            self.bar.update(done - self.bar.n)
+        self.bar.postfix = f"{float(t):.4f}, NFE {self.calls}"
+        self.bar.refresh()
+        return self.func(t, x)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def resolve_solver(
     solver: str | ODESolver, *, host: PluginHost | None = None, **options: Any
 ) -> ODESolver:
@@ -53,6 +77,7 @@ def ode_sample(
     dtype: torch.dtype = torch.float32,
     z: torch.Tensor | None = None,
     host: PluginHost | None = None,
+    progress: bool = False,
 ) -> SampleResult:
     """Sample by integrating the probability-flow ODE from ``T`` to ``eps`` with torchdiffeq.
 
@@ -71,6 +96,7 @@ def ode_sample(
         dtype: Floating dtype.
         z: Optional prior latent to start from instead of a fresh draw.
         host: Plugin host used to resolve ``solver``.
+        progress: Show a tqdm bar of the time integrated so far (and the evaluations spent).
     """
     from scoreflow.models.base import make_score_fn
 
@@ -86,6 +112,12 @@ def ode_sample(
             z = sde.prior_sampling(shape, generator=generator, device=device, dtype=dtype)
         elif tuple(z.shape) != shape:
             raise ValueError(f"z has shape {tuple(z.shape)}, expected {shape}")
-        x, nfe = ode_solver.solve(func, z, sde.T, eps)
+        if progress:
+            func = _TimeProgress(func, sde.T, eps)
+        try:
+            x, nfe = ode_solver.solve(func, z, sde.T, eps)
+        finally:
+            if progress:
+                func.close()
     check_finite("samples", x)
     return SampleResult(x, nfe)

@@ -101,7 +101,7 @@ class Corrector(_Component, abc.ABC):
         n_steps: MCMC steps per noise level (each one score evaluation).
     """
 
-    snr: float = attrs.field(default=0.16, validator=attrs.validators.gt(0))
+    snr: float = attrs.field(default=0.15, validator=attrs.validators.gt(0))  # the tutorial's value
     n_steps: int = attrs.field(default=1, validator=attrs.validators.ge(0))
 
     @property

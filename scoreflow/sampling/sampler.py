@@ -76,7 +76,7 @@ class Sampler:
     predictor: str | Predictor = "euler_maruyama"
     corrector: str | Corrector | None = None
     num_steps: int = attrs.field(default=1000, validator=[attrs.validators.instance_of(int), attrs.validators.gt(0)])
-    snr: float = attrs.field(default=0.16, validator=attrs.validators.gt(0))
+    snr: float = attrs.field(default=0.15, validator=attrs.validators.gt(0))  # the tutorial's value
     n_steps: int = attrs.field(default=1, validator=attrs.validators.ge(0))
     eps: float = attrs.field(default=1e-3, validator=_positive_eps)
     denoise: bool = True

@@ -21,15 +21,11 @@ from typing import Any
 
 import torch
 
-from scoreflow.errors import ScoreflowError
+from scoreflow.errors import CheckpointError
 
 FORMAT = "scoreflow-checkpoint"
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
-
-
-class CheckpointError(ScoreflowError):
-    """A checkpoint is missing, corrupt, or not in scoreflow's safe format."""
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -54,8 +50,13 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
 
 def save_checkpoint(run_dir: Path, step: int, *, model: torch.nn.Module, ema: torch.nn.Module | None,
                     optimizer: torch.optim.Optimizer | None, rng: dict[str, torch.Tensor],
-                    meta: dict[str, Any]) -> Path:
-    """Write a complete checkpoint for ``step`` and point ``latest`` at it."""
+                    meta: dict[str, Any], keep_last: int = 0) -> Path:
+    """Write a complete checkpoint for ``step`` and point ``latest`` at it.
+
+    Re-saving an existing step never leaves ``latest`` without a complete folder: the new
+    one is written under a fresh name (``step_N.1``, ...), ``latest`` is pointed at it, and
+    only then are the older saves of that step removed. ``keep_last`` > 0 then deletes all but the newest ``keep_last`` checkpoints.
+    """
     from safetensors.torch import save_file
 
     root = Path(run_dir) / "checkpoints"
@@ -73,14 +74,23 @@ def save_checkpoint(run_dir: Path, step: int, *, model: torch.nn.Module, ema: to
         save_file({k: v.cpu().contiguous() for k, v in rng.items()}, str(tmp / "rng.safetensors"))
         full_meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "step": step, "optimizer": opt_meta, **meta}
         _write_json(tmp / "meta.json", full_meta)
+        previous = sorted(p for p in root.iterdir() if p.name == name or p.name.startswith(name + "."))
         final = root / name
-        if final.exists():
-            shutil.rmtree(final)
+        version = 0
+        while final.exists():  # a re-save of this step: a new name, so `latest` never points at a gap
+            version += 1
+            final = root / f"{name}.{version}"
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _atomic_write_text(root / "latest", name + "\n")
+    _atomic_write_text(root / "latest", final.name + "\n")
+    for stale in previous:  # older saves of this step, now superseded
+        shutil.rmtree(stale, ignore_errors=True)
+    if keep_last > 0:
+        steps = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_") and p != final)
+        for stale in steps[:max(0, len(steps) + 1 - keep_last)]:
+            shutil.rmtree(stale, ignore_errors=True)
     return final
 
 

@@ -34,6 +34,12 @@ def _choice(options: tuple[str, ...]):
 class TrainConfig:
     """Everything that defines a training run (saved in every checkpoint).
 
+    With ``epochs`` set, training runs ``epochs`` passes over the data, each batch
+    drawn without replacement from a per-epoch permutation (a PyTorch ``DataLoader``
+    with ``shuffle=True, drop_last=True``), and ``steps`` is ignored; otherwise
+    ``steps`` batches are drawn with replacement. ``keep_last`` > 0 keeps only the
+    newest that many checkpoints.
+
     Component fields (``dataset``, ``model``, ``sde``) are registry names; their
     ``*_options`` are passed to the factories. Score-net factories also receive
     ``sde`` and, filled from the data unless given, ``image_size``/``in_channels``
@@ -50,6 +56,7 @@ class TrainConfig:
     weighting: str = attrs.field(default="sigma2", validator=_choice(WEIGHTINGS))
     importance_sampling: bool = True
     steps: int = attrs.field(default=1000, validator=_positive)
+    epochs: int | None = None
     batch_size: int = attrs.field(default=64, validator=_positive)
     lr: float = attrs.field(default=2e-4, validator=_positive)
     optimizer: str = attrs.field(default="adam", validator=_choice(OPTIMIZERS))
@@ -64,10 +71,14 @@ class TrainConfig:
     device: str = "cpu"
     checkpoint_every: int = attrs.field(default=0, validator=_non_negative)
     log_every: int = attrs.field(default=10, validator=_positive)
+    keep_last: int = attrs.field(default=0, validator=_non_negative)
 
     def __attrs_post_init__(self) -> None:
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
+        if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, int)
+                                        or self.epochs <= 0):
+            raise ValueError(f"epochs must be a positive integer or None, got {self.epochs!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip!r}")
 
@@ -75,6 +86,8 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from a mapping, naming any unknown key and the allowed ones."""
         allowed = {f.name for f in attrs.fields(cls)}
+        if isinstance(values.get("grad_clip"), str) and values["grad_clip"].lower() == "none":
+            values = {**values, "grad_clip": None}  # TOML has no null: grad_clip = "none" disables clipping
         unknown = sorted(set(values) - allowed)
         if unknown:
             raise ValueError(f"Unknown training option(s) {', '.join(map(repr, unknown))}. "
@@ -82,8 +95,8 @@ class TrainConfig:
         return cls(**values)
 
     @classmethod
-    def from_toml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
-        """Read a TOML file (keys as in this class, optionally under ``[train]``)."""
+    def from_toml(cls, path: str | Path, *, base: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
+        """Read a TOML file (keys as in this class, optionally under ``[train]``) over ``base``, then ``overrides``."""
         import tomllib
 
         try:
@@ -91,7 +104,7 @@ class TrainConfig:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ValueError(f"{path}: cannot read TOML config ({exc})") from exc
         data = data.get("train", data)
-        return cls.from_dict({**data, **overrides})
+        return cls.from_dict({**(base or {}), **data, **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (JSON/TOML friendly)."""

@@ -19,14 +19,19 @@ from scoreflow.training.config import TrainConfig
 from scoreflow.training.losses import ImportanceTimeSampler, dsm_loss, sample_times
 
 
+# Config fields a resumed run may change: how long it runs and how it logs and keeps checkpoints.
+RESUMABLE_CHANGES = ("steps", "epochs", "checkpoint_every", "log_every", "keep_last")
+
+
 @attrs.frozen
 class TrainResult:
-    """What a run produced: its folder, last step, loss history and throughput."""
+    """What a run produced: its folder, last step, loss history, per-epoch losses and throughput."""
 
     out: Path
     step: int
     losses: list[tuple[int, float]]
     images_per_second: float
+    epoch_losses: list[tuple[int, float]] = attrs.field(factory=list)
 
 
 def build_components(config: TrainConfig, data: TensorData, *, host=None):
@@ -101,8 +106,20 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.importance = (ImportanceTimeSampler(self.sde, config.eps)
                            if config.weighting == "likelihood" and config.importance_sampling else None)
+        if config.epochs is not None:
+            self.steps_per_epoch = len(self.data) // config.batch_size
+            if self.steps_per_epoch == 0:
+                raise ValueError(f"batch_size {config.batch_size} exceeds the {len(self.data)} training samples of "
+                                 f"dataset {config.dataset!r}: an epoch would have no full batch")
+            self.total_steps = config.epochs * self.steps_per_epoch
+        else:
+            self.steps_per_epoch = 0
+            self.total_steps = config.steps
+        self._permutation: tuple[int, torch.Tensor] | None = None
         self.step = 0
         self.losses: list[tuple[int, float]] = []
+        self.epoch_losses: list[tuple[int, float]] = []
+        self._epoch_sum, self._epoch_count = 0.0, 0
         self.net = self.model
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model)
@@ -113,9 +130,11 @@ class Trainer:
         path = None
         if ddp.is_main():
             meta = {"config": self.config.to_dict(), "sde": repr(self.sde), "versions": versions(),
-                    "losses": self.losses, "data_shape": list(self.data.sample_shape), "data_kind": self.data.kind}
+                    "losses": self.losses, "epoch_losses": self.epoch_losses,
+                    "epoch_partial": [self._epoch_sum, self._epoch_count], "data_shape": list(self.data.sample_shape), "data_kind": self.data.kind}
             path = save_checkpoint(self.out, self.step, model=self.model, ema=self.ema, optimizer=self.optimizer,
-                                   rng={"generator": self.generator.get_state()}, meta=meta)
+                                   rng={"generator": self.generator.get_state()}, meta=meta,
+                                   keep_last=self.config.keep_last)
         ddp.barrier()
         return path
 
@@ -124,7 +143,7 @@ class Trainer:
         ckpt = load_checkpoint(path or self.out)
         saved = ckpt["meta"]["config"]
         mine = self.config.to_dict()
-        changed = {k for k in saved if k not in ("steps", "checkpoint_every", "log_every") and saved[k] != mine.get(k)}
+        changed = {k for k in saved if k not in RESUMABLE_CHANGES and saved[k] != mine.get(k)}
         if changed:
             raise CheckpointError(f"cannot resume: the config differs from the checkpoint's in {sorted(changed)}")
         self.model.load_state_dict(ckpt["model"])
@@ -136,11 +155,17 @@ class Trainer:
             self.generator.set_state(ckpt["rng"]["generator"])
         self.step = int(ckpt["meta"]["step"])
         self.losses = [tuple(x) for x in ckpt["meta"].get("losses", [])]
+        self.epoch_losses = [tuple(x) for x in ckpt["meta"].get("epoch_losses", [])]
+        self._epoch_sum, self._epoch_count = ckpt["meta"].get("epoch_partial", [0.0, 0])
 
     # -- the loop -------------------------------------------------------------
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cfg, g = self.config, self.generator
-        idx = torch.randint(0, len(self.data), (cfg.batch_size,), generator=g)
+        if cfg.epochs is not None:
+            epoch, position = divmod(self.step, self.steps_per_epoch)
+            idx = self._epoch_order(epoch)[position * cfg.batch_size:(position + 1) * cfg.batch_size]
+        else:
+            idx = torch.randint(0, len(self.data), (cfg.batch_size,), generator=g)
         x = self.data.x[idx]
         if cfg.dequantize:
             x = dequantize(x, g)
@@ -149,6 +174,27 @@ class Trainer:
         share = cfg.batch_size // self.world
         sl = slice(self.rank * share, (self.rank + 1) * share)
         return x[sl].to(self.device), t[sl].to(self.device), z[sl].to(self.device)
+
+    def _epoch_order(self, epoch: int) -> torch.Tensor:
+        """The data order of ``epoch``: a permutation seeded by (seed, epoch), so resume needs no state."""
+        if self._permutation is None or self._permutation[0] != epoch:
+            g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch + 1)
+            self._permutation = (epoch, torch.randperm(len(self.data), generator=g))
+        return self._permutation[1]
+
+    def _end_of_epoch(self, loss: float) -> None:
+        """Accumulate the epoch's average loss; at its last step record and print it as the tutorial does."""
+        self._epoch_sum += loss
+        self._epoch_count += 1
+        if self.steps_per_epoch and self.step % self.steps_per_epoch == 0:
+            epoch = self.step // self.steps_per_epoch - 1
+            average = ddp.mean_across_ranks(self._epoch_sum / self._epoch_count)
+            self.epoch_losses.append((epoch, average))
+            self._epoch_sum, self._epoch_count = 0.0, 0
+            if ddp.is_main():
+                from tqdm.auto import tqdm
+
+                tqdm.write(f"epoch: {epoch}, average loss: {average}")
 
     def train_step(self) -> float:
         """One optimisation step on the next global batch; returns the mean loss."""
@@ -174,7 +220,8 @@ class Trainer:
         return float(loss.detach())
 
     def run(self, *, resume: bool = False) -> TrainResult:
-        """Train until ``config.steps``; checkpoint every ``checkpoint_every`` steps and at the end."""
+        """Train ``config.epochs`` epochs (or ``config.steps`` steps); checkpoint every ``checkpoint_every``
+        steps and at the end."""
         from tqdm.auto import tqdm
 
         if resume:
@@ -182,19 +229,21 @@ class Trainer:
         cfg = self.config
         if ddp.is_main():
             self.out.mkdir(parents=True, exist_ok=True)
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="training", disable=not (self.progress and ddp.is_main()),
+        total = self.total_steps
+        bar = tqdm(total=total, initial=self.step, desc="training", disable=not (self.progress and ddp.is_main()),
                    dynamic_ncols=True)
         start, start_step, window = time.perf_counter(), self.step, []
-        while self.step < cfg.steps:
+        while self.step < total:
             window.append(self.train_step())
+            self._end_of_epoch(window[-1])
             bar.update(1)
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+            if self.step % cfg.log_every == 0 or self.step == total:
                 loss = ddp.mean_across_ranks(sum(window) / len(window))
                 self.losses.append((self.step, loss))
                 window = []
                 rate = (self.step - start_step) * cfg.batch_size / max(time.perf_counter() - start, 1e-9)
                 bar.set_postfix(loss=f"{loss:.2f}", img_s=f"{rate:.0f}")
-            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < total:
                 self.save()
         bar.close()
         elapsed = time.perf_counter() - start
@@ -202,7 +251,7 @@ class Trainer:
         if ddp.is_main():
             plot_losses(self.losses, self.out / "loss.png")
         rate = (self.step - start_step) * cfg.batch_size / elapsed if elapsed > 0 else 0.0
-        return TrainResult(self.out, self.step, list(self.losses), rate)
+        return TrainResult(self.out, self.step, list(self.losses), rate, list(self.epoch_losses))
 
 
 def plot_losses(losses: list[tuple[int, float]], path: Path) -> None:

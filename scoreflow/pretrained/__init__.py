@@ -1,0 +1,125 @@
+"""Pretrained models shipped inside packages, loaded offline by name and verified by sha256.
+
+A pretrained model is a checkpoint folder (``meta.json``, ``model.safetensors`` and
+optionally ``ema.safetensors``, as :func:`scoreflow.training.save_checkpoint` writes
+them) plus the sha256 of each file, given when it is registered. Packages register
+theirs through the ``scoreflow_register_pretrained`` hook::
+
+    registry.add("mnist-tutorial", PretrainedModel.shipped("scoreflow.pretrained", "mnist-tutorial", SHA256))
+
+and :func:`load_pretrained` rebuilds the network and its SDE from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from scoreflow.errors import CheckpointError
+
+#: sha256 of every file of the models this package ships (checked on every load).
+SHIPPED_SHA256: dict[str, dict[str, str]] = {}
+
+#: One line about each shipped model (``scoreflow list pretrained``).
+SHIPPED_SUMMARIES: dict[str, str] = {
+    "mnist-tutorial": "The classic tutorial's MNIST run (preset mnist-tutorial, 50 epochs on CPU); raw and EMA weights.",
+}
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@attrs.frozen
+class PretrainedModel:
+    """A checkpoint folder of a trained model and the sha256 of each of its files.
+
+    Attributes:
+        name: The registered name.
+        folder: The checkpoint folder (``meta.json`` + ``*.safetensors``).
+        sha256: File name -> expected hex digest; every listed file must match, and
+            every ``.safetensors``/``.json`` file in the folder must be listed.
+    """
+
+    name: str
+    folder: Path = attrs.field(converter=Path)
+    sha256: Mapping[str, str] = attrs.field(factory=dict)
+
+    @classmethod
+    def shipped(cls, package: str, name: str, sha256: Mapping[str, str]) -> PretrainedModel:
+        """The model in folder ``name`` of the importable package ``package``."""
+        return cls(name, Path(str(resources.files(package) / name)), dict(sha256))
+
+    def verify(self) -> Path:
+        """Check every file's sha256; return the folder. Raises :class:`CheckpointError` naming a bad file."""
+        if not self.folder.is_dir():
+            raise CheckpointError(f"pretrained model {self.name!r}: folder {self.folder} is missing")
+        if "meta.json" not in self.sha256 or "model.safetensors" not in self.sha256:
+            raise CheckpointError(f"pretrained model {self.name!r}: its registration lists no sha256 for "
+                                  "meta.json and model.safetensors")
+        present = {p.name for p in self.folder.iterdir() if p.suffix in (".json", ".safetensors")}
+        unlisted = sorted(present - set(self.sha256))
+        if unlisted:
+            raise CheckpointError(f"pretrained model {self.name!r}: unexpected file(s) {unlisted} in {self.folder}")
+        for file, expected in self.sha256.items():
+            path = self.folder / file
+            if not path.is_file():
+                raise CheckpointError(f"pretrained model {self.name!r}: missing {path}")
+            actual = file_sha256(path)
+            if actual != expected:
+                raise CheckpointError(f"pretrained model {self.name!r}: {path} has sha256 {actual}, expected "
+                                      f"{expected}; the file is corrupt or was changed (reinstall the package)")
+        return self.folder
+
+
+def export_pretrained(run: str | Path, out: str | Path) -> dict[str, str]:
+    """Copy a run's latest checkpoint into ``out`` as a shippable pretrained folder.
+
+    Keeps the weights (raw and EMA) and the metadata (config, per-epoch losses), drops
+    the optimizer and RNG state, and clears ``data_dir`` (a shipped model never names a
+    folder of the machine it was trained on). Returns the sha256 of each written file.
+    """
+    import json
+    import shutil
+
+    from scoreflow.training.checkpoint import resolve_checkpoint
+
+    src = resolve_checkpoint(run)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = json.loads((src / "meta.json").read_text())
+    meta["config"]["data_dir"] = None
+    meta["optimizer"] = None
+    (out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    for name in ("model.safetensors", "ema.safetensors"):
+        if (src / name).exists():
+            shutil.copyfile(src / name, out / name)
+    return {p.name: file_sha256(p) for p in sorted(out.iterdir()) if p.suffix in (".json", ".safetensors")}
+
+
+def resolve_pretrained(name: str, *, host: Any = None) -> Path:
+    """The verified folder of the registered pretrained model ``name``."""
+    from scoreflow.plugins import get_host
+
+    model = (host or get_host()).create("pretrained", name)
+    return model.verify()
+
+
+def load_pretrained(name: str, *, ema: bool = True, device: str = "cpu", host: Any = None):
+    """``(model, sde, config)`` of a registered pretrained model, offline, after its sha256 check.
+
+    Example: ``net, sde, cfg = sf.load_pretrained("mnist-tutorial")``.
+    """
+    from scoreflow.training.trainer import load_trained
+
+    return load_trained(resolve_pretrained(name, host=host), ema=ema, device=device, host=host)

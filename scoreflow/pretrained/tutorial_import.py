@@ -1,0 +1,104 @@
+"""Import the classic tutorial notebook's ``ckpt.pth`` (a ``ScoreNet`` state_dict) as a scoreflow run.
+
+The file is read with ``torch.load(weights_only=True)``: PyTorch's restricted unpickler,
+which builds only tensors and plain containers and never runs code from the file.
+Anything but a flat ``{name: tensor}`` mapping is refused.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scoreflow.errors import CheckpointError
+
+#: The notebook's ``ScoreNet`` attribute -> scoreflow ``UNet`` attribute (per layer prefix).
+_RENAMES: tuple[tuple[str, str], ...] = (
+    (r"^dense([1-7])\.dense\.", "dense.{0}."),
+    (r"^gnorm([1-4])\.", "gnorm.{0}."),
+    (r"^tgnorm4\.", "gnorm.4."),
+    (r"^tgnorm3\.", "gnorm.5."),
+    (r"^tgnorm2\.", "gnorm.6."),
+)
+
+
+def tutorial_key(key: str) -> str:
+    """scoreflow's name for the notebook's parameter ``key`` (``module.`` of DataParallel removed)."""
+    key = key.removeprefix("module.")
+    for pattern, target in _RENAMES:
+        match = re.match(pattern, key)
+        if match:
+            index = int(match.group(1)) - 1 if match.groups() else None
+            return target.format(index) + key[match.end():]
+    return key
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A plain ``{name: tensor}`` dict from a ``.pth`` file, loaded without running code."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such checkpoint file: {path}")
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols; the error below says it all
+            warnings.simplefilter("ignore")
+            obj: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any failure to parse means: not a plain tensor dict (nothing ran)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a plain PyTorch state_dict that loads without running code ({first})") \
+            from exc
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a state_dict (a dict of tensors), got {type(obj).__name__}")
+    bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: expected a dict of name -> tensor; entries {bad[:5]!r} are not "
+                              "(a full training checkpoint or a pickled model cannot be imported)")
+    return dict(obj)
+
+
+def import_tutorial_checkpoint(path: str | Path, out: str | Path, *, sigma: float = 25.0,
+                               overwrite: bool = False) -> Path:
+    """Write the notebook's ``ScoreNet`` weights in ``path`` as a scoreflow run folder ``out``.
+
+    The run's config is the ``mnist-tutorial`` preset (VE SDE ``sigma``, the tutorial
+    U-Net with the channel widths read from the weights); sample or evaluate it with
+    ``scoreflow sample --checkpoint OUT --no-ema``. Returns the checkpoint folder.
+    """
+    from scoreflow.data.base import TensorData
+    from scoreflow.training.checkpoint import save_checkpoint
+    from scoreflow.training.config import TrainConfig
+    from scoreflow.training.presets import load_preset
+    from scoreflow.training.trainer import build_components, versions
+
+    state = {tutorial_key(k): v for k, v in read_state_dict(path).items()}
+    try:
+        channels = [int(state[f"conv{i}.weight"].shape[0]) for i in range(1, 5)]
+        embed_dim = int(state["embed.1.weight"].shape[0])
+        in_channels = int(state["conv1.weight"].shape[1])
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: not the tutorial's ScoreNet: no parameter {exc.args[0]!r}") from None
+    out = Path(out)
+    if (out / "checkpoints").exists() and not overwrite:
+        raise FileExistsError(f"{out} already holds a run; choose another --out or pass --overwrite")
+    values = {**load_preset("mnist-tutorial").train, "sde_options": {"sigma": float(sigma)},
+              "model_options": {"channels": channels, "embed_dim": embed_dim}, "epochs": None, "steps": 1}
+    config = TrainConfig.from_dict(values)
+    fake = TensorData(torch.zeros(1, in_channels, 28, 28), None, "image")
+    sde, model = build_components(config, fake)
+    missing, unexpected = [], []
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: does not match the tutorial ScoreNet layout (missing {missing[:5]}, "
+                              f"unexpected {unexpected[:5]})")
+    shapes = [k for k in own if own[k].shape != state[k].shape]
+    if shapes:
+        raise CheckpointError(f"{path}: parameter shapes differ from the U-Net's for {shapes[:5]}")
+    model.load_state_dict(state)
+    meta = {"config": config.to_dict(), "sde": repr(sde), "versions": versions(), "losses": [],
+            "data_shape": [in_channels, 28, 28], "data_kind": "image", "imported_from": Path(path).name}
+    return save_checkpoint(out, 0, model=model, ema=None, optimizer=None, rng={}, meta=meta)

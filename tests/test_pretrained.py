@@ -1,0 +1,164 @@
+"""Pretrained models (sha256-verified, by name, from plugins) and importing the notebook's ckpt.pth."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import scoreflow as sf
+from benchmarks.tutorial_notebook import ScoreNet
+from scoreflow.cli import main
+from scoreflow.pretrained import PretrainedModel, export_pretrained, file_sha256
+from scoreflow.pretrained.tutorial_import import import_tutorial_checkpoint, tutorial_key
+from scoreflow.training import TrainConfig, Trainer, load_trained
+
+TINY = dict(dataset="digits", model_options={"channels": [8, 16, 16, 16], "embed_dim": 16}, batch_size=16,
+            log_every=2)
+
+
+def _notebook_checkpoint(path: Path, *, data_parallel: bool = False) -> ScoreNet:
+    torch.manual_seed(3)
+    net = ScoreNet()
+    state = net.state_dict()
+    if data_parallel:  # the notebook wraps its model in DataParallel, which prefixes 'module.'
+        state = {f"module.{k}": v for k, v in state.items()}
+    torch.save(state, path)
+    return net
+
+
+@pytest.mark.parametrize("data_parallel", [False, True])
+def test_imported_notebook_weights_give_the_notebooks_scores(tmp_path, data_parallel):
+    notebook = _notebook_checkpoint(tmp_path / "ckpt.pth", data_parallel=data_parallel)
+    import_tutorial_checkpoint(tmp_path / "ckpt.pth", tmp_path / "run")
+    model, sde, config = load_trained(tmp_path / "run", ema=False)
+    assert config.sde == "ve_tutorial" and config.sde_options == {"sigma": 25.0}
+    x = torch.rand(3, 1, 28, 28)
+    t = torch.tensor([0.01, 0.3, 0.9])
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, t), notebook(x, t), rtol=1e-5, atol=1e-4)
+
+
+def test_every_notebook_key_maps_to_a_unet_key():
+    net = sf.UNet(sf.VESDE.tutorial(), image_size=28)
+    assert {tutorial_key(k) for k in ScoreNet().state_dict()} == set(net.state_dict())
+    assert tutorial_key("module.tgnorm3.weight") == "gnorm.5.weight"
+    assert tutorial_key("dense7.dense.bias") == "dense.6.bias"
+
+
+class _Evil:
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
+
+
+@pytest.mark.parametrize("content, match", [
+    ("module", "not a plain PyTorch state_dict"),
+    ("evil", "not a plain PyTorch state_dict"),
+    ("list", "expected a state_dict"),
+    ("nested", "entries .* are not"),
+    ("garbage", "not a plain PyTorch state_dict"),
+    ("other_net", "not the tutorial's ScoreNet"),
+])
+def test_import_refuses_anything_but_a_notebook_state_dict(tmp_path, monkeypatch, content, match):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "ckpt.pth"
+    if content == "module":
+        torch.save(torch.nn.Linear(2, 2), path)  # a pickled model object, not a state_dict
+    elif content == "evil":
+        path.write_bytes(pickle.dumps({"conv1.weight": _Evil()}))
+    elif content == "list":
+        torch.save([torch.zeros(1)], path)
+    elif content == "nested":
+        torch.save({"model": {"w": torch.zeros(1)}, "epoch": 3}, path)
+    elif content == "garbage":
+        path.write_bytes(b"\x80\x04not really a pickle")
+    else:
+        torch.save({"weight": torch.zeros(3)}, path)
+    with pytest.raises(sf.CheckpointError, match=match):
+        import_tutorial_checkpoint(path, tmp_path / "run")
+    assert not (tmp_path / "PWNED").exists() and not (tmp_path / "run").exists()
+
+
+def test_import_checkpoint_cli(tmp_path, capsys):
+    _notebook_checkpoint(tmp_path / "ckpt.pth")
+    assert main(["import-checkpoint", str(tmp_path / "ckpt.pth"), "--out", str(tmp_path / "run")]) == 0
+    assert "scoreflow sample --checkpoint" in capsys.readouterr().out
+    assert main(["import-checkpoint", str(tmp_path / "ckpt.pth"), "--out", str(tmp_path / "run")]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    (tmp_path / "bad.pth").write_bytes(b"junk")
+    assert main(["import-checkpoint", str(tmp_path / "bad.pth"), "--out", str(tmp_path / "run2")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("scoreflow: error:") and "bad.pth" in err and "Traceback" not in err
+
+
+@pytest.fixture
+def exported(tmp_path) -> tuple[Path, dict[str, str], Trainer]:
+    trainer = Trainer(TrainConfig(steps=2, **TINY), tmp_path / "run", progress=False)
+    trainer.run()
+    digests = export_pretrained(tmp_path / "run", tmp_path / "tiny")
+    return tmp_path / "tiny", digests, trainer
+
+
+def test_export_keeps_weights_and_drops_machine_state(exported):
+    folder, digests, trainer = exported
+    assert set(digests) == {"meta.json", "model.safetensors", "ema.safetensors"}
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["config"]["data_dir"] is None and meta["optimizer"] is None
+    model, _, _ = load_trained(PretrainedModel("tiny", folder, digests).verify(), ema=False)
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v)
+
+
+def test_a_plugin_ships_a_pretrained_model_loaded_by_name(exported, host):
+    folder, digests, trainer = exported
+
+    class Shipper:
+        @sf.hookimpl
+        def scoreflow_register_pretrained(self, registry):
+            registry.add("tiny-digits", lambda: PretrainedModel("tiny-digits", folder, digests))
+
+    host.register(Shipper(), name="shipper")
+    assert "tiny-digits" in host.pretrained and host.available("pretrained") == ["tiny_digits"]
+    model, sde, config = sf.load_pretrained("tiny-digits", host=host)
+    assert config.dataset == "digits" and isinstance(sde, sf.VESDE)
+    x, t = torch.rand(2, 1, 8, 8), torch.full((2,), 0.4)
+    torch.testing.assert_close(model(x, t), trainer.ema.module(x, t))
+
+
+@pytest.mark.parametrize("damage, match", [
+    ("flip", "has sha256 .* expected"),
+    ("remove", "missing"),
+    ("extra", "unexpected file"),
+])
+def test_a_damaged_pretrained_folder_is_refused(exported, damage, match):
+    folder, digests, _ = exported
+    if damage == "flip":
+        data = bytearray((folder / "model.safetensors").read_bytes())
+        data[-1] ^= 1
+        (folder / "model.safetensors").write_bytes(bytes(data))
+    elif damage == "remove":
+        (folder / "ema.safetensors").unlink()
+    else:
+        shutil.copyfile(folder / "model.safetensors", folder / "extra.safetensors")
+    with pytest.raises(sf.CheckpointError, match=match):
+        PretrainedModel("tiny", folder, digests).verify()
+
+
+def test_unknown_pretrained_name_lists_the_installed_ones(tmp_path, capsys):
+    code = main(["sample", "--checkpoint", "no-such-model", "--out", str(tmp_path / "s")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no run folder, checkpoint or pretrained model called 'no-such-model'" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_registered_sha256_matches_the_shipped_files():
+    from scoreflow.pretrained import SHIPPED_SHA256
+
+    for name, digests in SHIPPED_SHA256.items():
+        folder = Path(str(__import__("importlib").resources.files("scoreflow.pretrained") / name))
+        assert {f: file_sha256(folder / f) for f in digests} == digests, name
