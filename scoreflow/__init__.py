@@ -5,6 +5,7 @@ from __future__ import annotations
 from scoreflow.errors import (
     AmbiguousComponentError,
     CheckpointError,
+    DroppedOptionsError,
     DuplicateComponentError,
     IncompatibleComponentsError,
     PluginError,
@@ -40,6 +41,7 @@ from scoreflow.sampling import (
     ReverseDiffusion,
     Sampler,
     SampleResult,
+    Schedule,
     Step,
     TorchsdeReverseSDE,
     TorchsdeSolver,
@@ -51,11 +53,11 @@ __version__ = "0.1.0"
 """The installed version of scoreflow (also ``importlib.metadata.version("scoreflow")``)."""
 
 __all__ = [
-    "MLP", "SDE", "VESDE", "AmbiguousComponentError", "CheckpointError", "Corrector", "DuplicateComponentError", "Entry",
+    "MLP", "SDE", "VESDE", "AmbiguousComponentError", "CheckpointError", "Corrector", "DroppedOptionsError", "DuplicateComponentError", "Entry",
     "EulerMaruyama", "GaussianMixture", "IncompatibleComponentsError", "Langevin", "LikelihoodResult",
     "NoneCorrector", "NonePredictor", "ODEResult", "ODESolver", "PluginError", "PluginHost",
     "PluginLoadError", "Predictor", "PretrainedModel", "ProbabilityFlowODE", "Registry", "RegistryError", "ReverseDiffusion",
-    "ReverseSDE", "SampleResult", "Sampler", "ScoreNet", "ScoreflowError", "ScoreflowPluginWarning", "Step",
+    "ReverseSDE", "SampleResult", "Sampler", "Schedule", "ScoreNet", "ScoreflowError", "ScoreflowPluginWarning", "Step",
     "TorchdiffeqSolver", "TorchsdeReverseSDE", "TorchsdeSolver", "TrajectorySolver", "UNet",
     "UnknownComponentError", "UnknownOptionError", "__version__", "available", "create", "get_host", "hookimpl",
     "load_pretrained", "log_likelihood", "make_score_fn", "ode_sample", "set_host",

@@ -13,6 +13,7 @@ from scoreflow.models.unet import UNet
 from scoreflow.pretrained import SHIPPED_SHA256, SHIPPED_SUMMARIES, PretrainedModel
 from scoreflow.sampling.correctors import Langevin, NoneCorrector
 from scoreflow.sampling.predictors import EulerMaruyama, NonePredictor, ReverseDiffusion
+from scoreflow.sampling.schedules import Karras, LogSigma, UniformSigma, UniformT
 from scoreflow.sampling.torchsde_solver import TorchsdeSolver
 from scoreflow.sde.ve import VESDE
 
@@ -64,6 +65,14 @@ def scoreflow_register_datasets(registry: Registry) -> None:
     registry.add("folder", sources.folder)
     for name in sources.TOY_SAMPLERS:
         registry.add(name, sources._toy_factory(name))
+
+
+@hookimpl
+def scoreflow_register_schedules(registry: Registry) -> None:
+    registry.add("uniform_t", UniformT, summary="Uniform in t (the tutorial's grid; the built-in SDEs' default).")
+    registry.add("log_sigma", LogSigma, aliases=("log_snr",), summary="Uniform in the log of the noise level.")
+    registry.add("karras", Karras, aliases=("edm",), summary="Karras et al.'s rho ramp in the noise level (rho=7).")
+    registry.add("uniform_sigma", UniformSigma, summary="Uniform in the noise level.")
 
 
 @hookimpl

@@ -108,7 +108,11 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snr", type=float, default=0.15,
                    help="corrector signal-to-noise ratio (default: %(default)s, the tutorial's)")
     p.add_argument("--eps", type=float, default=None,
-                   help="final time of sampling, in (0, T) (default: 1e-3, the tutorial's)")
+                   help="final time of sampling, in (0, T) (default: the SDE's, 1e-3 for the built-ins)")
+    p.add_argument("--schedule", default=None, help="time schedule (see `scoreflow list schedule`; default: the "
+                                                    "SDE's, uniform_t for the built-ins)")
+    p.add_argument("--schedule-options", type=_json_object, default={},
+                   help='JSON options of the schedule, e.g. \'{"rho": 7}\' for karras')
     p.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance of adaptive ODE solvers "
                                                             "(default: %(default)s)")
     p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance of adaptive ODE solvers "
@@ -272,12 +276,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_options(p)
     p.add_argument("--out", default=None, help="also write the summary as JSON here")
     p.set_defaults(func=_run("evaluate"), num_samples=500)
-    p = sub.add_parser("demo", help="train on the 8x8 digits for a few minutes, sample, evaluate, write a report")
+    p = sub.add_parser("demo", help="MNIST digits from the shipped mnist-tutorial model with EM, PC and the ODE "
+                                    "sampler, plus test bits/dim (a few CPU minutes)")
     p.add_argument("--out", default="scoreflow-demo", help="output folder (default: %(default)s)")
-    p.add_argument("--steps", type=_positive_int, default=None, help="training steps (default: the demo's budget)")
+    p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX test files (default: scoreflow's "
+                                                    "data cache, downloaded once if absent)")
+    p.add_argument("--num-samples", type=_positive_int, default=64, help="samples per sampler (default: %(default)s)")
+    p.add_argument("--num-steps", type=_positive_int, default=500,
+                   help="steps of the SDE samplers (default: %(default)s, the tutorial's)")
+    p.add_argument("--bpd-images", type=int, default=200, help="test images for bits/dim, 0 to skip "
+                                                                 "(default: %(default)s)")
+    p.add_argument("--raw-weights", action="store_true", help="the raw weights instead of their EMA")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run("demo"))
+    p = sub.add_parser("digits-demo", help="train on the 8x8 digits for a few minutes, sample, evaluate, "
+                                           "write a report")
+    p.add_argument("--out", default="scoreflow-digits-demo", help="output folder (default: %(default)s)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="training steps (default: the demo's budget)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_run("digits_demo"))
     p = sub.add_parser("plugin", help="plugin authoring tools")
     plugin_sub = p.add_subparsers(dest="plugin_command", required=True)
     q = plugin_sub.add_parser("new", help="write a ready plugin package skeleton (pyproject, component, test)")

@@ -59,6 +59,8 @@ def _sampler_from_args(args: argparse.Namespace):
 
     corrector = None if args.corrector in (None, "none") else args.corrector
     extra = {} if args.eps is None else {"eps": args.eps}
+    if args.schedule is not None or args.schedule_options:
+        extra.update(schedule=args.schedule, schedule_options=args.schedule_options)
     return Sampler(predictor=args.predictor, corrector=corrector, num_steps=args.num_steps, snr=args.snr,
                    n_steps=args.n_steps, predictor_options=args.predictor_options, **extra)
 
@@ -66,6 +68,9 @@ def _sampler_from_args(args: argparse.Namespace):
 def _generate(args: argparse.Namespace, model, sde, shape) -> tuple[torch.Tensor, int]:
     from scoreflow.runs import sample_many
 
+    if args.ode_solver and (args.schedule is not None or args.predictor_options):
+        raise ValueError("--schedule and --predictor-options apply to predictor-corrector sampling, not to "
+                         f"--ode-solver {args.ode_solver} (its options: --rtol, --atol, --eps)")
     sampler = None if args.ode_solver else _sampler_from_args(args)
     if sampler is not None:
         sampler.check(sde)  # an incompatible predictor or corrector fails before any batch starts
@@ -161,6 +166,18 @@ def _write_json(path: str | None, data: dict) -> None:
 
 
 def demo(args: argparse.Namespace) -> int:
+    from scoreflow.mnist_demo import run_mnist_demo
+
+    if args.bpd_images < 0:
+        raise ValueError(f"--bpd-images must be >= 0, got {args.bpd_images}")
+    run_mnist_demo(args.out, data_dir=args.data_dir, num_samples=args.num_samples, num_steps=args.num_steps,
+                   bpd_images=args.bpd_images, ema=not args.raw_weights, seed=args.seed, progress=not args.no_progress)
+    print((Path(args.out) / "report.md").read_text())
+    print(f"wrote {Path(args.out) / 'samples.png'} and {Path(args.out) / 'report.md'}")
+    return 0
+
+
+def digits_demo(args: argparse.Namespace) -> int:
     from scoreflow.digits_demo import run_digits_demo
 
     run_digits_demo(args.out, steps=args.steps, seed=args.seed, progress=not args.no_progress)

@@ -1,4 +1,4 @@
-"""``scoreflow demo``: train on the 8x8 digits for a few CPU minutes, then sample and evaluate.
+"""``scoreflow digits-demo``: train on the 8x8 digits for a few CPU minutes, then sample and evaluate.
 
 Writes into the output folder: ``samples.png`` (predictor-corrector and ODE samples),
 ``loss.png``, ``report.md`` and the run folder with its checkpoint.
@@ -96,7 +96,7 @@ def _markdown(r: dict[str, Any]) -> str:
             for name, key in (("predictor-corrector (euler + langevin)", "pc"), ("probability-flow ODE", "ode"),
                               ("training images (reference)", "test_split_itself"))]
     return "\n".join([
-        "# scoreflow demo: 8x8 digits",
+        "# scoreflow digits-demo: 8x8 digits",
         "",
         f"Trained {r['train_steps']} steps in {t['train_s']:.0f} s ({r['images_per_second']:.0f} images/s), "
         f"final loss {r['final_loss']:.2f}.",

@@ -46,6 +46,11 @@ class PluginError(ScoreflowError):
     """A plugin's hook failed or is malformed (raised only in strict mode)."""
 
 
+class DroppedOptionsError(ScoreflowError, TypeError):
+    """Options were given that the component they name would silently ignore (e.g. ``snr`` with a corrector
+    instance); scoreflow refuses them instead of dropping them."""
+
+
 class IncompatibleComponentsError(ScoreflowError):
     """Components that cannot work together were combined."""
 

@@ -30,8 +30,14 @@ class DigitClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def train_classifier(data: TensorData, *, epochs: int = 15, seed: int = 0) -> DigitClassifier:
+def classifier_epochs(n: int) -> int:
+    """Epochs for ``n`` training images: 15 for small sets (the 8x8 digits), 2 from 10,000 images on (MNIST)."""
+    return 15 if n < 10_000 else 2
+
+
+def train_classifier(data: TensorData, *, epochs: int | None = None, seed: int = 0) -> DigitClassifier:
     """Fit :class:`DigitClassifier` on labelled images (seeded, CPU-friendly)."""
+    epochs = classifier_epochs(len(data)) if epochs is None else epochs
     if data.labels is None:
         raise ValueError(f"dataset {data.name!r} has no labels; a classifier needs them")
     torch.manual_seed(seed)
@@ -50,16 +56,35 @@ def train_classifier(data: TensorData, *, epochs: int = 15, seed: int = 0) -> Di
     return model.eval()
 
 
+def classifier_file_name(data: TensorData) -> str:
+    """The cache file name of the classifier of ``data``: its name and a digest of its content."""
+    digest = hashlib.sha256(data.x.numpy().tobytes() + data.labels.numpy().tobytes()).hexdigest()[:16]
+    return f"classifier-{data.name}-{digest}.safetensors"
+
+
+def shipped_classifier_folder() -> Path:
+    """Classifiers shipped with the package (MNIST's), found before any cache."""
+    from importlib import resources
+
+    return Path(str(resources.files("scoreflow.pretrained") / "classifiers"))
+
+
 def cached_classifier(data: TensorData, cache_dir: Path) -> DigitClassifier:
-    """Train once per dataset content and keep the weights (safetensors) in ``cache_dir``."""
+    """The shipped classifier of ``data`` if there is one, else train once per dataset content and keep the
+    weights (safetensors) in ``cache_dir``. An unreadable cache file is retrained and replaced."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file, save_file
 
-    digest = hashlib.sha256(data.x.numpy().tobytes() + data.labels.numpy().tobytes()).hexdigest()[:16]
-    path = Path(cache_dir) / f"classifier-{data.name}-{digest}.safetensors"
+    name = classifier_file_name(data)
+    path = Path(cache_dir) / name
     model = DigitClassifier(data.x.shape[1], int(data.labels.max()) + 1)
-    if path.exists():
-        model.load_state_dict(load_file(str(path)))
-        return model.eval()
+    for candidate in (shipped_classifier_folder() / name, path):
+        if candidate.exists():
+            try:
+                model.load_state_dict(load_file(str(candidate)))
+                return model.eval()
+            except (SafetensorError, OSError, RuntimeError, ValueError):
+                continue  # a corrupt cache: train again below
     model = train_classifier(data)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -94,17 +119,38 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, *, projections: int = 2
     return float((pa - pb).abs().mean())
 
 
+#: A sample counts as confidently classified when the classifier's top probability reaches this.
+CONFIDENT = 0.9
+
+
+def _batched(fn, x: torch.Tensor, size: int = 1000) -> torch.Tensor:
+    return torch.cat([fn(x[i:i + size]) for i in range(0, len(x), size)])
+
+
 def image_quality(samples: torch.Tensor, train: TensorData, test: TensorData, cache_dir: Path) -> dict:
-    """Classifier-feature Frechet distance to the test split, and the class histogram of samples."""
+    """Classifier-feature Frechet distance to the test split, the class histogram of samples, and the
+    fraction classified with probability at least :data:`CONFIDENT`."""
     clf = cached_classifier(train, cache_dir)
     with torch.no_grad():
-        f_samples = clf.features(samples.clamp(0, 1)).numpy()
-        f_test = clf.features(test.x).numpy()
-        classes = clf(samples.clamp(0, 1)).argmax(1)
-        accuracy = float((clf(test.x).argmax(1) == test.labels).float().mean())
+        f_samples = _batched(clf.features, samples.clamp(0, 1)).numpy()
+        f_test = _batched(clf.features, test.x).numpy()
+        probs = torch.softmax(clf.head(torch.from_numpy(f_samples)), 1)
+        classes = probs.argmax(1)
+        accuracy = float((_batched(clf, test.x).argmax(1) == test.labels).float().mean())
     hist = torch.bincount(classes, minlength=int(train.labels.max()) + 1).tolist()
     return {"frechet_distance": frechet_distance(f_samples, f_test), "class_histogram": hist,
+            "confident_fraction": float((probs.max(1).values >= CONFIDENT).float().mean()),
             "classifier_test_accuracy": accuracy, "n_samples": int(len(samples))}
+
+
+def quality_references(n: int, train: TensorData, test: TensorData, cache_dir: Path, *, seed: int = 0) -> dict:
+    """What :func:`image_quality` gives ``n`` real training images (the floor a perfect sampler reaches at
+    this ``n``) and ``n`` uniform-noise images (the ceiling)."""
+    g = torch.Generator().manual_seed(seed)
+    real = train.x[torch.randperm(len(train), generator=g)[:n]]
+    noise = torch.rand((n, *train.sample_shape), generator=g)
+    return {"real_images": image_quality(real, train, test, cache_dir),
+            "uniform_noise": image_quality(noise, train, test, cache_dir)}
 
 
 def vector_quality(samples: torch.Tensor, test: TensorData) -> dict:

@@ -52,6 +52,11 @@ def scoreflow_register_datasets(registry: Registry) -> None:
 
 
 @hookspec
+def scoreflow_register_schedules(registry: Registry) -> None:
+    """Add time schedules (:class:`scoreflow.Schedule`): ``(sde, num_steps, eps)`` -> decreasing times."""
+
+
+@hookspec
 def scoreflow_register_pretrained(registry: Registry) -> None:
     """Add pretrained models: factories returning :class:`scoreflow.pretrained.PretrainedModel`."""
 
@@ -64,5 +69,6 @@ HOOKS_BY_KIND: dict[str, str] = {
     "corrector": "scoreflow_register_correctors",
     "ode_solver": "scoreflow_register_ode_solvers",
     "dataset": "scoreflow_register_datasets",
+    "schedule": "scoreflow_register_schedules",
     "pretrained": "scoreflow_register_pretrained",
 }

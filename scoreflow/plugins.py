@@ -70,10 +70,11 @@ def _base_classes() -> dict[str, type]:
     from scoreflow.models.base import ScoreNet
     from scoreflow.pretrained import PretrainedModel
     from scoreflow.sampling.base import Corrector, Predictor
+    from scoreflow.sampling.schedules import Schedule
     from scoreflow.sde.base import SDE
 
     return {"sde": SDE, "score_net": ScoreNet, "predictor": Predictor, "corrector": Corrector, "ode_solver": ODESolver,
-            "dataset": TensorData, "pretrained": PretrainedModel}
+            "dataset": TensorData, "pretrained": PretrainedModel, "schedule": Schedule}
 
 
 class PluginHost:
@@ -236,6 +237,11 @@ class PluginHost:
     def datasets(self) -> Registry:
         """Registry of datasets."""
         return self.registry("dataset")
+
+    @property
+    def schedules(self) -> Registry:
+        """Registry of time schedules."""
+        return self.registry("schedule")
 
     @property
     def pretrained(self) -> Registry:

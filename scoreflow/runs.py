@@ -25,7 +25,11 @@ def _blocks(n: int, size: int) -> list[tuple[int, int]]:
 def sample_many(model, sde, sample_shape: tuple[int, ...], n: int, *, batch_size: int = 64, seed: int = 0,
                 sampler=None, ode_solver: str | None = None, ode_options: dict[str, Any] | None = None,
                 device: str = "cpu", progress: bool = False) -> tuple[torch.Tensor, int]:
-    """``n`` samples in blocks of ``batch_size`` (this rank's blocks, gathered); returns ``(samples, nfe)``."""
+    """``n`` samples in blocks of ``batch_size`` (this rank's blocks, gathered); returns ``(samples, nfe)``.
+
+    ``nfe`` is the number of score evaluations one sample took: the largest over blocks (the same
+    for every block with fixed-step samplers), never a sum that would grow with the number of blocks.
+    """
     from tqdm.auto import tqdm
 
     from scoreflow.flow.probability_flow import ode_sample
@@ -46,12 +50,11 @@ def sample_many(model, sde, sample_shape: tuple[int, ...], n: int, *, batch_size
         else:
             res = sampler.sample(model, sde, shape, generator=g, device=device, progress=steps)
         mine[b] = res.samples.cpu()
-        nfe += res.nfe
+        nfe = max(nfe, res.nfe)
     gathered: dict[int, torch.Tensor] = {}
     for part in ddp.gather_objects(mine):
         gathered.update(part)
-    total_nfe = sum(ddp.gather_objects(nfe))
-    return torch.cat([gathered[b] for b in range(len(blocks))]), total_nfe
+    return torch.cat([gathered[b] for b in range(len(blocks))]), max(ddp.gather_objects(nfe))
 
 
 def likelihood_many(model, sde, x: torch.Tensor, *, batch_size: int = 64, seed: int = 0, progress: bool = False,

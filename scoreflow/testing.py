@@ -131,7 +131,10 @@ def _sample_check(sampler: Sampler, sde: SDE, label: str, dim: int = 2) -> Mixtu
 
 
 def check_predictor(predictor: Predictor, sde: SDE | None = None, *, num_steps: int = 500) -> MixtureReport:
-    """Shape/dtype kept, determinism, and correct samples of the ring oracle with the exact score."""
+    """Shape/dtype kept, determinism, and correct samples of the ring oracle with the exact score.
+
+    Samples on the SDE's own ``default_schedule`` and ``default_eps``, so a plugin SDE whose noise level is
+    not exponential in ``t`` is judged on the grid it asks for."""
     sde = sde or VESDE()
     x = torch.randn(3, 1, 4, 4, dtype=torch.float64)
     t = torch.full((3,), 0.5, dtype=torch.float64)
@@ -140,7 +143,7 @@ def check_predictor(predictor: Predictor, sde: SDE | None = None, *, num_steps: 
     step = predictor.step(x, t, -0.01, sde=sde, score=score, generator=torch.Generator().manual_seed(0))
     assert step.x.shape == x.shape and step.x.dtype == x.dtype, "predictor step must keep shape and dtype"
     sampler = Sampler(predictor=predictor, num_steps=num_steps)
-    return _sample_check(sampler, sde, type(predictor).__name__, predictor.conformance_dim)
+    return _sample_check(sampler, sde, _label(predictor, sde, sampler), predictor.conformance_dim)
 
 
 def check_corrector(corrector: Corrector, sde: SDE | None = None, *, num_steps: int = 500) -> MixtureReport:
@@ -152,7 +155,14 @@ def check_corrector(corrector: Corrector, sde: SDE | None = None, *, num_steps: 
     step = corrector.step(x, t, sde=sde, score=standard_gaussian_score(sde), generator=torch.Generator().manual_seed(0))
     assert step.x.shape == x.shape and step.x.dtype == x.dtype, "corrector step must keep shape and dtype"
     sampler = Sampler(predictor="euler", corrector=corrector, num_steps=num_steps)
-    return _sample_check(sampler, sde, type(corrector).__name__)
+    return _sample_check(sampler, sde, _label(corrector, sde, sampler))
+
+
+def _label(component, sde: SDE, sampler: Sampler) -> str:
+    """Names what a failed check ran: the component and its options, the SDE, schedule, steps and eps."""
+    schedule = sampler.schedule_for(sde)
+    return (f"{component!r} on {sde!r} ({sampler.num_steps} steps, schedule {type(schedule).__name__}, "
+            f"eps {sampler.eps_for(sde):g})")
 
 
 def standard_gaussian_score(sde: SDE):

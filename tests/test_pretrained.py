@@ -162,3 +162,52 @@ def test_registered_sha256_matches_the_shipped_files():
     for name, digests in SHIPPED_SHA256.items():
         folder = Path(str(__import__("importlib").resources.files("scoreflow.pretrained") / name))
         assert {f: file_sha256(folder / f) for f in digests} == digests, name
+
+
+MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+needs_mnist = pytest.mark.skipif(not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
+                                 reason="MNIST IDX files not in ../shared/data/mnist")
+
+
+def test_shipped_mnist_model_loads_by_name_and_scores_finitely():
+    model, sde, config = sf.load_pretrained("mnist-tutorial")
+    assert config.sde == "ve_tutorial" and config.epochs == 50 and config.data_dir is None
+    x = torch.rand(2, 1, 28, 28)
+    with torch.no_grad():
+        s = model(x, torch.tensor([0.1, 0.9]))
+    assert s.shape == x.shape and torch.isfinite(s).all()
+
+
+def test_demo_samples_the_shipped_model_three_ways(tmp_path, capsys):
+    code = main(["demo", "--out", str(tmp_path), "--num-samples", "2", "--num-steps", "3", "--bpd-images", "0",
+                 "--no-progress"])
+    assert code == 0
+    report = (tmp_path / "report.md").read_text()
+    for name in ("Euler-Maruyama", "predictor-corrector", "probability-flow ODE"):
+        assert f"| {name} |" in report
+    for picture in ("samples.png", "samples-euler-maruyama.png", "samples-predictor-corrector.png",
+                    "samples-ode.png"):
+        assert (tmp_path / picture).stat().st_size > 1000, picture
+
+
+@needs_mnist
+def test_demo_measures_test_bits_per_dim(tmp_path):
+    from scoreflow.mnist_demo import run_mnist_demo
+
+    report = run_mnist_demo(tmp_path, data_dir=MNIST_DIR, num_samples=1, num_steps=2, bpd_images=2,
+                            tolerance=1e-3, progress=False)
+    assert report["bpd"]["n"] == 2 and 0 < report["bpd"]["mean"] < 8
+
+
+@needs_mnist
+def test_reproduction_report_runs_end_to_end_in_quick_mode(tmp_path):
+    from benchmarks import mnist_report
+
+    mnist_report.main(["--data-dir", str(MNIST_DIR), "--quick", "--n-bpd", "2", "--n-quality", "8",
+                       "--out", str(tmp_path), "--results", str(tmp_path / "r.json")])
+    page = (tmp_path / "mnist.md").read_text()
+    assert "| 14 | 82.96 |" in page and "## Test bits/dim" in page and "uniform noise" in page
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert len(results["epoch_losses"]) == 50
+    assert set(results["raw"]["samplers"]) == set(results["ema"]["samplers"])
+    assert (tmp_path / "images" / "epoch-losses.png").is_file()

@@ -38,7 +38,7 @@ class _TimeProgress(nn.Module):
         from tqdm.auto import tqdm
 
         self.func, self.t0, self.span = func, float(t0), abs(float(t0) - float(t1))
-        self.bar = tqdm(total=1000, desc="ODE", leave=False, bar_format="{l_bar}{bar}| t={postfix}")
+        self.bar = tqdm(total=1000, desc="ODE (per mille of the time span)", leave=False)
         self.calls = 0
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -46,8 +46,7 @@ class _TimeProgress(nn.Module):
         done = int(1000 * min(1.0, abs(self.t0 - float(t)) / self.span))
         if done > self.bar.n:
             self.bar.update(done - self.bar.n)
-        self.bar.postfix = f"{float(t):.4f}, NFE {self.calls}"
-        self.bar.refresh()
+        self.bar.set_postfix_str(f"t={float(t):.4f}, NFE {self.calls}", refresh=False)
         return self.func(t, x)
 
     def close(self) -> None:

@@ -22,8 +22,15 @@ import attrs
 
 from scoreflow.errors import CheckpointError
 
-#: sha256 of every file of the models this package ships (checked on every load).
-SHIPPED_SHA256: dict[str, dict[str, str]] = {}
+def _manifest() -> dict[str, dict[str, str]]:
+    import json
+
+    path = resources.files(__name__) / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+#: sha256 of every file of the models this package ships (manifest.json; checked on every load).
+SHIPPED_SHA256: dict[str, dict[str, str]] = _manifest()
 
 #: One line about each shipped model (``scoreflow list pretrained``).
 SHIPPED_SUMMARIES: dict[str, str] = {
@@ -105,6 +112,19 @@ def export_pretrained(run: str | Path, out: str | Path) -> dict[str, str]:
         if (src / name).exists():
             shutil.copyfile(src / name, out / name)
     return {p.name: file_sha256(p) for p in sorted(out.iterdir()) if p.suffix in (".json", ".safetensors")}
+
+
+def ship_pretrained(run: str | Path, name: str, package_folder: str | Path | None = None) -> dict[str, str]:
+    """Export ``run`` as the shipped model ``name`` of this package and record its sha256 in manifest.json."""
+    import json
+
+    folder = Path(package_folder) if package_folder else Path(__file__).resolve().parent
+    digests = export_pretrained(run, folder / name)
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest[name] = digests
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return digests
 
 
 def resolve_pretrained(name: str, *, host: Any = None) -> Path:

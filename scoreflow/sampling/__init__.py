@@ -4,10 +4,11 @@ from scoreflow.sampling.base import Corrector, Predictor, Step, TrajectorySolver
 from scoreflow.sampling.correctors import Langevin, NoneCorrector
 from scoreflow.sampling.predictors import EulerMaruyama, NonePredictor, ReverseDiffusion
 from scoreflow.sampling.sampler import Sampler, SampleResult
+from scoreflow.sampling.schedules import Karras, LogSigma, Schedule, UniformSigma, UniformT
 from scoreflow.sampling.torchsde_solver import TorchsdeReverseSDE, TorchsdeSolver
 
 __all__ = [
-    "Corrector", "EulerMaruyama", "Langevin", "NoneCorrector", "NonePredictor", "Predictor",
-    "ReverseDiffusion", "SampleResult", "Sampler", "Step", "TorchsdeReverseSDE", "TorchsdeSolver",
-    "TrajectorySolver",
+    "Corrector", "EulerMaruyama", "Karras", "Langevin", "LogSigma", "NoneCorrector", "NonePredictor", "Predictor",
+    "ReverseDiffusion", "SampleResult", "Sampler", "Schedule", "Step", "TorchsdeReverseSDE", "TorchsdeSolver",
+    "TrajectorySolver", "UniformSigma", "UniformT",
 ]

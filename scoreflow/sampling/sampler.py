@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import torch
 
-from scoreflow.tensor import check_finite
-from scoreflow.errors import IncompatibleComponentsError
+from scoreflow.errors import DroppedOptionsError, IncompatibleComponentsError
 from scoreflow.models.base import ScoreModel, make_score_fn
 from scoreflow.sampling.base import Corrector, Predictor, TrajectorySolver
+from scoreflow.sampling.schedules import Schedule, check_times, default_schedule_name
+from scoreflow.tensor import check_finite
 
 if TYPE_CHECKING:
     from scoreflow.plugins import PluginHost
@@ -64,9 +65,15 @@ class Sampler:
         predictor: Predictor name or instance.
         corrector: Corrector name or instance; ``None`` or ``"none"`` for no corrector.
         num_steps: Number of predictor steps from ``T`` down to ``eps``.
-        snr: Signal-to-noise ratio passed to a corrector given by name.
-        n_steps: Corrector steps per noise level, for a corrector given by name.
-        eps: Final time (sampling stops at ``eps`` to avoid the singular ``t = 0``).
+        snr: Signal-to-noise ratio of a corrector given by name (default 0.15, the tutorial's).
+        n_steps: Corrector steps per noise level, for a corrector given by name (default 1).
+        eps: Final time (sampling stops at ``eps`` to avoid the singular ``t = 0``); default: the SDE's
+            ``default_eps`` (1e-3 for the built-in SDEs, the tutorial's).
+        schedule: Time-schedule name or instance (``"uniform_t"``, ``"log_sigma"``, ``"karras"``,
+            ``"uniform_sigma"``, ...); default: the SDE's ``default_schedule``.
+        schedule_options: Options of a schedule given by name (e.g. ``{"rho": 5}`` for ``karras``).
+        times: An explicit decreasing grid ``T >= t_0 > ... > t_N > 0`` instead of a schedule
+            (``num_steps`` and ``eps`` are then taken from it).
         denoise: Return the last noise-free mean instead of the noisy state.
         predictor_options: Extra keyword options for a predictor given by name.
         corrector_options: Extra keyword options for a corrector given by name.
@@ -76,24 +83,54 @@ class Sampler:
     predictor: str | Predictor = "euler_maruyama"
     corrector: str | Corrector | None = None
     num_steps: int = attrs.field(default=1000, validator=[attrs.validators.instance_of(int), attrs.validators.gt(0)])
-    snr: float = attrs.field(default=0.15, validator=attrs.validators.gt(0))  # the tutorial's value
-    n_steps: int = attrs.field(default=1, validator=attrs.validators.ge(0))
-    eps: float = attrs.field(default=1e-3, validator=_positive_eps)
+    snr: float | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
+    n_steps: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
+    eps: float | None = attrs.field(default=None, validator=attrs.validators.optional(_positive_eps))
     denoise: bool = True
     predictor_options: dict[str, Any] = attrs.field(factory=dict)
     corrector_options: dict[str, Any] = attrs.field(factory=dict)
+    schedule: str | Schedule | None = None
+    schedule_options: dict[str, Any] = attrs.field(factory=dict)
+    times: torch.Tensor | None = attrs.field(default=None, eq=False)
     host: PluginHost | None = attrs.field(default=None, repr=False, eq=False)
     _predictor: Predictor = attrs.field(init=False, repr=False, eq=False)
     _corrector: Corrector = attrs.field(init=False, repr=False, eq=False)
+    _schedule: Schedule | None = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         from scoreflow.plugins import get_host
 
         host = self.host or get_host()
+        if not isinstance(self.predictor, str) and self.predictor_options:
+            raise DroppedOptionsError(f"predictor_options {sorted(self.predictor_options)} cannot apply to the "
+                                      f"predictor instance {type(self.predictor).__name__}; set them on it")
         self._predictor = host.predictors.resolve(self.predictor, **self.predictor_options)
         corrector = "none" if self.corrector is None else self.corrector
-        options = {"snr": self.snr, "n_steps": self.n_steps, **self.corrector_options}
+        given = {k: v for k, v in (("snr", self.snr), ("n_steps", self.n_steps)) if v is not None}
+        if not isinstance(corrector, str) and (given or self.corrector_options):
+            raise DroppedOptionsError(
+                f"options {sorted({**given, **self.corrector_options})} cannot apply to the corrector instance "
+                f"{type(corrector).__name__}; set them on it (e.g. Langevin(snr=0.2))")
+        options = {"snr": 0.15, "n_steps": 1, **given, **self.corrector_options}
         self._corrector = host.correctors.resolve(corrector, **options)
+        self._schedule = None
+        if self.times is not None:
+            if self.schedule is not None or self.schedule_options:
+                raise DroppedOptionsError("give either times (an explicit grid) or schedule, not both")
+            self.times = check_times(self.times)
+            self.num_steps = len(self.times) - 1
+            self.eps = float(self.times[-1])
+        elif self.schedule is not None:
+            if not isinstance(self.schedule, str) and self.schedule_options:
+                raise DroppedOptionsError(f"schedule_options {sorted(self.schedule_options)} cannot apply to the "
+                                          f"schedule instance {type(self.schedule).__name__}")
+            self._schedule = host.schedules.resolve(self.schedule, **self.schedule_options)
+        elif self.schedule_options:
+            raise DroppedOptionsError("schedule_options given without a schedule")
+        if isinstance(self._predictor, TrajectorySolver) and (self.times is not None or self.schedule is not None):
+            raise DroppedOptionsError(
+                f"predictor {type(self._predictor).__name__} integrates the whole trajectory on its own grid and "
+                "would ignore schedule/times; use its own options (predictor_options) instead")
         if isinstance(self._predictor, TrajectorySolver) and self._corrector.nfe_per_step > 0:
             raise IncompatibleComponentsError(
                 f"predictor {type(self._predictor).__name__} integrates the whole trajectory and cannot be "
@@ -110,6 +147,30 @@ class Sampler:
         """The resolved corrector instance."""
         return self._corrector
 
+    def schedule_for(self, sde: SDE) -> Schedule:
+        """The schedule this sampler uses on ``sde``: its own, else the SDE's ``default_schedule``."""
+        if self._schedule is not None:
+            return self._schedule
+        name = default_schedule_name(sde)
+        if isinstance(name, Schedule):
+            return name
+        from scoreflow.plugins import get_host
+
+        return (self.host or get_host()).schedules.resolve(name)
+
+    def grid(self, sde: SDE) -> torch.Tensor:
+        """The decreasing times (float64) this sampler steps along on ``sde``."""
+        if self.times is not None:
+            if abs(float(self.times[0]) - sde.T) > 1e-9 * sde.T:
+                raise ValueError(f"times must start at the SDE's end time T={sde.T} (where the prior is drawn), "
+                                 f"got {float(self.times[0])!r}")
+            return self.times
+        return self.schedule_for(sde)(sde, self.num_steps, self.eps_for(sde))
+
+    def eps_for(self, sde: SDE) -> float:
+        """The final time on ``sde``: this sampler's ``eps``, else the SDE's ``default_eps``."""
+        return self.eps if self.eps is not None else float(getattr(sde, "default_eps", 1e-3))
+
     def check(self, sde: SDE) -> None:
         """Raise now if this sampler cannot run on ``sde``: a component's declared requirement that
         ``sde`` lacks (:class:`IncompatibleComponentsError` naming it), or ``eps`` not below ``sde.T``.
@@ -118,8 +179,9 @@ class Sampler:
         """
         self._predictor.check_sde(sde)
         self._corrector.check_sde(sde)
-        if self.eps >= sde.T:
-            raise ValueError(f"eps={self.eps} must be smaller than the SDE's end time T={sde.T}")
+        if self.eps_for(sde) >= sde.T:
+            raise ValueError(f"eps={self.eps_for(sde)} must be smaller than the SDE's end time T={sde.T}")
+        self.grid(sde)  # an unknown default schedule or an invalid grid fails here, before sampling
 
     def sample(
         self,
@@ -153,7 +215,8 @@ class Sampler:
             x = sde.prior_sampling(shape, generator=generator, device=device, dtype=dtype)
             if isinstance(self._predictor, TrajectorySolver):
                 x, nfe = self._predictor.solve(
-                    x, sde.T, self.eps, self.num_steps, sde=sde, score=score, generator=generator
+                    x, float(self.grid(sde)[0]), self.eps_for(sde), self.num_steps, sde=sde, score=score,
+                    generator=generator
                 )
                 check_finite("samples", x)
                 return SampleResult(x, nfe)
@@ -164,9 +227,9 @@ class Sampler:
     def _loop(self, x, sde, score, generator, callback, progress) -> tuple[torch.Tensor, int]:
         from tqdm.auto import tqdm
 
-        times = torch.linspace(sde.T, self.eps, self.num_steps + 1, dtype=x.dtype, device=x.device)
+        times = self.grid(sde).to(device=x.device, dtype=x.dtype)
         nfe, x_mean = 0, x
-        steps = tqdm(range(self.num_steps), desc="sampling", disable=not progress, leave=False)
+        steps = tqdm(range(len(times) - 1), desc="sampling", disable=not progress, leave=False)
         for i in steps:
             t = times[i].expand(x.shape[0])
             x, x_mean = self._corrector.step(x, t, sde=sde, score=score, generator=generator)

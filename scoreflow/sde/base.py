@@ -31,6 +31,12 @@ class SDE(abc.ABC):
     """
 
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: The time schedule samplers use unless told otherwise (a ``"schedule"`` name or instance). A plugin SDE
+    #: whose noise level is not exponential in ``t`` should name one that is uniform in it, e.g. ``"log_sigma"``.
+    default_schedule: ClassVar[str] = "uniform_t"
+    #: Where samplers stop by default (the score is singular at ``t = 0``): choose the time at which the noise
+    #: level is small against the data's scale (1e-3 for the built-ins, noise level 0.0013 for ``ve``).
+    default_eps: ClassVar[float] = 1e-3
     #: Number of discretisation steps assumed by :meth:`discretize` when no ``dt`` is given.
     N: int = 1000
 

@@ -1,0 +1,122 @@
+"""``scoreflow demo``: real 28x28 MNIST digits from the shipped ``mnist-tutorial`` model in a few CPU minutes.
+
+Samples with the tutorial's three samplers (Euler-Maruyama, predictor-corrector, the
+probability-flow ODE), measures test bits/dim on a few hundred MNIST test images (read from
+``data_dir``, or downloaded once into scoreflow's data cache), and writes ``samples.png``,
+one picture per sampler and ``report.md`` into the output folder.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scoreflow.errors import ScoreflowError
+from scoreflow.flow.probability_flow import ode_sample
+from scoreflow.pictures import image_grid, save_samples_png
+from scoreflow.pretrained import load_pretrained
+from scoreflow.runs import likelihood_many
+from scoreflow.sampling.sampler import Sampler
+
+PRETRAINED = "mnist-tutorial"
+
+
+def run_mnist_demo(out: str | Path, *, data_dir: str | Path | None = None, num_samples: int = 64,
+                   num_steps: int = 500, bpd_images: int = 200, tolerance: float = 1e-5, ema: bool = True,
+                   seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Sample the shipped MNIST model three ways, measure test bits/dim, write pictures and a report."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    model, sde, _ = load_pretrained(PRETRAINED, ema=ema)
+    report: dict[str, Any] = {"weights": "EMA" if ema else "raw", "load_s": time.perf_counter() - start,
+                              "num_samples": num_samples, "num_steps": num_steps, "samplers": {}}
+    shape = (num_samples, 1, 28, 28)
+    runs = {
+        "Euler-Maruyama": lambda g: Sampler(predictor="euler", num_steps=num_steps).sample(
+            model, sde, shape, generator=g, progress=progress),
+        "predictor-corrector": lambda g: Sampler(predictor="euler", corrector="langevin", num_steps=num_steps,
+                                                 snr=0.15).sample(model, sde, shape, generator=g, progress=progress),
+        "probability-flow ODE": lambda g: ode_sample(model, sde, shape, rtol=tolerance, atol=tolerance, generator=g,
+                                                     progress=progress),
+    }
+    pictures = {}
+    for name, run in runs.items():
+        if progress:
+            print(f"sampling {num_samples} digits: {name}", flush=True)
+        start = time.perf_counter()
+        res = run(torch.Generator().manual_seed(seed))
+        seconds = time.perf_counter() - start
+        slug = name.lower().replace(" ", "-").replace("probability-flow-", "")
+        save_samples_png(res.samples, out / f"samples-{slug}.png", title=f"{name}, NFE {res.nfe}")
+        pictures[name] = res.samples
+        report["samplers"][name] = {"nfe": res.nfe, "seconds": seconds, "picture": f"samples-{slug}.png"}
+    _draw_side_by_side(pictures, report, out / "samples.png")
+    report["bpd"] = _test_bpd(model, sde, data_dir, bpd_images, tolerance, seed, progress)
+    (out / "report.md").write_text(_markdown(report))
+    return report
+
+
+def _test_bpd(model, sde, data_dir, n: int, tolerance: float, seed: int, progress: bool) -> dict[str, Any]:
+    from scoreflow.data.sources import mnist
+
+    if n <= 0:
+        return {"skipped": "--bpd-images 0"}
+    try:
+        test = mnist("test", data_dir=data_dir)
+    except (OSError, ValueError, ScoreflowError) as exc:
+        return {"skipped": f"MNIST test images unavailable ({exc}); pass --data-dir with the IDX files"}
+    if progress:
+        print(f"test bits/dim on {n} MNIST test images", flush=True)
+    start = time.perf_counter()
+    res = likelihood_many(model, sde, test.x[:n], batch_size=min(n, 100), seed=seed, progress=progress,
+                          rtol=tolerance, atol=tolerance, eps=1e-5, dequantize=True)
+    bpd = res["bpd"].double()
+    return {"n": len(bpd), "mean": float(bpd.mean()),
+            "std_error": float(bpd.std() / len(bpd) ** 0.5) if len(bpd) > 1 else float("nan"),
+            "seconds": time.perf_counter() - start}
+
+
+def _draw_side_by_side(pictures: dict[str, torch.Tensor], report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(pictures), figsize=(4 * len(pictures), 4.4))
+    for ax, (name, x) in zip(axes, pictures.items()):
+        ax.imshow(image_grid(x[:64])[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"{name} (NFE {report['samplers'][name]['nfe']})", fontsize=10)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _markdown(r: dict[str, Any]) -> str:
+    rows = [f"| {name} | {s['nfe']} | {s['seconds']:.1f} | ![{name}]({s['picture']}) |"
+            for name, s in r["samplers"].items()]
+    b = r["bpd"]
+    bpd = (f"Test bits/dim on {b['n']} MNIST test images (dequantized, one Hutchinson probe, dopri5): "
+           f"**{b['mean']:.3f}** +- {b['std_error']:.3f} (standard error) in {b['seconds']:.0f} s; the tutorial "
+           "reports 2.30-2.41." if "skipped" not in b else f"Test bits/dim: skipped ({b['skipped']}).")
+    return "\n".join([
+        "# scoreflow demo: MNIST from the shipped tutorial model",
+        "",
+        f"The `{PRETRAINED}` model ({r['weights']} weights; the classic tutorial's U-Net and VE SDE, trained 50 "
+        f"epochs on CPU) loaded offline by name in {r['load_s']:.2f} s, sha256 verified.",
+        "",
+        f"{r['num_samples']} samples per sampler, {r['num_steps']} steps for the SDE samplers:",
+        "",
+        "| sampler | NFE | seconds | samples |",
+        "| --- | ---: | ---: | --- |",
+        *rows,
+        "",
+        bpd,
+        "",
+        "![samples](samples.png)",
+        "",
+    ])

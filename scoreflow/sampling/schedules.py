@@ -1,0 +1,133 @@
+"""Time schedules: the decreasing grid ``T = t_0 > t_1 > ... > t_N = eps`` a sampler steps along.
+
+A schedule is a registered component (kind ``"schedule"``, hook
+``scoreflow_register_schedules``). Grids that are uniform in something other than ``t``
+(the noise level, its logarithm, Karras et al.'s ``rho`` ramp) go through
+:meth:`scoreflow.SDE.noise_level` and its inverse :meth:`~scoreflow.SDE.time_at_noise_level`,
+so they work for any SDE, including one whose noise level is not exponential in ``t``.
+An SDE names its preferred schedule in ``default_schedule`` (``"uniform_t"`` for the built-ins).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import torch
+
+if TYPE_CHECKING:
+    from scoreflow.sde.base import SDE
+
+DEFAULT_SCHEDULE = "uniform_t"
+
+
+def check_times(times: Any, sde: SDE | None = None) -> torch.Tensor:
+    """Validate an explicit grid: 1-D, finite, at least two points, strictly decreasing, positive, and not
+    beyond ``sde.T``. Returns it as float64."""
+    if not isinstance(times, torch.Tensor):
+        try:
+            times = torch.as_tensor(times, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"times must be a 1-D tensor of decreasing times, got {type(times).__name__}") from None
+    if times.dim() != 1 or len(times) < 2:
+        raise ValueError(f"times must be a 1-D tensor of at least 2 decreasing times, got shape {tuple(times.shape)}")
+    if not times.is_floating_point():
+        raise TypeError(f"times must be floating point, got {times.dtype}")
+    times = times.detach().to("cpu", torch.float64)
+    if not torch.isfinite(times).all():
+        raise ValueError(f"times must be finite, got {times.tolist()}")
+    if not (times[1:] < times[:-1]).all():
+        bad = int(torch.nonzero(times[1:] >= times[:-1])[0]) + 1
+        raise ValueError(f"times must decrease strictly; times[{bad}] = {float(times[bad])!r} does not "
+                         f"(times[{bad - 1}] = {float(times[bad - 1])!r})")
+    if float(times[-1]) <= 0:
+        raise ValueError(f"the last time must be positive (the score is singular at t = 0), got {float(times[-1])!r}")
+    if sde is not None and float(times[0]) > sde.T * (1 + 1e-12):
+        raise ValueError(f"the first time {float(times[0])!r} is beyond the SDE's end time T = {sde.T}")
+    return times
+
+
+def _check_request(sde: SDE, num_steps: int, eps: float) -> None:
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps <= 0:
+        raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
+    if not (0 < eps < sde.T):
+        raise ValueError(f"eps must lie in (0, T={sde.T}), got {eps!r}")
+
+
+class Schedule(abc.ABC):
+    """Maps ``(sde, num_steps, eps)`` to ``num_steps + 1`` decreasing times from ``sde.T`` to ``eps``."""
+
+    def __call__(self, sde: SDE, num_steps: int, eps: float) -> torch.Tensor:
+        """The grid as float64, first point exactly ``sde.T`` and last exactly ``eps``, validated."""
+        _check_request(sde, num_steps, eps)
+        times = self.times(sde, num_steps, eps).to(torch.float64).clone()
+        times[0], times[-1] = sde.T, eps
+        return check_times(times, sde)
+
+    @abc.abstractmethod
+    def times(self, sde: SDE, num_steps: int, eps: float) -> torch.Tensor:
+        """``num_steps + 1`` times from ``sde.T`` down to ``eps``."""
+
+
+def _noise_levels(sde: SDE, eps: float) -> tuple[float, float]:
+    ends = sde.noise_level(torch.tensor([sde.T, eps], dtype=torch.float64))
+    s_max, s_min = float(ends[0]), float(ends[1])
+    if not (s_max > s_min > 0 and math.isfinite(s_max)):
+        raise ValueError(f"{type(sde).__name__}'s noise level must grow from t = eps to T; got "
+                         f"{s_min!r} at eps = {eps} and {s_max!r} at T")
+    return s_max, s_min
+
+
+def _times_at(sde: SDE, levels: torch.Tensor) -> torch.Tensor:
+    return sde.time_at_noise_level(levels).to(torch.float64)
+
+
+@attrs.define(kw_only=True)
+class UniformT(Schedule):
+    """Uniform in ``t`` (the tutorial's ``linspace(T, eps, N + 1)``)."""
+
+    def times(self, sde, num_steps, eps):
+        return torch.linspace(sde.T, eps, num_steps + 1, dtype=torch.float64)
+
+
+@attrs.define(kw_only=True)
+class LogSigma(Schedule):
+    """Uniform in the log of the noise level ``s(t) = std(t) / alpha(t)`` (uniform log-SNR)."""
+
+    def times(self, sde, num_steps, eps):
+        s_max, s_min = _noise_levels(sde, eps)
+        levels = torch.exp(torch.linspace(math.log(s_max), math.log(s_min), num_steps + 1, dtype=torch.float64))
+        return _times_at(sde, levels)
+
+
+@attrs.define(kw_only=True)
+class UniformSigma(Schedule):
+    """Uniform in the noise level ``s(t)``."""
+
+    def times(self, sde, num_steps, eps):
+        s_max, s_min = _noise_levels(sde, eps)
+        return _times_at(sde, torch.linspace(s_max, s_min, num_steps + 1, dtype=torch.float64))
+
+
+@attrs.define(kw_only=True)
+class Karras(Schedule):
+    """Karras et al. (2022): ``s_i = (s_max^(1/rho) + i/N (s_min^(1/rho) - s_max^(1/rho)))^rho``, dense at low noise.
+
+    Attributes:
+        rho: Concentration towards low noise (EDM's 7; 1 is :class:`UniformSigma`).
+    """
+
+    rho: float = attrs.field(default=7.0, validator=attrs.validators.gt(0))
+
+    def times(self, sde, num_steps, eps):
+        s_max, s_min = _noise_levels(sde, eps)
+        ramp = torch.linspace(0, 1, num_steps + 1, dtype=torch.float64)
+        levels = (s_max ** (1 / self.rho) + ramp * (s_min ** (1 / self.rho) - s_max ** (1 / self.rho))) ** self.rho
+        return _times_at(sde, levels)
+
+
+def default_schedule_name(sde: SDE) -> Any:
+    """The schedule ``sde`` asks for (its ``default_schedule``: a name or a :class:`Schedule`), else uniform in t."""
+    return getattr(sde, "default_schedule", None) or DEFAULT_SCHEDULE
