@@ -79,6 +79,8 @@ def _add_train(sub) -> None:
     p.add_argument("--config", help="TOML file with training options (command-line options override it)")
     p.add_argument("--out", required=True, help="run folder: checkpoints/, loss.png")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its checkpoints "
+                                                            "are deleted); without it or --resume that is an error")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     for field in attrs.fields(TrainConfig):
         default = field.default.factory() if isinstance(field.default, attrs.Factory) else field.default
@@ -318,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``scoreflow`` console script."""
-    from scoreflow.errors import ScoreflowError
+    from scoreflow.errors import ScoreflowError, TrainingInterrupted
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -334,6 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 blocked=(*_env_list("SCOREFLOW_BLOCKED_PLUGINS"), *args.block_plugin),
                                 strict=True if args.strict_plugins else None))
         return int(args.func(args))
+    except TrainingInterrupted as exc:
+        print(f"scoreflow: {exc}", file=sys.stderr)
+        return exc.exit_code
     except (ScoreflowError, ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"scoreflow: error: {exc}", file=sys.stderr)
         return 2

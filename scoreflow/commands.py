@@ -29,7 +29,8 @@ def train(args: argparse.Namespace) -> int:
     else:
         config = TrainConfig.from_dict({**base, **overrides})
     ddp.init_from_env(config.device)
-    result = Trainer(config, args.out, progress=not args.no_progress).run(resume=args.resume)
+    result = Trainer(config, args.out, progress=not args.no_progress).run(resume=args.resume,
+                                                                          overwrite=args.overwrite)
     if ddp.is_main():
         last = result.losses[-1][1] if result.losses else float("nan")
         print(f"trained {result.step} steps, last loss {last:.3f}, {result.images_per_second:.0f} images/s; "

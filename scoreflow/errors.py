@@ -59,6 +59,24 @@ class CheckpointError(ScoreflowError):
     """A checkpoint or pretrained model is missing, corrupt, or not in scoreflow's safe format."""
 
 
+class RunExistsError(ScoreflowError, FileExistsError):
+    """Training was asked to start in a folder that already holds a run (use resume or overwrite)."""
+
+
+class RunBusyError(ScoreflowError):
+    """Another live process is writing the same run folder."""
+
+
+class TrainingInterrupted(ScoreflowError):
+    """SIGINT or SIGTERM stopped training; a checkpoint of the current step was saved.
+
+    ``exit_code`` is the shell convention for the signal (130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class IDXFormatError(ScoreflowError, ValueError):
     """An IDX (MNIST-format) file is malformed or fails its checksum."""
 

@@ -46,8 +46,16 @@ def test_two_process_training_and_resume_equal_single_process(tmp_path):
     _torchrun("train", "--out", str(multi), "--steps", "6", "--resume", *TRAIN)
     a, b = _weights(single), _weights(multi)
     assert load_checkpoint(multi)["meta"]["step"] == 6
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    # The all-reduce sums gradients in another order than one process does, so they differ by float32
+    # rounding (~1e-7 relative). Adam divides by sqrt(v): where a gradient is near zero that rounding can
+    # change an update by up to lr (1e-3) per step. So: every element within lr / 10 over the 6 steps, and
+    # all but a few in a thousand within 1e-6; a rank training on the wrong slice moves most elements by ~lr.
+    diffs = torch.cat([(a[k] - b[k]).abs().flatten() for k in a])
+    assert float(diffs.max()) < 1e-4, float(diffs.max())
+    assert float((diffs > 1e-6).float().mean()) < 0.005
+    losses_single = [v for _, v in load_checkpoint(single)["meta"]["losses"]]
+    losses_multi = [v for _, v in load_checkpoint(multi)["meta"]["losses"]]
+    assert losses_single == pytest.approx(losses_multi, rel=1e-5)
 
     # sampling and likelihood shard blocks across ranks and gather: identical to one process
     sample = ["sample", "--checkpoint", str(single), "--num-samples", "10", "--batch-size", "4",

@@ -14,9 +14,11 @@ from torch.optim.swa_utils import AveragedModel
 
 from scoreflow.data.base import TensorData, dequantize
 from scoreflow.training import distributed as ddp
+from scoreflow.errors import TrainingInterrupted
 from scoreflow.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from scoreflow.training.config import TrainConfig
 from scoreflow.training.losses import ImportanceTimeSampler, dsm_loss, sample_times
+from scoreflow.training.run_folder import RunLock, prepare_run_folder
 
 
 # Config fields a resumed run may change: how long it runs and how it logs and keeps checkpoints.
@@ -219,13 +221,32 @@ class Trainer:
         self.step += 1
         return float(loss.detach())
 
-    def run(self, *, resume: bool = False) -> TrainResult:
+    def run(self, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
         """Train ``config.epochs`` epochs (or ``config.steps`` steps); checkpoint every ``checkpoint_every``
-        steps and at the end."""
+        steps and at the end.
+
+        The run folder is locked while training (a second writer is refused); a folder that already holds
+        a run needs ``resume`` (continue it) or ``overwrite`` (replace it). SIGINT and SIGTERM save a
+        checkpoint of the current step and raise :class:`~scoreflow.errors.TrainingInterrupted`.
+        """
+        lock = RunLock(self.out) if ddp.is_main() else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            if ddp.is_main():
+                prepare_run_folder(self.out, resume=resume, overwrite=overwrite)
+            ddp.barrier()
+            if resume:
+                self.restore()
+            with _signals_stop(self):
+                return self._loop()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _loop(self) -> TrainResult:
         from tqdm.auto import tqdm
 
-        if resume:
-            self.restore()
         cfg = self.config
         if ddp.is_main():
             self.out.mkdir(parents=True, exist_ok=True)
@@ -245,6 +266,9 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss:.2f}", img_s=f"{rate:.0f}")
             if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < total:
                 self.save()
+            if self._stop_signal is not None:
+                bar.close()
+                self._interrupted()
         bar.close()
         elapsed = time.perf_counter() - start
         self.save()
@@ -252,6 +276,43 @@ class Trainer:
             plot_losses(self.losses, self.out / "loss.png")
         rate = (self.step - start_step) * cfg.batch_size / elapsed if elapsed > 0 else 0.0
         return TrainResult(self.out, self.step, list(self.losses), rate, list(self.epoch_losses))
+
+
+    _stop_signal: int | None = None
+
+    def _interrupted(self) -> None:
+        """Save the current step and stop (called after the step during which a signal arrived)."""
+        import signal
+
+        self.save()
+        signum = self._stop_signal
+        name = signal.Signals(signum).name
+        raise TrainingInterrupted(
+            f"{name} at step {self.step}: saved a checkpoint; continue with the same command and --resume",
+            128 + signum)
+
+
+@contextlib.contextmanager
+def _signals_stop(trainer: Trainer):
+    """While training, SIGINT/SIGTERM ask the loop to save and stop after the current step
+    (single process, main thread; under torchrun the launcher handles signals)."""
+    import signal
+    import threading
+
+    if ddp.world()[1] > 1 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ask_to_stop(signum, frame):
+        trainer._stop_signal = signum
+
+    previous = {s: signal.signal(s, ask_to_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        trainer._stop_signal = None
 
 
 def plot_losses(losses: list[tuple[int, float]], path: Path) -> None:
