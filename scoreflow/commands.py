@@ -66,19 +66,46 @@ def _sampler_from_args(args: argparse.Namespace):
                    n_steps=args.n_steps, predictor_options=args.predictor_options, **extra)
 
 
-def _generate(args: argparse.Namespace, model, sde, shape) -> tuple[torch.Tensor, int]:
-    from scoreflow.runs import sample_many
+def _sampling_plan(args: argparse.Namespace, sde):
+    """The sampler (or ODE options) the arguments ask for, checked against ``sde`` before any sampling."""
+    from scoreflow.flow.probability_flow import resolve_solver
 
     if args.ode_solver and (args.schedule is not None or args.predictor_options):
         raise ValueError("--schedule and --predictor-options apply to predictor-corrector sampling, not to "
                          f"--ode-solver {args.ode_solver} (its options: --rtol, --atol, --eps)")
-    sampler = None if args.ode_solver else _sampler_from_args(args)
-    if sampler is not None:
-        sampler.check(sde)  # an incompatible predictor or corrector fails before any batch starts
     ode_options = {"rtol": args.rtol, "atol": args.atol, **({} if args.eps is None else {"eps": args.eps})}
+    if args.ode_solver:
+        resolve_solver(args.ode_solver, rtol=args.rtol, atol=args.atol)  # unknown name or bad tolerance: now
+        eps = ode_options.get("eps", 1e-3)
+        if not 0 < eps < sde.T:
+            raise ValueError(f"--eps must lie in (0, T={sde.T}), got {eps!r}")
+        return None, ode_options
+    sampler = _sampler_from_args(args)
+    sampler.check(sde)  # an incompatible predictor or corrector fails before any batch starts
+    return sampler, ode_options
+
+
+def _generate(args: argparse.Namespace, model, sde, shape, plan=None) -> tuple[torch.Tensor, int]:
+    from scoreflow.runs import sample_many
+
+    sampler, ode_options = plan or _sampling_plan(args, sde)
     return sample_many(model, sde, shape, args.num_samples, batch_size=args.batch_size, seed=args.seed,
                        sampler=sampler, ode_solver=args.ode_solver, ode_options=ode_options, device=args.device,
                        progress=not args.no_progress)
+
+
+def writable_folder(path: str | Path) -> Path:
+    """Create ``path`` (and parents) and check a file can be written there, before any long work."""
+    import tempfile
+
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".scoreflow-write-test-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot write to output folder {str(out)!r}: {exc.strerror or exc}") from None
+    return out
 
 
 def sample(args: argparse.Namespace) -> int:
@@ -91,10 +118,10 @@ def sample(args: argparse.Namespace) -> int:
     ddp.init_from_env(args.device)
     model, sde, _ = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
     shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])
-    samples, nfe = _generate(args, model, sde, shape)
+    plan = _sampling_plan(args, sde)
+    out = writable_folder(args.out) if ddp.is_main() else Path(args.out)
+    samples, nfe = _generate(args, model, sde, shape, plan)
     if ddp.is_main():
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
         save_file({"samples": samples.contiguous()}, str(out / "samples.safetensors"))
         save_samples_png(samples[:256], out / "samples.png", title=f"{len(samples)} samples, NFE {nfe}")
         print(f"wrote {len(samples)} samples (NFE {nfe}) to {out / 'samples.safetensors'} and {out / 'samples.png'}")

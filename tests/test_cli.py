@@ -129,3 +129,44 @@ def test_unknown_options_of_other_commands_are_still_refused(capsys):
     with pytest.raises(SystemExit):
         main(["list", "predictor", "--bogus"])
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "likelihood"])
+@pytest.mark.parametrize("device, match", [("bogus", "Unknown device 'bogus'. Allowed: cpu, cuda"),
+                                           ("cuda:7", "device 'cuda:7' requested, but")])
+def test_bad_devices_are_named_before_any_work(tmp_path, capsys, command, device, match):
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has 8 GPUs")
+    argv = {"train": ["train", "--out", str(tmp_path / "r"), "--steps", "1"],
+            "sample": ["sample", "--checkpoint", "mnist-tutorial", "--out", str(tmp_path / "s")],
+            "likelihood": ["likelihood", "--checkpoint", "mnist-tutorial"]}[command]
+    assert main([*argv, "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("scoreflow: error:") and match in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_sample_refuses_an_unwritable_out_before_sampling(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["sample", "--checkpoint", "mnist-tutorial", "--out", str(blocker / "sub"), "--num-steps", "2",
+                 "--num-samples", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write to output folder" in err and "Traceback" not in err
+    assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--ode-solver", "rk45"], "Unknown ode_solver 'rk45'"),
+    (["--ode-solver", "dopri5", "--eps", "2"], "--eps must lie in (0, T=1.0), got 2.0"),
+    (["--eps", "2"], "eps must lie in (0, 1), got 2.0"),
+    (["--predictor", "eulr"], "Unknown predictor 'eulr'"),
+])
+def test_sample_refuses_bad_sampler_options_before_writing(tmp_path, capsys, argv, match):
+    assert main(["sample", "--checkpoint", "mnist-tutorial", "--out", str(tmp_path / "s"), "--no-progress",
+                 *argv]) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists()

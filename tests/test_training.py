@@ -166,3 +166,38 @@ def test_mixed_precision_and_adamw_train(tmp_path):
                       weight_decay=1e-4, warmup=5, log_every=5)
     result = Trainer(cfg, tmp_path, progress=False).run()
     assert result.step == 20 and all(v == v for _, v in result.losses)
+
+
+@pytest.mark.parametrize(("values", "match"), [
+    (dict(steps="100"), r"steps must be an integer, got '100' \(str\)"),
+    (dict(steps=True), r"steps must be an integer, got True \(bool\)"),
+    (dict(batch_size=1.5), r"batch_size must be an integer, got 1.5"),
+    (dict(lr="fast"), r"lr must be a finite number, got 'fast'"),
+    (dict(lr=float("inf")), r"lr must be a finite number, got inf"),
+    (dict(grad_clip="off"), r"grad_clip must be a finite number or 'none', got 'off'"),
+    (dict(eps=2.0), r"eps \(the smallest training time\) must lie in \(0, 1\), got 2.0"),
+    (dict(amp="yes"), r"amp must be true or false, got 'yes'"),
+    (dict(model_options=[1]), r"model_options must be a table"),
+    (dict(dataset=3), r"dataset must be a string, got 3"),
+    (dict(data_dir=5), r"data_dir must be a path string"),
+    (dict(seed=None), r"seed must be an integer, got None"),
+])
+def test_config_values_of_the_wrong_type_are_named(values, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig.from_dict(values)
+
+
+def test_toml_with_wrong_types_is_a_clear_cli_error(tmp_path, capsys):
+    from scoreflow.cli import main
+
+    (tmp_path / "run.toml").write_text('steps = "100"\nlr = "fast"\n')
+    assert main(["train", "--config", str(tmp_path / "run.toml"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("scoreflow: error: training option") and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_grad_clip_none_in_toml_disables_clipping(tmp_path):
+    (tmp_path / "run.toml").write_text('grad_clip = "none"\nlr = 1\n')
+    config = TrainConfig.from_toml(tmp_path / "run.toml")
+    assert config.grad_clip is None and config.lr == 1.0 and isinstance(config.lr, float)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,19 +12,54 @@ from scoreflow.training.losses import WEIGHTINGS
 
 OPTIMIZERS = ("adam", "adamw")
 
+_INT_FIELDS = ("steps", "batch_size", "warmup", "seed", "checkpoint_every", "log_every", "keep_last")
+_FLOAT_FIELDS = ("lr", "weight_decay", "ema_decay", "eps")
+_BOOL_FIELDS = ("importance_sampling", "amp", "dequantize")
+_STR_FIELDS = ("dataset", "model", "sde", "weighting", "optimizer", "device")
+_DICT_FIELDS = ("dataset_options", "model_options", "sde_options")
+
+
+def _type_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` cannot be training option ``name`` (``None`` if its type is right)."""
+    if name in _INT_FIELDS and (isinstance(value, bool) or not isinstance(value, int)):
+        return "an integer"
+    if name in _FLOAT_FIELDS + ("grad_clip",):
+        if value is None and name == "grad_clip":
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return "a finite number" + (" or 'none'" if name == "grad_clip" else "")
+    if name in _BOOL_FIELDS and not isinstance(value, bool):
+        return "true or false"
+    if name in _STR_FIELDS and not isinstance(value, str):
+        return "a string"
+    if name in _DICT_FIELDS and not isinstance(value, dict):
+        return "a table (JSON object)"
+    if name == "data_dir" and value is not None and not isinstance(value, str):
+        return "a path string"
+    return None
+
+
+def _check_type(name: str, value: Any) -> None:
+    expected = _type_problem(name, value)
+    if expected:
+        raise ValueError(f"training option {name} must be {expected}, got {value!r} ({type(value).__name__})")
+
 
 def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    _check_type(attribute.name, value)
     if not value > 0:
         raise ValueError(f"{attribute.name} must be positive, got {value!r}")
 
 
 def _non_negative(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    _check_type(attribute.name, value)
     if not value >= 0:
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
 def _choice(options: tuple[str, ...]):
     def check(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+        _check_type(attribute.name, value)
         if value not in options:
             raise ValueError(f"Unknown {attribute.name} {value!r}. Available: {', '.join(options)}.")
 
@@ -74,6 +110,13 @@ class TrainConfig:
     keep_last: int = attrs.field(default=0, validator=_non_negative)
 
     def __attrs_post_init__(self) -> None:
+        for field in attrs.fields(type(self)):
+            value = getattr(self, field.name)
+            _check_type(field.name, value)
+            if field.name in _FLOAT_FIELDS and isinstance(value, int):
+                setattr(self, field.name, float(value))
+        if not 0 < self.eps < 1:
+            raise ValueError(f"eps (the smallest training time) must lie in (0, 1), got {self.eps!r}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
         if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, int)

@@ -10,7 +10,12 @@ import torch.distributed as dist
 
 
 def init_from_env(device: str = "cpu") -> bool:
-    """Join the process group torchrun describes (``WORLD_SIZE > 1``); returns whether distributed."""
+    """Join the process group torchrun describes (``WORLD_SIZE > 1``); returns whether distributed.
+
+    ``device`` is checked first: an unknown name or a device this machine lacks raises ``ValueError``."""
+    from scoreflow.device import resolve_device
+
+    resolve_device(device)
     if dist.is_available() and dist.is_initialized():
         return True
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:

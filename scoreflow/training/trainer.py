@@ -13,6 +13,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from scoreflow.data.base import TensorData, dequantize
+from scoreflow.device import resolve_device
 from scoreflow.training import distributed as ddp
 from scoreflow.errors import TrainingInterrupted
 from scoreflow.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -95,7 +96,7 @@ class Trainer:
         self.rank, self.world = ddp.world()
         if config.batch_size % self.world:
             raise ValueError(f"batch_size {config.batch_size} must be divisible by the world size {self.world}")
-        self.device = torch.device(config.device)
+        self.device = resolve_device(config.device)
         self.data = self.host.create("dataset", config.dataset, split="train", data_dir=config.data_dir,
                                      **config.dataset_options)
         if config.dequantize and self.data.kind != "image":
