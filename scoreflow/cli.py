@@ -126,7 +126,8 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--data-dir", default=None, help="override the dataset folder stored in the checkpoint")
+    p.add_argument("--data-dir", default=None, help="the dataset's folder (default: the dataset's own location; "
+                                                    "the folder a checkpoint was trained from is never used)")
 
 
 def _run(name: str):
@@ -269,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="uniform dequantization of 8-bit images (default: on for image data)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", default=None, help="the dataset's folder (default: the dataset's own location, "
+                                                    "never the folder stored in the checkpoint)")
     p.add_argument("--no-ema", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", default=None, help="also write the summary as JSON here")

@@ -132,10 +132,12 @@ def _dataset_from_checkpoint(args: argparse.Namespace, split: str):
     from scoreflow.plugins import get_host
     from scoreflow.training import load_checkpoint
 
-    cfg = load_checkpoint(args.checkpoint)["meta"]["config"]
-    data_dir = args.data_dir or cfg.get("data_dir")
-    return get_host().create("dataset", cfg["dataset"], split=split, data_dir=data_dir,
-                             **cfg.get("dataset_options", {}))
+    from scoreflow.training import TrainConfig
+
+    cfg = TrainConfig.from_dict(load_checkpoint(args.checkpoint)["meta"]["config"])
+    # Data locations come from the user (--data-dir) or the dataset's default, never from the checkpoint file:
+    # a crafted meta.json must not choose a folder to scan, create or download into.
+    return get_host().create("dataset", cfg.dataset, split=split, data_dir=args.data_dir, **cfg.dataset_options)
 
 
 def likelihood(args: argparse.Namespace) -> int:

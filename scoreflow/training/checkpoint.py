@@ -74,6 +74,7 @@ def save_checkpoint(run_dir: Path, step: int, *, model: torch.nn.Module, ema: to
         save_file({k: v.cpu().contiguous() for k, v in rng.items()}, str(tmp / "rng.safetensors"))
         full_meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "step": step, "optimizer": opt_meta, **meta}
         _write_json(tmp / "meta.json", full_meta)
+        honour_umask(tmp)
         previous = sorted(p for p in root.iterdir() if p.name == name or p.name.startswith(name + "."))
         final = root / name
         version = 0
@@ -94,6 +95,28 @@ def save_checkpoint(run_dir: Path, step: int, *, model: torch.nn.Module, ema: to
     return final
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def honour_umask(path: Path) -> None:
+    """Give ``path`` (a file, or a folder and the files in it) the permissions the umask allows.
+
+    ``tempfile`` creates 0600 files and 0700 folders whatever the umask, which would hide runs from
+    the other users of a shared disk; plain ``open`` and ``mkdir`` honour it, and so do checkpoints.
+    """
+    mask = _umask()
+    if path.is_dir():
+        os.chmod(path, 0o777 & ~mask)
+        for child in path.iterdir():
+            if child.is_file():
+                os.chmod(child, 0o666 & ~mask)
+    else:
+        os.chmod(path, 0o666 & ~mask)
+
+
 def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
@@ -108,6 +131,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
+    os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import math
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -336,8 +338,34 @@ def plot_losses(losses: list[tuple[int, float]], path: Path) -> None:
     plt.close(fig)
 
 
+#: Bounds a checkpoint's metadata must respect before anything is built from it.
+MAX_SAMPLE_DIM = 4096
+MAX_SAMPLE_ELEMENTS = 1 << 24
+MAX_PARAMETERS = 1_000_000_000
+
+
+def checked_data_shape(meta: dict[str, Any], where: Any) -> tuple[tuple[int, ...], str]:
+    """``(data_shape, data_kind)`` of a checkpoint's metadata, refused unless plausible and bounded."""
+    kind, shape = meta.get("data_kind"), meta.get("data_shape")
+    rank = {"image": 3, "vector": 1}.get(kind)
+    if rank is None:
+        raise CheckpointError(f"{where}: data_kind must be 'image' or 'vector', got {kind!r}")
+    if (not isinstance(shape, list) or len(shape) != rank
+            or any(isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= MAX_SAMPLE_DIM for d in shape)
+            or math.prod(shape) > MAX_SAMPLE_ELEMENTS):
+        raise CheckpointError(f"{where}: data_shape must be {rank} integer(s) in [1, {MAX_SAMPLE_DIM}] with at most "
+                              f"{MAX_SAMPLE_ELEMENTS} elements for {kind} data, got {shape!r}")
+    return tuple(shape), kind
+
+
 def load_trained(path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu", host=None):
-    """Rebuild ``(model, sde, config)`` from a checkpoint (EMA weights by default)."""
+    """Rebuild ``(model, sde, config)`` from a checkpoint (EMA weights by default).
+
+    The metadata is validated first: the config's option types, a bounded ``data_shape``, and a network
+    whose parameter count (measured on PyTorch's ``meta`` device, which allocates nothing) is at most
+    :data:`MAX_PARAMETERS`. ``ema=True`` on a checkpoint without EMA weights (an imported one) is an error
+    naming ``--no-ema``; nothing falls back silently.
+    """
     from scoreflow.plugins import get_host
 
     host = host or get_host()
@@ -345,14 +373,26 @@ def load_trained(path: str | Path, *, ema: bool = True, device: str | torch.devi
     meta = ckpt["meta"]
     try:
         config = TrainConfig.from_dict(meta["config"])
-        shape = tuple(meta["data_shape"])
-        kind = meta["data_kind"]
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{ckpt['path']}: invalid metadata ({exc})") from exc
+    shape, kind = checked_data_shape(meta, ckpt["path"])
+    if ema and ckpt["ema"] is None:
+        raise CheckpointError(f"{ckpt['path']}: has no EMA weights (an imported or EMA-less checkpoint); "
+                              "load the raw weights with ema=False (--no-ema)")
+    with torch.device("meta"):
+        shape_only = types.SimpleNamespace(x=torch.empty(1, *shape), kind=kind)  # build_components reads these
+        try:
+            _, probe = build_components(config, shape_only, host=host)
+        except (TypeError, ValueError, RuntimeError, NotImplementedError) as exc:
+            raise CheckpointError(f"{ckpt['path']}: its config does not build a network ({exc})") from exc
+    n_params = sum(p.numel() for p in probe.parameters())
+    if n_params > MAX_PARAMETERS:
+        raise CheckpointError(f"{ckpt['path']}: its model_options ask for {n_params:,} parameters, more than "
+                              f"{MAX_PARAMETERS:,}; refusing to allocate them")
     fake = TensorData(torch.zeros(1, *shape), None, kind)
     sde, model = build_components(config, fake, host=host)
     weights = ckpt["model"]
-    if ema and ckpt["ema"] is not None:
+    if ema:
         weights = {k.removeprefix("module."): v for k, v in ckpt["ema"].items() if k.startswith("module.")}
     try:
         model.load_state_dict(weights)
