@@ -51,6 +51,14 @@ class DroppedOptionsError(ScoreflowError, TypeError):
     instance); scoreflow refuses them instead of dropping them."""
 
 
+class NonFiniteError(ScoreflowError, FloatingPointError):
+    """Sampling or integration produced NaN or infinity; the message names the component, step and time."""
+
+
+class SolverError(ScoreflowError):
+    """An ODE/SDE solver could not advance (e.g. its step size underflowed)."""
+
+
 class IncompatibleComponentsError(ScoreflowError):
     """Components that cannot work together were combined."""
 

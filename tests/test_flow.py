@@ -165,3 +165,33 @@ def test_likelihood_bad_options(kwargs, match, ve):
 def test_likelihood_rejects_non_finite(ve):
     with pytest.raises(ValueError, match="x contains 1 non-finite"):
         sf.log_likelihood(lambda x, t: x, ve, torch.tensor([[0.0, float("nan")]]))
+
+
+def _nan_below(threshold: float, sde):
+    def score(x, t):
+        out = -x / (1 + sde.marginal_prob(x, t)[1][:, None] ** 2)
+        return torch.where((t < threshold)[:, None], torch.full_like(out, float("nan")), out)
+
+    return score
+
+
+def test_non_finite_scores_name_the_solver_and_time_in_ode_sampling_and_likelihood(ve):
+    score = _nan_below(0.5, ve)
+    with pytest.raises(sf.NonFiniteError, match=r"ode_sample with TorchdiffeqSolver\('dopri5'\): the score model "
+                                                r"returned non-finite values at t=0\.4"):
+        sf.ode_sample(score, ve, (4, 2), generator=torch.Generator().manual_seed(0))
+    with pytest.raises(sf.NonFiniteError, match=r"log_likelihood with TorchdiffeqSolver\('dopri5'\): .* at t=1e-05"):
+        sf.log_likelihood(score, ve, torch.zeros(4, 2))
+
+
+def test_non_finite_samples_name_the_step_in_predictor_corrector_sampling(ve):
+    # the grid is linspace(1, 1e-3, 101): step 52 starts at t = 0.4905, the first time below 0.5
+    with pytest.raises(sf.NonFiniteError, match=r"EulerMaruyama.*non-finite values at step 52 of 100 "
+                                                r"\(t=0\.49051 -> 0\.48052\)"):
+        sf.Sampler(predictor="euler", num_steps=100).sample(_nan_below(0.5, ve), ve, (4, 2))
+
+
+def test_a_stuck_adaptive_solver_is_a_scoreflow_error():
+    solver = sf.create("ode_solver", "dopri5", rtol=1e-12, atol=1e-12, options={"max_num_steps": 5})
+    with pytest.raises(sf.ScoreflowError, match="'dopri5' could not advance .*loosen rtol/atol"):
+        solver.solve(lambda t, y: -50 * y, torch.ones(3), 1.0, 0.0)

@@ -18,7 +18,8 @@ from torch import nn
 
 from scoreflow.tensor import as_time, check_finite, per_sample_dim, sum_except_batch
 from scoreflow.data.base import dequantize
-from scoreflow.flow.probability_flow import ProbabilityFlowODE, resolve_solver
+from scoreflow.errors import NonFiniteError
+from scoreflow.flow.probability_flow import ProbabilityFlowODE, _solver_name, resolve_solver
 
 if TYPE_CHECKING:
     from scoreflow.flow.solvers import ODESolver
@@ -156,7 +157,10 @@ def log_likelihood(
     probes = make_probes(x, estimator, n_probes, generator)
     func = DivergenceODE(flow, probes, exact=estimator == "exact")
     delta0 = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-    (z, delta), nfe = ode_solver.solve(func, (x, delta0), eps, sde.T)
+    try:
+        (z, delta), nfe = ode_solver.solve(func, (x, delta0), eps, sde.T)
+    except NonFiniteError as exc:
+        raise NonFiniteError(f"log_likelihood with {_solver_name(ode_solver)}: {exc}") from None
     prior = sde.prior_logp(z)
     logp = prior + delta
     dim = per_sample_dim(x)

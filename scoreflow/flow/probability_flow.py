@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from scoreflow.errors import NonFiniteError
 from scoreflow.tensor import as_time, check_finite
 from scoreflow.sampling.sampler import SampleResult, check_shape, model_device
 
@@ -24,9 +25,17 @@ class ProbabilityFlowODE(nn.Module):
         super().__init__()
         self.sde = sde
         self.reverse = sde.reverse(score, probability_flow=True)
+        self.calls = 0
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if not torch.isfinite(x).all():
+            raise NonFiniteError(f"the ODE state became non-finite at t={float(t.reshape(-1)[0]):.6g} "
+                                 f"(evaluation {self.calls})")
         drift, _ = self.reverse.sde(x, as_time(t, x.shape[0], x))
+        if not torch.isfinite(drift).all():
+            raise NonFiniteError(f"the score model returned non-finite values at t={float(t.reshape(-1)[0]):.6g} "
+                                 f"(evaluation {self.calls})")
         return drift
 
 
@@ -51,6 +60,11 @@ class _TimeProgress(nn.Module):
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _solver_name(solver: Any) -> str:
+    method = getattr(solver, "method", None)
+    return f"{type(solver).__name__}({method!r})" if method else type(solver).__name__
 
 
 def resolve_solver(
@@ -115,6 +129,8 @@ def ode_sample(
             func = _TimeProgress(func, sde.T, eps)
         try:
             x, nfe = ode_solver.solve(func, z, sde.T, eps)
+        except NonFiniteError as exc:
+            raise NonFiniteError(f"ode_sample with {_solver_name(ode_solver)}: {exc}") from None
         finally:
             if progress:
                 func.close()

@@ -9,6 +9,8 @@ from typing import Any, NamedTuple, Union
 import attrs
 import torch
 
+from scoreflow.errors import SolverError
+
 State = Union[torch.Tensor, tuple[torch.Tensor, ...]]
 
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
@@ -87,7 +89,12 @@ class TorchdiffeqSolver(ODESolver):
         kwargs: dict[str, Any] = {}
         if self.adjoint:
             kwargs["adjoint_params"] = tuple(p for p in counted.parameters())
-        out = odeint(counted, y0, ts, method=self.method, rtol=self.rtol, atol=self.atol,
-                     options=options or None, **kwargs)
+        try:
+            out = odeint(counted, y0, ts, method=self.method, rtol=self.rtol, atol=self.atol,
+                         options=options or None, **kwargs)
+        except AssertionError as exc:  # torchdiffeq signals a stuck integration with a bare assert
+            raise SolverError(f"torchdiffeq's {self.method!r} could not advance from t0={t0:g} to t1={t1:g} after "
+                              f"{counted.nfe} evaluations ({exc}); loosen rtol/atol (now {self.rtol:g}/{self.atol:g}) "
+                              "or check the dynamics") from None
         y1 = tuple(o[-1] for o in out) if isinstance(out, tuple) else out[-1]
         return ODEResult(y1, counted.nfe)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import torch
 
-from scoreflow.errors import DroppedOptionsError, IncompatibleComponentsError
+from scoreflow.errors import DroppedOptionsError, IncompatibleComponentsError, NonFiniteError
 from scoreflow.models.base import ScoreModel, make_score_fn
 from scoreflow.sampling.base import Corrector, Predictor, TrajectorySolver
 from scoreflow.sampling.schedules import Schedule, check_times, default_schedule_name
@@ -235,6 +235,10 @@ class Sampler:
             x, x_mean = self._corrector.step(x, t, sde=sde, score=score, generator=generator)
             dt = float(times[i + 1] - times[i])
             x, x_mean = self._predictor.step(x, t, dt, sde=sde, score=score, generator=generator)
+            if not torch.isfinite(x).all():
+                raise NonFiniteError(
+                    f"sampling with {self._predictor!r} and {self._corrector!r} produced non-finite values at step "
+                    f"{i + 1} of {len(times) - 1} (t={float(times[i]):.6g} -> {float(times[i + 1]):.6g})")
             nfe += self._corrector.nfe_per_step + self._predictor.nfe_per_step
             if callback is not None:
                 callback({"i": i, "t": times[i + 1], "x": x, "x_mean": x_mean, "nfe": nfe})
