@@ -51,7 +51,7 @@ class DroppedOptionsError(ScoreflowError, TypeError):
     instance); scoreflow refuses them instead of dropping them."""
 
 
-class NonFiniteError(ScoreflowError, FloatingPointError):
+class NonFiniteError(ScoreflowError, ValueError, FloatingPointError):
     """Sampling or integration produced NaN or infinity; the message names the component, step and time."""
 
 
