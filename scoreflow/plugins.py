@@ -124,7 +124,8 @@ class PluginHost:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
             self.pm.unregister(plugin)
-            failure = PluginFailure(plugin_name, _dist_label(dist), f"{type(exc).__name__}: {exc}")
+            failure = PluginFailure(plugin_name, _dist_label(dist),
+                                    f"{type(exc).__name__}: {exc}{_hook_name_hint(plugin)}")
             self._fail(failure, exc, PluginError)
             return plugin_name
         self._order.append(plugin_name)
@@ -189,18 +190,21 @@ class PluginHost:
             kind: Registry(kind, base=bases.get(kind), notes=lambda: [f.describe() for f in self.failures])
             for kind in KINDS
         }
+        failed: set[str] = set()
         for kind, hook_name in hookspecs.HOOKS_BY_KIND.items():
             impls = {impl.plugin_name: impl for impl in getattr(self.pm.hook, hook_name).get_hookimpls()}
             for plugin_name in list(self._order):
                 impl = impls.get(plugin_name)
-                if impl is None:
+                if impl is None or plugin_name in failed:
                     continue
                 reg = registries[kind]
                 reg.current_provider = plugin_name
                 try:
                     impl.function(**{arg: reg for arg in impl.argnames if arg == "registry"})
                 except Exception as exc:
-                    reg.remove_provider(plugin_name)
+                    failed.add(plugin_name)
+                    for filled in registries.values():  # all or nothing: roll back its other hooks too
+                        filled.remove_provider(plugin_name)
                     dist = _dist_label(self._dists.get(plugin_name))
                     failure = PluginFailure(plugin_name, dist, f"{hook_name}: {type(exc).__name__}: {exc}")
                     self._fail(failure, exc, PluginError)
@@ -275,6 +279,19 @@ class PluginHost:
             if f.name not in self._order:
                 rows.append(PluginInfo(f.name, f.distribution, None, (), {}, f.error))
         return rows
+
+
+def _hook_name_hint(plugin: object) -> str:
+    """'; did you mean ...' for hook implementations whose names are not scoreflow hooks."""
+    import difflib
+
+    known = list(hookspecs.HOOKS_BY_KIND.values())
+    hints = []
+    for name in dir(plugin):
+        if name.startswith("scoreflow_") and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hints.append(f"{name!r} is not a scoreflow hook" + (f"; did you mean {close[0]!r}?" if close else ""))
+    return (" (" + "; ".join(hints) + ")") if hints else ""
 
 
 def _own_distribution() -> importlib.metadata.Distribution | None:

@@ -129,13 +129,6 @@ class Registry(Generic[T]):
         if not callable(factory):
             raise RegistryError(f"{self.kind} {canonical!r}: factory must be callable, got {factory!r}")
         provider = self.current_provider
-        entry = Entry(
-            name=canonical,
-            factory=factory,
-            aliases=alias_keys,
-            provider=provider,
-            summary=summary if summary is not None else _first_doc_line(factory),
-        )
         for key in (canonical, *alias_keys):
             for other in self._keys.get(key, []):
                 protected = other.provider == BUILTIN_PROVIDER or other.provider == provider
@@ -145,17 +138,28 @@ class Registry(Generic[T]):
                         f"{other.provider!r} (as {other.qualified_name}); choose another name, "
                         "or pass replace=True to override it on purpose"
                     )
+        inherited: list[str] = []
         if replace:
             for key in (canonical, *alias_keys):
                 for other in list(self._keys.get(key, [])):
+                    # the replacement answers to every name the replaced entry had (its aliases included)
+                    inherited += [k for k in (other.name, *other.aliases)
+                                  if k != canonical and k not in alias_keys and k not in inherited]
                     warnings.warn(
                         f"{provider!r} replaces {self.kind} {other.qualified_name} as {key!r}",
                         ScoreflowPluginWarning,
                         stacklevel=2,
                     )
                     self._drop(other)
+        entry = Entry(
+            name=canonical,
+            factory=factory,
+            aliases=(*alias_keys, *inherited),
+            provider=provider,
+            summary=summary if summary is not None else _first_doc_line(factory),
+        )
         self._entries.append(entry)
-        for key in (canonical, *alias_keys):
+        for key in (canonical, *entry.aliases):
             self._keys.setdefault(key, []).append(entry)
         return entry
 

@@ -228,3 +228,45 @@ def test_bundled_plugins_use_only_scoreflows_public_api():
     assert len(sources) >= 6
     offenders = {str(p.relative_to(root)): uses for p in sources if (uses := _private_scoreflow_uses(p.read_text()))}
     assert not offenders, offenders
+
+
+def test_a_plugin_whose_second_hook_raises_loses_its_first_hooks_components_too():
+    class Partial:
+        @sf.hookimpl
+        def scoreflow_register_predictors(self, registry):
+            registry.add("partial_euler", DoubleEuler)
+
+        @sf.hookimpl
+        def scoreflow_register_correctors(self, registry):
+            raise RuntimeError("second hook broken")
+
+    host = sf.PluginHost(autoload=False, strict=False)
+    host.register(Partial(), name="partial")
+    with pytest.warns(sf.ScoreflowPluginWarning, match="second hook broken"):
+        assert "partial_euler" not in host.available("predictor")
+    assert "euler" in host.available("predictor")
+
+
+def test_replacing_a_builtin_keeps_its_aliases_so_defaults_still_resolve():
+    class Replacer:
+        @sf.hookimpl
+        def scoreflow_register_predictors(self, registry):
+            registry.add("euler", DoubleEuler, replace=True)
+
+    host = sf.PluginHost(autoload=False, strict=False)
+    host.register(Replacer(), name="replacer")
+    with pytest.warns(sf.ScoreflowPluginWarning, match="replaces predictor"):
+        sampler = sf.Sampler(host=host)  # the default predictor is the alias 'euler_maruyama'
+    assert type(sampler.predictor_obj) is DoubleEuler
+    assert type(host.create("predictor", "em")) is DoubleEuler
+
+
+def test_misspelt_hook_name_gets_a_did_you_mean():
+    class Typo:
+        @sf.hookimpl
+        def scoreflow_register_schedule(self, registry):  # missing "s"
+            pass
+
+    host = sf.PluginHost(autoload=False, strict=True)
+    with pytest.raises(sf.PluginError, match="did you mean 'scoreflow_register_schedules'"):
+        host.register(Typo(), name="typo")
