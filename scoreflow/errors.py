@@ -71,6 +71,10 @@ class RunExistsError(ScoreflowError, FileExistsError):
     """Training was asked to start in a folder that already holds a run (use resume or overwrite)."""
 
 
+class TrainingDivergedError(ScoreflowError, FloatingPointError):
+    """The training loss became non-finite or exploded; the message names the step and what to change."""
+
+
 class RunBusyError(ScoreflowError):
     """Another live process is writing the same run folder."""
 

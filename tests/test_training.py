@@ -201,3 +201,10 @@ def test_grad_clip_none_in_toml_disables_clipping(tmp_path):
     (tmp_path / "run.toml").write_text('grad_clip = "none"\nlr = 1\n')
     config = TrainConfig.from_toml(tmp_path / "run.toml")
     assert config.grad_clip is None and config.lr == 1.0 and isinstance(config.lr, float)
+
+
+@pytest.mark.parametrize("grad_clip, hint", [(None, "or clip gradients"), (1.0, "gradient clipping at 1 is already on")])
+def test_divergence_stops_training_with_the_step_and_a_fitting_hint(tmp_path, grad_clip, hint):
+    config = TrainConfig(steps=50, lr=1e4, grad_clip=grad_clip, **TINY)
+    with pytest.raises(sf.ScoreflowError, match=f"training diverged at step \\d+: .*; lower --lr.*{hint}"):
+        Trainer(config, tmp_path, progress=False).run()

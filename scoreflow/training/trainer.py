@@ -17,7 +17,7 @@ from torch.optim.swa_utils import AveragedModel
 from scoreflow.data.base import TensorData, dequantize
 from scoreflow.device import resolve_device
 from scoreflow.training import distributed as ddp
-from scoreflow.errors import TrainingInterrupted
+from scoreflow.errors import TrainingDivergedError, TrainingInterrupted
 from scoreflow.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from scoreflow.training.config import TrainConfig
 from scoreflow.training.losses import ImportanceTimeSampler, dsm_loss, sample_times
@@ -201,6 +201,25 @@ class Trainer:
 
                 tqdm.write(f"epoch: {epoch}, average loss: {average}")
 
+    #: A loss this many times the first step's (or non-finite) means training diverged.
+    DIVERGENCE_FACTOR = 1e4
+
+    def _check_divergence(self, loss: float) -> None:
+        """Stop with the step and a hint that fits the run's settings when the loss blows up."""
+        if self._first_loss is None and math.isfinite(loss):
+            self._first_loss = loss
+        reference = self._first_loss if self._first_loss is not None else float("inf")
+        if math.isfinite(loss) and loss <= self.DIVERGENCE_FACTOR * max(reference, 1.0):
+            return
+        cfg = self.config
+        hint = (f"lower --lr (now {cfg.lr:g}); gradient clipping at {cfg.grad_clip:g} is already on"
+                if cfg.grad_clip is not None else f"lower --lr (now {cfg.lr:g}) or clip gradients (--grad-clip 1.0)")
+        what = "non-finite" if not math.isfinite(loss) else f"{loss:.3g}, over {self.DIVERGENCE_FACTOR:g} times the first step's"
+        raise TrainingDivergedError(f"training diverged at step {self.step}: the loss is {what}; {hint}. "
+                                    "The last checkpoint is kept.")
+
+    _first_loss: float | None = None
+
     def train_step(self) -> float:
         """One optimisation step on the next global batch; returns the mean loss."""
         cfg = self.config
@@ -210,8 +229,7 @@ class Trainer:
         with autocast:
             loss = dsm_loss(self.net, self.sde, x, t, z, weighting=cfg.weighting,
                             importance_sampled=self.importance is not None).mean()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {float(loss)} at step {self.step}; lower lr or enable grad_clip")
+        self._check_divergence(float(loss.detach()))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip is not None:
