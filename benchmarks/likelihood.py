@@ -29,13 +29,13 @@ def tutorial_log_likelihood(score, sde: sf.VESDE, x: torch.Tensor, *, tol: float
         sample = torch.tensor(state[:-shape[0]], dtype=torch.float64).reshape(shape)
         tt = torch.full((shape[0],), t, dtype=torch.float64)
         _, g = sde.sde(sample, tt)
-        sample_grad = -0.5 * g[:, None] ** 2 * score(sample, tt)
+        sample_grad = -0.5 * g.reshape(-1, *[1] * (sample.dim() - 1)) ** 2 * score(sample, tt)  # any data shape
         with torch.enable_grad():
             s = sample.clone().requires_grad_(True)
             (grad,) = torch.autograd.grad((score(s, tt) * probe).sum(), s)
         div = (grad * probe).reshape(shape[0], -1).sum(1)
         logp_grad = -0.5 * g**2 * div
-        return np.concatenate([sample_grad.reshape(-1).numpy(), logp_grad.numpy()])
+        return np.concatenate([sample_grad.detach().reshape(-1).numpy(), logp_grad.detach().numpy()])
 
     init = np.concatenate([x.double().reshape(-1).numpy(), np.zeros(shape[0])])
     res = integrate.solve_ivp(ode_func, (eps, sde.T), init, rtol=tol, atol=tol, method="RK45")
