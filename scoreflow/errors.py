@@ -67,6 +67,10 @@ class CheckpointError(ScoreflowError):
     """A checkpoint or pretrained model is missing, corrupt, or not in scoreflow's safe format."""
 
 
+class UnknownPresetError(ScoreflowError, ValueError):
+    """A training preset name that no shipped preset file has."""
+
+
 class RunExistsError(ScoreflowError, FileExistsError):
     """Training was asked to start in a folder that already holds a run (use resume or overwrite)."""
 

@@ -128,3 +128,15 @@ def test_unknown_option_is_named_with_the_allowed_ones():
                                                      r"Allowed: n_steps, snr."):
         sf.create("corrector", "langevin", snrr=0.1)
     assert issubclass(sf.UnknownOptionError, TypeError) and issubclass(sf.UnknownOptionError, sf.ScoreflowError)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: sf.Sampler(num_steps="3"), "num_steps must be a positive integer, got '3'"),
+    (lambda: sf.Sampler(num_steps=True), "num_steps must be a positive integer, got True"),
+    (lambda: sf.create("ode_solver", "dopri5", method="x"), "Unknown method 'x'. Available: dopri5, dopri8"),
+    (lambda: sf.create("predictor", "torchsde", method="x"), "Unknown method 'x'. Available: euler, milstein"),
+])
+def test_validation_errors_read_as_one_sentence(build, message):
+    with pytest.raises((ValueError, TypeError)) as info:
+        build()
+    assert str(info.value).startswith(message) and "Attribute(" not in str(info.value)

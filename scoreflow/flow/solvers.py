@@ -10,6 +10,7 @@ import attrs
 import torch
 
 from scoreflow.errors import SolverError
+from scoreflow.validators import one_of
 
 State = Union[torch.Tensor, tuple[torch.Tensor, ...]]
 
@@ -66,7 +67,7 @@ class TorchdiffeqSolver(ODESolver):
         adjoint: Use ``odeint_adjoint`` (memory-light gradients through the solve).
     """
 
-    method: str = attrs.field(default="dopri5", validator=attrs.validators.in_(ADAPTIVE_METHODS + FIXED_METHODS))
+    method: str = attrs.field(default="dopri5", validator=one_of(ADAPTIVE_METHODS + FIXED_METHODS))
     rtol: float = attrs.field(default=1e-5, validator=_valid_tol)
     atol: float = attrs.field(default=1e-5, validator=_valid_tol)
     num_steps: int = attrs.field(default=100, validator=attrs.validators.gt(0))

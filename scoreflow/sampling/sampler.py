@@ -13,6 +13,7 @@ from scoreflow.models.base import ScoreModel, make_score_fn
 from scoreflow.sampling.base import Corrector, Predictor, TrajectorySolver
 from scoreflow.sampling.schedules import Schedule, check_times, default_schedule_name
 from scoreflow.tensor import check_finite
+from scoreflow.validators import positive_int
 
 if TYPE_CHECKING:
     from scoreflow.plugins import PluginHost
@@ -82,7 +83,7 @@ class Sampler:
 
     predictor: str | Predictor = "euler_maruyama"
     corrector: str | Corrector | None = None
-    num_steps: int = attrs.field(default=1000, validator=[attrs.validators.instance_of(int), attrs.validators.gt(0)])
+    num_steps: int = attrs.field(default=1000, validator=positive_int)
     snr: float | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
     n_steps: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
     eps: float | None = attrs.field(default=None, validator=attrs.validators.optional(_positive_eps))

@@ -12,6 +12,7 @@ from torch import nn
 from scoreflow.tensor import as_time
 from scoreflow.errors import IncompatibleComponentsError
 from scoreflow.sampling.base import TrajectorySolver
+from scoreflow.validators import one_of
 
 if TYPE_CHECKING:
     from scoreflow.sde.base import SDE, ScoreFn
@@ -71,7 +72,7 @@ class TorchsdeSolver(TrajectorySolver):
         dt: Step size; defaults to the span divided by the sampler's ``num_steps``.
     """
 
-    method: str = attrs.field(default="euler", validator=attrs.validators.in_(METHODS))
+    method: str = attrs.field(default="euler", validator=one_of(METHODS))
     adaptive: bool = False
     rtol: float = 1e-3
     atol: float = 1e-3

@@ -13,11 +13,9 @@ from typing import Any
 
 import attrs
 
-from scoreflow.errors import ScoreflowError
+from scoreflow.errors import UnknownPresetError
 
-
-class UnknownPresetError(ScoreflowError, ValueError):
-    """A preset name that no shipped preset file has."""
+__all__ = ["Preset", "UnknownPresetError", "available_presets", "load_preset"]
 
 
 @attrs.frozen
