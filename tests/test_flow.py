@@ -55,7 +55,7 @@ def test_torchsde_is_deterministic_and_any_rank(ve):
 
 
 def test_torchsde_rejects_unknown_method():
-    with pytest.raises(ValueError, match="'method' must be in"):
+    with pytest.raises(ValueError, match="Unknown method 'rk45'. Available: euler, milstein"):
         sf.create("predictor", "torchsde", method="rk45")
 
 
