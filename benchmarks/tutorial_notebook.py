@@ -4,7 +4,9 @@ It is the reference scoreflow's ``mnist-tutorial`` preset is checked against: th
 ``ScoreNet`` (attribute names as in the notebook, so its ``state_dict`` is what the
 notebook's ``ckpt.pth`` holds), the same ``loss_fn`` and the same epoch loop, written
 without scoreflow. ``python -m benchmarks.tutorial_notebook --data-dir DIR --epochs 1``
-trains it on MNIST and prints the notebook's per-epoch line.
+trains it on MNIST and prints the notebook's per-epoch line; ``--modes fp32 bf16 --out FILE`` runs it
+once in float32 and once under bfloat16 autocast (reduced-precision convolutions, as TF32 GPUs run them)
+and writes each mode's epoch losses as JSON for the MNIST reproduction report.
 """
 
 from __future__ import annotations
@@ -121,18 +123,43 @@ def train(images: torch.Tensor, *, n_epochs: int = 1, batch_size: int = 32, lr: 
     return averages
 
 
+def _bf16_loss_fn(model, x, marginal_prob_std=marginal_prob_std, eps: float = 1e-5) -> torch.Tensor:
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return _fp32_loss_fn(model, x, marginal_prob_std, eps).float()
+
+
+_fp32_loss_fn = loss_fn
+
+
 def main() -> None:
+    import contextlib
+    import io
+    import json
+
     import scoreflow as sf
 
+    global loss_fn
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="folder with the MNIST IDX files")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--modes", nargs="+", choices=("fp32", "bf16"), default=["fp32"])
+    parser.add_argument("--out", default=None, help="write {mode: {epoch_losses, seconds}} as JSON here")
     args = parser.parse_args()
+    torch.set_num_threads(1)
     data = sf.create("dataset", "mnist", split="train", data_dir=args.data_dir)
-    start = time.perf_counter()
-    train(data.x, n_epochs=args.epochs, seed=args.seed)
-    print(f"{time.perf_counter() - start:.0f} s")
+    results = {}
+    for mode in args.modes:
+        loss_fn = _bf16_loss_fn if mode == "bf16" else _fp32_loss_fn
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            losses = train(data.x, n_epochs=args.epochs, seed=args.seed)
+        loss_fn = _fp32_loss_fn
+        results[mode] = {"epoch_losses": losses, "seconds": time.perf_counter() - start}
+        print(mode, results[mode], flush=True)
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(results, fh, indent=1)
 
 
 if __name__ == "__main__":

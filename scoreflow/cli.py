@@ -322,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``scoreflow`` console script."""
-    from scoreflow.errors import ScoreflowError, TrainingInterrupted
+    from scoreflow.errors import SamplingInterrupted, ScoreflowError, TrainingInterrupted
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -338,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 blocked=(*_env_list("SCOREFLOW_BLOCKED_PLUGINS"), *args.block_plugin),
                                 strict=True if args.strict_plugins else None))
         return int(args.func(args))
-    except TrainingInterrupted as exc:
+    except (TrainingInterrupted, SamplingInterrupted) as exc:
         print(f"scoreflow: {exc}", file=sys.stderr)
         return exc.exit_code
     except (ScoreflowError, ValueError, FileNotFoundError, FileExistsError) as exc:

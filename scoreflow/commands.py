@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 import torch
 
+from scoreflow.errors import SamplingInterrupted
 from scoreflow.training import distributed as ddp
 
 
@@ -85,13 +86,14 @@ def _sampling_plan(args: argparse.Namespace, sde):
     return sampler, ode_options
 
 
-def _generate(args: argparse.Namespace, model, sde, shape, plan=None) -> tuple[torch.Tensor, int]:
+def _generate(args: argparse.Namespace, model, sde, shape, plan=None,
+              interruptible: bool = False) -> tuple[torch.Tensor, int]:
     from scoreflow.runs import sample_many
 
     sampler, ode_options = plan or _sampling_plan(args, sde)
     return sample_many(model, sde, shape, args.num_samples, batch_size=args.batch_size, seed=args.seed,
                        sampler=sampler, ode_solver=args.ode_solver, ode_options=ode_options, device=args.device,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, interruptible=interruptible)
 
 
 def writable_folder(path: str | Path) -> Path:
@@ -120,7 +122,17 @@ def sample(args: argparse.Namespace) -> int:
     shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])
     plan = _sampling_plan(args, sde)
     out = writable_folder(args.out) if ddp.is_main() else Path(args.out)
-    samples, nfe = _generate(args, model, sde, shape, plan)
+    try:
+        samples, nfe = _generate(args, model, sde, shape, plan, interruptible=True)
+    except SamplingInterrupted as stop:
+        if len(stop.samples):
+            save_file({"samples": stop.samples.contiguous()}, str(out / "samples.safetensors"))
+            save_samples_png(stop.samples[:256], out / "samples.png",
+                             title=f"{len(stop.samples)} samples (interrupted), NFE {stop.nfe}")
+            where = f"wrote the {len(stop.samples)} finished to {out / 'samples.safetensors'}"
+        else:
+            where = "no block had finished, nothing written"
+        raise SamplingInterrupted(f"{stop}: {where}", stop.samples, stop.nfe, stop.exit_code) from None
     if ddp.is_main():
         save_file({"samples": samples.contiguous()}, str(out / "samples.safetensors"))
         save_samples_png(samples[:256], out / "samples.png", title=f"{len(samples)} samples, NFE {nfe}")

@@ -93,6 +93,14 @@ class TrainingInterrupted(ScoreflowError):
         self.exit_code = exit_code
 
 
+class SamplingInterrupted(ScoreflowError):
+    """SIGINT or SIGTERM stopped sampling; ``samples`` holds the blocks that were finished (in order)."""
+
+    def __init__(self, message: str, samples, nfe: int, exit_code: int) -> None:
+        super().__init__(message)
+        self.samples, self.nfe, self.exit_code = samples, nfe, exit_code
+
+
 class IDXFormatError(ScoreflowError, ValueError):
     """An IDX (MNIST-format) file is malformed or fails its checksum."""
 

@@ -6,11 +6,36 @@ block size, so the gathered result is identical whatever the number of processes
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from typing import Any
 
 import torch
 
+from scoreflow.errors import SamplingInterrupted
+
 from scoreflow.training import distributed as ddp
+
+
+class _Terminated(Exception):
+    """SIGTERM, raised where the process is, like KeyboardInterrupt for SIGINT."""
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts(active: bool):
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def block_seed(seed: int, block: int) -> int:
@@ -24,8 +49,11 @@ def _blocks(n: int, size: int) -> list[tuple[int, int]]:
 
 def sample_many(model, sde, sample_shape: tuple[int, ...], n: int, *, batch_size: int = 64, seed: int = 0,
                 sampler=None, ode_solver: str | None = None, ode_options: dict[str, Any] | None = None,
-                device: str = "cpu", progress: bool = False) -> tuple[torch.Tensor, int]:
+                device: str = "cpu", progress: bool = False, interruptible: bool = False) -> tuple[torch.Tensor, int]:
     """``n`` samples in blocks of ``batch_size`` (this rank's blocks, gathered); returns ``(samples, nfe)``.
+
+    With ``interruptible`` (one process), SIGINT or SIGTERM stop sampling and raise
+    :class:`~scoreflow.errors.SamplingInterrupted` holding the blocks finished so far.
 
     ``nfe`` is the number of score evaluations one sample took: the largest over blocks (the same
     for every block with fixed-step samplers), never a sum that would grow with the number of blocks.
@@ -39,18 +67,28 @@ def sample_many(model, sde, sample_shape: tuple[int, ...], n: int, *, batch_size
     blocks = _blocks(n, batch_size)
     mine = {}
     nfe = 0
-    for b in tqdm(ddp.my_blocks(len(blocks)), desc="sampling", disable=not (progress and ddp.is_main())):
-        size = blocks[b][1]
-        g = torch.Generator(device=device).manual_seed(block_seed(seed, b))
-        shape = (size, *sample_shape)
-        steps = progress and ddp.is_main()  # a per-step bar inside each block's bar
-        if ode_solver is not None:
-            res = ode_sample(model, sde, shape, solver=ode_solver, generator=g, device=device, progress=steps,
-                             **(ode_options or {}))
-        else:
-            res = sampler.sample(model, sde, shape, generator=g, device=device, progress=steps)
-        mine[b] = res.samples.cpu()
-        nfe = max(nfe, res.nfe)
+    try:
+        with _sigterm_interrupts(interruptible and ddp.world()[1] == 1):
+            for b in tqdm(ddp.my_blocks(len(blocks)), desc="sampling", disable=not (progress and ddp.is_main())):
+                size = blocks[b][1]
+                g = torch.Generator(device=device).manual_seed(block_seed(seed, b))
+                shape = (size, *sample_shape)
+                steps = progress and ddp.is_main()  # a per-step bar inside each block's bar
+                if ode_solver is not None:
+                    res = ode_sample(model, sde, shape, solver=ode_solver, generator=g, device=device,
+                                     progress=steps, **(ode_options or {}))
+                else:
+                    res = sampler.sample(model, sde, shape, generator=g, device=device, progress=steps)
+                mine[b] = res.samples.cpu()
+                nfe = max(nfe, res.nfe)
+    except (KeyboardInterrupt, _Terminated) as exc:
+        if not interruptible:
+            raise
+        finished = [mine[b] for b in range(len(blocks)) if b in mine]
+        done = torch.cat(finished) if finished else torch.zeros((0, *sample_shape))
+        signum = signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT
+        raise SamplingInterrupted(f"{signum.name} after {len(done)} of {n} samples", done, nfe,
+                                  128 + int(signum)) from None
     gathered: dict[int, torch.Tensor] = {}
     for part in ddp.gather_objects(mine):
         gathered.update(part)

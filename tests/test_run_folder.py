@@ -79,3 +79,29 @@ def test_a_signal_saves_the_current_step_and_exits_with_the_shell_code(tmp_path,
     # the saved state resumes
     Trainer(TrainConfig(steps=step + 2, **TINY), tmp_path, progress=False).run(resume=True)
     assert load_checkpoint(tmp_path)["meta"]["step"] == step + 2
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_sampling_writes_the_finished_blocks_and_says_so(tmp_path, signum, code):
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    Trainer(TrainConfig(steps=1, **TINY), run, progress=False).run()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "scoreflow", "sample", "--checkpoint", str(run), "--num-samples",
+                             "100000", "--batch-size", "8", "--num-steps", "50", "--out", str(tmp_path / "s"),
+                             "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "s").exists() and time.monotonic() < deadline:  # --out is created just before sampling
+        time.sleep(0.1)
+    time.sleep(3)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-2000:]
+    assert "Traceback" not in err and f"{signal.Signals(signum).name} after " in err
+    written = tmp_path / "s" / "samples.safetensors"
+    if "nothing written" in err:
+        assert not written.exists()
+    else:
+        n = len(load_file(str(written))["samples"])
+        assert n > 0 and n % 8 == 0 and f"wrote the {n} finished" in err
