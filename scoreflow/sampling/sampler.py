@@ -159,14 +159,14 @@ class Sampler:
 
         return (self.host or get_host()).schedules.resolve(name)
 
-    def grid(self, sde: SDE) -> torch.Tensor:
-        """The decreasing times (float64) this sampler steps along on ``sde``."""
+    def grid(self, sde: SDE, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """The decreasing times this sampler steps along on ``sde`` (an explicit ``times`` as given)."""
         if self.times is not None:
             if abs(float(self.times[0]) - sde.T) > 1e-9 * sde.T:
                 raise ValueError(f"times must start at the SDE's end time T={sde.T} (where the prior is drawn), "
                                  f"got {float(self.times[0])!r}")
             return self.times
-        return self.schedule_for(sde)(sde, self.num_steps, self.eps_for(sde))
+        return self.schedule_for(sde)(sde, self.num_steps, self.eps_for(sde), dtype=dtype)
 
     def eps_for(self, sde: SDE) -> float:
         """The final time on ``sde``: this sampler's ``eps``, else the SDE's ``default_eps``."""
@@ -228,7 +228,7 @@ class Sampler:
     def _loop(self, x, sde, score, generator, callback, progress) -> tuple[torch.Tensor, int]:
         from tqdm.auto import tqdm
 
-        times = self.grid(sde).to(device=x.device, dtype=x.dtype)
+        times = self.grid(sde, dtype=x.dtype).to(device=x.device, dtype=x.dtype)
         nfe, x_mean = 0, x
         steps = tqdm(range(len(times) - 1), desc="sampling", disable=not progress, leave=False)
         for i in steps:

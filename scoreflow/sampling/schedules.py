@@ -11,6 +11,7 @@ An SDE names its preferred schedule in ``default_schedule`` (``"uniform_t"`` for
 from __future__ import annotations
 
 import abc
+import inspect
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -59,16 +60,20 @@ def _check_request(sde: SDE, num_steps: int, eps: float) -> None:
 class Schedule(abc.ABC):
     """Maps ``(sde, num_steps, eps)`` to ``num_steps + 1`` decreasing times from ``sde.T`` to ``eps``."""
 
-    def __call__(self, sde: SDE, num_steps: int, eps: float) -> torch.Tensor:
-        """The grid as float64, first point exactly ``sde.T`` and last exactly ``eps``, validated."""
+    def __call__(self, sde: SDE, num_steps: int, eps: float, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """The grid in ``dtype``, first point ``sde.T`` and last ``eps`` (as ``dtype`` rounds them), validated."""
         _check_request(sde, num_steps, eps)
-        times = self.times(sde, num_steps, eps).to(torch.float64).clone()
+        takes_dtype = "dtype" in inspect.signature(self.times).parameters  # plugin schedules may not
+        times = (self.times(sde, num_steps, eps, dtype=dtype) if takes_dtype else self.times(sde, num_steps, eps))
+        times = times.to(dtype).clone()
         times[0], times[-1] = sde.T, eps
-        return check_times(times, sde)
+        check_times(times, sde)
+        return times
 
     @abc.abstractmethod
-    def times(self, sde: SDE, num_steps: int, eps: float) -> torch.Tensor:
-        """``num_steps + 1`` times from ``sde.T`` down to ``eps``."""
+    def times(self, sde: SDE, num_steps: int, eps: float, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """``num_steps + 1`` times from ``sde.T`` down to ``eps`` (computed in float64 unless the schedule
+        is exact in ``dtype``, as a uniform grid is)."""
 
 
 def _noise_levels(sde: SDE, eps: float) -> tuple[float, float]:
@@ -88,15 +93,16 @@ def _times_at(sde: SDE, levels: torch.Tensor) -> torch.Tensor:
 class UniformT(Schedule):
     """Uniform in ``t`` (the tutorial's ``linspace(T, eps, N + 1)``)."""
 
-    def times(self, sde, num_steps, eps):
-        return torch.linspace(sde.T, eps, num_steps + 1, dtype=torch.float64)
+    def times(self, sde, num_steps, eps, dtype=torch.float64):
+        # in the sampling dtype, so float32 sampling steps on exactly the grid the tutorial's loop uses
+        return torch.linspace(sde.T, eps, num_steps + 1, dtype=dtype)
 
 
 @attrs.define(kw_only=True)
 class LogSigma(Schedule):
     """Uniform in the log of the noise level ``s(t) = std(t) / alpha(t)`` (uniform log-SNR)."""
 
-    def times(self, sde, num_steps, eps):
+    def times(self, sde, num_steps, eps, dtype=torch.float64):
         s_max, s_min = _noise_levels(sde, eps)
         levels = torch.exp(torch.linspace(math.log(s_max), math.log(s_min), num_steps + 1, dtype=torch.float64))
         return _times_at(sde, levels)
@@ -106,7 +112,7 @@ class LogSigma(Schedule):
 class UniformSigma(Schedule):
     """Uniform in the noise level ``s(t)``."""
 
-    def times(self, sde, num_steps, eps):
+    def times(self, sde, num_steps, eps, dtype=torch.float64):
         s_max, s_min = _noise_levels(sde, eps)
         return _times_at(sde, torch.linspace(s_max, s_min, num_steps + 1, dtype=torch.float64))
 
@@ -121,7 +127,7 @@ class Karras(Schedule):
 
     rho: float = attrs.field(default=7.0, validator=attrs.validators.gt(0))
 
-    def times(self, sde, num_steps, eps):
+    def times(self, sde, num_steps, eps, dtype=torch.float64):
         s_max, s_min = _noise_levels(sde, eps)
         ramp = torch.linspace(0, 1, num_steps + 1, dtype=torch.float64)
         levels = (s_max ** (1 / self.rho) + ramp * (s_min ** (1 / self.rho) - s_max ** (1 / self.rho))) ** self.rho
