@@ -12,7 +12,6 @@ and :func:`load_pretrained` rebuilds the network and its SDE from it.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from scoreflow.data.idx import sha256
 from scoreflow.errors import CheckpointError
 
 def _manifest() -> dict[str, dict[str, str]]:
@@ -38,13 +38,7 @@ SHIPPED_SUMMARIES: dict[str, str] = {
 }
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+file_sha256 = sha256  # the one file hash scoreflow uses (also for the IDX downloads)
 
 
 @attrs.frozen
