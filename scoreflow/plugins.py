@@ -146,9 +146,13 @@ class PluginHost:
 
     def _load_entry_points(self) -> None:
         eps = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+        blocked = {_normal(b) for b in self.blocked}
+        known: set[str] = set()
         for ep in eps:
-            if ep.name in self.blocked:
-                self.pm.set_blocked(ep.name)
+            dist_name = _dist_name(getattr(ep, "dist", None))
+            known |= {_normal(ep.name)} | ({_normal(dist_name)} if dist_name else set())
+            if _normal(ep.name) in blocked or (dist_name and _normal(dist_name) in blocked):
+                self.pm.set_blocked(ep.name)  # by plugin name or by distribution name
                 continue
             if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
                 continue
@@ -160,6 +164,11 @@ class PluginHost:
                 self._fail(failure, exc, PluginLoadError)
                 continue
             self._add_plugin(plugin, ep.name, dist)
+        unmatched = sorted(b for b in self.blocked if _normal(b) not in known)
+        if unmatched:
+            warnings.warn(f"blocked plugin name(s) {unmatched} match no installed plugin or distribution "
+                          f"(installed plugins: {', '.join(sorted(ep.name for ep in eps)) or 'none'})",
+                          ScoreflowPluginWarning, stacklevel=3)
 
     def _fail(self, failure: PluginFailure, exc: BaseException, error: type[Exception]) -> None:
         """Record a broken plugin; warn, or raise ``error`` in strict mode."""
@@ -184,10 +193,17 @@ class PluginHost:
                 f"Unknown component kind {kind!r}. Available: {', '.join(self._registries)}."
             ) from None
 
+    def _notes(self) -> list[str]:
+        """Extra lines for unknown-name errors: broken plugins, and the plugins blocked on purpose."""
+        lines = [f.describe() for f in self.failures]
+        if self.blocked:
+            lines.append(f"blocked plugins (not loaded): {', '.join(sorted(self.blocked))}")
+        return lines
+
     def _fill_registries(self) -> dict[str, Registry]:
         bases = _base_classes()
         registries = {
-            kind: Registry(kind, base=bases.get(kind), notes=lambda: [f.describe() for f in self.failures])
+            kind: Registry(kind, base=bases.get(kind), notes=self._notes)
             for kind in KINDS
         }
         failed: set[str] = set()
@@ -279,6 +295,11 @@ class PluginHost:
             if f.name not in self._order:
                 rows.append(PluginInfo(f.name, f.distribution, None, (), {}, f.error))
         return rows
+
+
+def _normal(name: str) -> str:
+    """Plugin and distribution names compare case-insensitively, with '-' and '_' alike."""
+    return name.strip().lower().replace("-", "_")
 
 
 def _hook_name_hint(plugin: object) -> str:

@@ -167,7 +167,8 @@ def test_broken_plugin_raises_in_strict_mode(fake_eps, monkeypatch):
 def test_blocked_and_autoload_controls(fake_eps, monkeypatch):
     fake_eps("good", GOOD)
     monkeypatch.setenv("SCOREFLOW_BLOCKED_PLUGINS", "good, other")
-    assert "anneal" not in sf.PluginHost(strict=True).available("corrector")
+    with pytest.warns(sf.ScoreflowPluginWarning, match=r"blocked plugin name\(s\) \['other'\] match no installed"):
+        assert "anneal" not in sf.PluginHost(strict=True).available("corrector")
     monkeypatch.delenv("SCOREFLOW_BLOCKED_PLUGINS")
     monkeypatch.setenv("SCOREFLOW_DISABLE_PLUGIN_AUTOLOAD", "1")
     assert "anneal" not in sf.PluginHost(strict=True).available("corrector")
@@ -270,3 +271,11 @@ def test_misspelt_hook_name_gets_a_did_you_mean():
     host = sf.PluginHost(autoload=False, strict=True)
     with pytest.raises(sf.PluginError, match="did you mean 'scoreflow_register_schedules'"):
         host.register(Typo(), name="typo")
+
+
+def test_blocking_by_distribution_name_and_the_unknown_name_error_mentions_blocked_plugins(fake_eps):
+    fake_eps("good", GOOD)  # distribution scoreflow-good
+    host = sf.PluginHost(strict=True, blocked=["Scoreflow_Good"])
+    assert "anneal" not in host.available("corrector")
+    with pytest.raises(sf.UnknownComponentError, match=r"blocked plugins \(not loaded\): Scoreflow_Good"):
+        host.create("corrector", "good:anneal")
