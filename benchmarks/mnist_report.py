@@ -70,8 +70,7 @@ def _sample(model, sde, spec: dict[str, Any], n: int, seed: int) -> tuple[torch.
         x, nfe = sample_many(model, sde, (1, 28, 28), n, batch_size=250, seed=seed, ode_solver=spec["ode"],
                              ode_options={"rtol": spec["rtol"], "atol": spec["atol"]})
     else:
-        options = {k: v for k, v in spec.items()}
-        sampler = sf.Sampler(**options)
+        sampler = sf.Sampler(**spec)
         x, nfe = sample_many(model, sde, (1, 28, 28), n, batch_size=250, seed=seed, sampler=sampler)
     return x, nfe, time.perf_counter() - start
 

@@ -122,20 +122,21 @@ def sample(args: argparse.Namespace) -> int:
     shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])
     plan = _sampling_plan(args, sde)
     out = writable_folder(args.out) if ddp.is_main() else Path(args.out)
+    def write(samples: torch.Tensor, nfe: int, note: str = "") -> None:
+        save_file({"samples": samples.contiguous()}, str(out / "samples.safetensors"))
+        save_samples_png(samples[:256], out / "samples.png", title=f"{len(samples)} samples{note}, NFE {nfe}")
+
     try:
         samples, nfe = _generate(args, model, sde, shape, plan, interruptible=True)
     except SamplingInterrupted as stop:
         if len(stop.samples):
-            save_file({"samples": stop.samples.contiguous()}, str(out / "samples.safetensors"))
-            save_samples_png(stop.samples[:256], out / "samples.png",
-                             title=f"{len(stop.samples)} samples (interrupted), NFE {stop.nfe}")
+            write(stop.samples, stop.nfe, " (interrupted)")
             where = f"wrote the {len(stop.samples)} finished to {out / 'samples.safetensors'}"
         else:
             where = "no block had finished, nothing written"
         raise SamplingInterrupted(f"{stop}: {where}", stop.samples, stop.nfe, stop.exit_code) from None
     if ddp.is_main():
-        save_file({"samples": samples.contiguous()}, str(out / "samples.safetensors"))
-        save_samples_png(samples[:256], out / "samples.png", title=f"{len(samples)} samples, NFE {nfe}")
+        write(samples, nfe)
         print(f"wrote {len(samples)} samples (NFE {nfe}) to {out / 'samples.safetensors'} and {out / 'samples.png'}")
     return 0
 
