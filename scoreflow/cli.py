@@ -323,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``scoreflow`` console script."""
     from scoreflow.errors import SamplingInterrupted, ScoreflowError, TrainingInterrupted
+    from scoreflow.training import distributed as ddp
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -337,7 +338,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             set_host(PluginHost(autoload=False if args.no_plugins else None,
                                 blocked=(*_env_list("SCOREFLOW_BLOCKED_PLUGINS"), *args.block_plugin),
                                 strict=True if args.strict_plugins else None))
-        return int(args.func(args))
+        code = int(args.func(args))
+        ddp.shutdown(wait=True)
+        return code
     except (TrainingInterrupted, SamplingInterrupted) as exc:
         print(f"scoreflow: {exc}", file=sys.stderr)
         return exc.exit_code

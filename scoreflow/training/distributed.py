@@ -25,6 +25,18 @@ def init_from_env(device: str = "cpu") -> bool:
     return True
 
 
+def shutdown(*, wait: bool) -> None:
+    """Leave the process group before the process exits (``wait``: first let every rank finish).
+
+    Exiting with a live gloo group while another rank still talks to it can abort that rank
+    ("terminate called without an active exception"), so every command ends here.
+    """
+    if dist.is_available() and dist.is_initialized():
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def world() -> tuple[int, int]:
     """``(rank, world_size)``; ``(0, 1)`` when not distributed."""
     if dist.is_available() and dist.is_initialized():
