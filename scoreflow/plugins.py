@@ -64,16 +64,16 @@ class PluginInfo:
     failure: str | None = None
 
 
-def _base_classes() -> dict[str, type]:
+def _base_classes() -> dict[str, type | tuple[type, ...]]:
     from scoreflow.data.base import TensorData
     from scoreflow.flow.solvers import ODESolver
     from scoreflow.models.base import ScoreNet
     from scoreflow.pretrained import PretrainedModel
-    from scoreflow.sampling.base import Corrector, Predictor
+    from scoreflow.sampling.base import Corrector, Predictor, TrajectorySolver
     from scoreflow.sampling.schedules import Schedule
     from scoreflow.sde.base import SDE
 
-    return {"sde": SDE, "score_net": ScoreNet, "predictor": Predictor, "corrector": Corrector, "ode_solver": ODESolver,
+    return {"sde": SDE, "score_net": ScoreNet, "predictor": (Predictor, TrajectorySolver), "corrector": Corrector, "ode_solver": ODESolver,
             "dataset": TensorData, "pretrained": PretrainedModel, "schedule": Schedule}
 
 

@@ -97,7 +97,7 @@ class Registry(Generic[T]):
         self,
         kind: str,
         *,
-        base: type | None = None,
+        base: type | tuple[type, ...] | None = None,
         notes: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self.kind = kind
@@ -249,9 +249,9 @@ class Registry(Generic[T]):
         if isinstance(obj, str):
             return self.create(obj, **options)
         if self.base is not None and not isinstance(obj, self.base):
-            raise TypeError(
-                f"expected a {self.kind} name or a {self.base.__name__} instance, got {type(obj).__name__}"
-            )
+            bases = self.base if isinstance(self.base, tuple) else (self.base,)
+            raise TypeError(f"expected a {self.kind} name or a {' or '.join(b.__name__ for b in bases)} instance, "
+                            f"got {type(obj).__name__}")
         return obj
 
     def names(self) -> list[str]:

@@ -15,7 +15,7 @@ import torch
 from scoreflow.oracles import MixtureReport, mixture_report
 from scoreflow.flow.solvers import ODESolver
 from scoreflow.oracles import GaussianMixture
-from scoreflow.sampling.base import Corrector, Predictor
+from scoreflow.sampling.base import Corrector, Predictor, SamplingState, TrajectorySolver
 from scoreflow.sampling.sampler import Sampler
 from scoreflow.sde.base import SDE
 from scoreflow.sde.ve import VESDE
@@ -130,18 +130,20 @@ def _sample_check(sampler: Sampler, sde: SDE, label: str, dim: int = 2) -> Mixtu
     return assert_mixture_close(gm, res.samples, label=label, tolerances=tolerances)
 
 
-def check_predictor(predictor: Predictor, sde: SDE | None = None, *, num_steps: int = 500) -> MixtureReport:
+def check_predictor(predictor: Predictor | TrajectorySolver, sde: SDE | None = None, *, num_steps: int = 500) -> MixtureReport:
     """Shape/dtype kept, determinism, and correct samples of the ring oracle with the exact score.
 
     Samples on the SDE's own ``default_schedule`` and ``default_eps``, so a plugin SDE whose noise level is
     not exponential in ``t`` is judged on the grid it asks for."""
     sde = sde or VESDE()
-    x = torch.randn(3, 1, 4, 4, dtype=torch.float64)
-    t = torch.full((3,), 0.5, dtype=torch.float64)
-    score = standard_gaussian_score(sde)
     predictor.check_sde(sde)
-    step = predictor.step(x, t, -0.01, sde=sde, score=score, generator=torch.Generator().manual_seed(0))
-    assert step.x.shape == x.shape and step.x.dtype == x.dtype, "predictor step must keep shape and dtype"
+    if isinstance(predictor, Predictor):  # a TrajectorySolver has no single step to check
+        x = torch.randn(3, 1, 4, 4, dtype=torch.float64)
+        t = torch.full((3,), 0.5, dtype=torch.float64)
+        state = {"state": SamplingState(torch.tensor([0.5, 0.49], dtype=torch.float64))} if predictor.stateful else {}
+        step = predictor.step(x, t, -0.01, sde=sde, score=standard_gaussian_score(sde),
+                              generator=torch.Generator().manual_seed(0), **state)
+        assert step.x.shape == x.shape and step.x.dtype == x.dtype, "predictor step must keep shape and dtype"
     sampler = Sampler(predictor=predictor, num_steps=num_steps)
     return _sample_check(sampler, sde, _label(predictor, sde, sampler), predictor.conformance_dim)
 

@@ -106,7 +106,7 @@ def test_same_provider_twice_is_an_error():
 def test_resolve_passes_instances_and_checks_types(host):
     em = sf.EulerMaruyama()
     assert host.predictors.resolve(em) is em
-    with pytest.raises(TypeError, match="expected a predictor name or a Predictor instance"):
+    with pytest.raises(TypeError, match="expected a predictor name or a Predictor or TrajectorySolver instance"):
         host.predictors.resolve(3.5)
 
 

@@ -1,6 +1,6 @@
 """Predictors, correctors and the predictor-corrector sampler."""
 
-from scoreflow.sampling.base import Corrector, Predictor, Step, TrajectorySolver
+from scoreflow.sampling.base import Corrector, Predictor, SamplingState, Step, TrajectorySolver
 from scoreflow.sampling.correctors import Langevin, NoneCorrector
 from scoreflow.sampling.predictors import EulerMaruyama, NonePredictor, ReverseDiffusion
 from scoreflow.sampling.sampler import Sampler, SampleResult
@@ -10,5 +10,5 @@ from scoreflow.sampling.torchsde_solver import TorchsdeReverseSDE, TorchsdeSolve
 __all__ = [
     "Corrector", "EulerMaruyama", "Karras", "Langevin", "LogSigma", "NoneCorrector", "NonePredictor", "Predictor",
     "ReverseDiffusion", "SampleResult", "Sampler", "Schedule", "Step", "TorchsdeReverseSDE", "TorchsdeSolver",
-    "TrajectorySolver", "UniformSigma", "UniformT",
+    "SamplingState", "TrajectorySolver", "UniformSigma", "UniformT",
 ]

@@ -1,14 +1,17 @@
-"""Predictor and corrector interfaces.
+"""Predictor, corrector and whole-trajectory solver interfaces.
 
 Predictors and correctors are stateless attrs objects holding hyperparameters;
 the SDE and the score function are passed on every step, so one instance can be
-reused across models.
+reused across models and calls. A multistep or higher-order predictor keeps what it
+remembers between steps (past denoiser outputs, the grid's noise levels) in the
+:class:`SamplingState` that :meth:`Sampler.sample <scoreflow.Sampler.sample>` creates
+for each call and hands to it (``stateful = True``).
 """
 
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import attrs
 import torch
@@ -42,14 +45,51 @@ class _Component:
             )
 
 
-class Predictor(_Component, abc.ABC):
-    """Moves ``x`` from ``t`` to ``t + dt`` (``dt < 0``) along the reverse-time SDE."""
+@attrs.define
+class SamplingState:
+    """What one :meth:`Sampler.sample <scoreflow.Sampler.sample>` call remembers between steps.
 
-    #: Score evaluations per call of :meth:`step`.
+    Created fresh for every call, so a predictor instance stays stateless and reusable.
+
+    Attributes:
+        times: The whole decreasing grid ``t_0 > ... > t_N`` in float64 (exact, whatever the sampling dtype).
+        index: The step being taken: from ``times[index]`` to ``times[index + 1]``.
+        memory: Free storage for the predictor (e.g. past denoiser outputs of a multistep method).
+    """
+
+    times: torch.Tensor
+    index: int = 0
+    memory: dict[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def t(self) -> float:
+        """The current time ``times[index]``."""
+        return float(self.times[self.index])
+
+    @property
+    def t_next(self) -> float:
+        """The time this step ends at, ``times[index + 1]``."""
+        return float(self.times[self.index + 1])
+
+    @property
+    def is_last(self) -> bool:
+        """Whether this step ends the grid."""
+        return self.index == len(self.times) - 2
+
+
+class Predictor(_Component, abc.ABC):
+    """Moves ``x`` from ``t`` to ``t + dt`` (``dt < 0``) along the reverse-time SDE or its probability-flow ODE."""
+
+    #: Score evaluations per call of :meth:`step` (nominal: :class:`~scoreflow.Sampler` counts the actual calls).
     nfe_per_step: ClassVar[int] = 1
     #: Data dimension the statistical conformance check should use (2: the 2-D ring oracle;
     #: methods designed for high-dimensional data, e.g. per-sample adaptive steps, ask for 64).
     conformance_dim: ClassVar[int] = 2
+    #: ``True``: :meth:`step` takes ``state=`` (a :class:`SamplingState`) and may use earlier steps.
+    stateful: ClassVar[bool] = False
+    #: Schedule used when neither the sampler nor the SDE's user chose one (``None``: the SDE's default).
+    #: Few-step ODE solvers prefer ``"karras"``.
+    preferred_schedule: ClassVar[str | None] = None
 
     @abc.abstractmethod
     def step(
@@ -62,15 +102,27 @@ class Predictor(_Component, abc.ABC):
         score: ScoreFn,
         generator: torch.Generator | None = None,
     ) -> Step:
-        """One reverse step from time ``t`` (shape ``(B,)``) by ``dt < 0``."""
+        """One reverse step from time ``t`` (shape ``(B,)``) by ``dt < 0``.
+
+        A ``stateful`` predictor also receives ``state=`` (the call's :class:`SamplingState`).
+        """
+
+    def finish(self, x: torch.Tensor, *, sde: SDE, score: ScoreFn, state: SamplingState) -> torch.Tensor | None:
+        """The denoised output after the last step (``Sampler(denoise=True)``), or ``None`` to return the
+        last step's ``x_mean``. ODE solvers use it for the final step to noise level 0 (one evaluation)."""
+        return None
 
 
-class TrajectorySolver(Predictor):
-    """A predictor that integrates the whole reverse trajectory at once (e.g. torchsde).
+class TrajectorySolver(_Component, abc.ABC):
+    """Integrates the whole reverse trajectory at once (adaptive torchsde methods, Gotta Go Fast).
 
-    :class:`~scoreflow.Sampler` hands it the prior sample and the time span
-    instead of stepping it; correctors cannot be interleaved with it.
+    It is registered beside the predictors, so ``Sampler(predictor="torchsde")`` selects it, but it
+    has no :meth:`~Predictor.step`: :class:`~scoreflow.Sampler` hands it the prior sample and the time
+    span, and it chooses its own steps. It cannot be combined with a corrector, a schedule or a grid.
     """
+
+    #: Data dimension for the statistical conformance check (see :attr:`Predictor.conformance_dim`).
+    conformance_dim: ClassVar[int] = 2
 
     @abc.abstractmethod
     def solve(
@@ -85,11 +137,6 @@ class TrajectorySolver(Predictor):
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, int]:
         """Integrate from ``t_start`` down to ``t_end``; returns ``(x, nfe)``."""
-
-    def step(self, x, t, dt, *, sde, score, generator=None) -> Step:
-        t0 = float(t.reshape(-1)[0])
-        out, _ = self.solve(x, t0, t0 + dt, 1, sde=sde, score=score, generator=generator)
-        return Step(out, out)
 
 
 @attrs.define(kw_only=True)

@@ -10,7 +10,7 @@ import torch
 
 from scoreflow.errors import DroppedOptionsError, IncompatibleComponentsError, NonFiniteError
 from scoreflow.models.base import ScoreModel, make_score_fn
-from scoreflow.sampling.base import Corrector, Predictor, TrajectorySolver
+from scoreflow.sampling.base import Corrector, Predictor, SamplingState, TrajectorySolver
 from scoreflow.sampling.schedules import Schedule, check_times, default_schedule_name
 from scoreflow.tensor import check_finite
 from scoreflow.validators import positive_int
@@ -81,7 +81,7 @@ class Sampler:
         host: Plugin host to resolve names with (default: :func:`scoreflow.get_host`).
     """
 
-    predictor: str | Predictor = "euler_maruyama"
+    predictor: str | Predictor | TrajectorySolver = "euler_maruyama"
     corrector: str | Corrector | None = None
     num_steps: int = attrs.field(default=1000, validator=positive_int)
     snr: float | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
@@ -94,7 +94,7 @@ class Sampler:
     schedule_options: dict[str, Any] = attrs.field(factory=dict)
     times: torch.Tensor | None = attrs.field(default=None, eq=False)
     host: PluginHost | None = attrs.field(default=None, repr=False, eq=False)
-    _predictor: Predictor = attrs.field(init=False, repr=False, eq=False)
+    _predictor: Predictor | TrajectorySolver = attrs.field(init=False, repr=False, eq=False)
     _corrector: Corrector = attrs.field(init=False, repr=False, eq=False)
     _schedule: Schedule | None = attrs.field(init=False, repr=False, eq=False)
 
@@ -139,7 +139,7 @@ class Sampler:
             )
 
     @property
-    def predictor_obj(self) -> Predictor:
+    def predictor_obj(self) -> Predictor | TrajectorySolver:
         """The resolved predictor instance."""
         return self._predictor
 
@@ -149,10 +149,11 @@ class Sampler:
         return self._corrector
 
     def schedule_for(self, sde: SDE) -> Schedule:
-        """The schedule this sampler uses on ``sde``: its own, else the SDE's ``default_schedule``."""
+        """The schedule this sampler uses on ``sde``: its own, else the predictor's ``preferred_schedule``,
+        else the SDE's ``default_schedule``."""
         if self._schedule is not None:
             return self._schedule
-        name = default_schedule_name(sde)
+        name = getattr(self._predictor, "preferred_schedule", None) or default_schedule_name(sde)
         if isinstance(name, Schedule):
             return name
         from scoreflow.plugins import get_host
@@ -195,6 +196,7 @@ class Sampler:
         callback: Callable[[dict[str, Any]], None] | None = None,
         progress: bool = False,
         dtype: torch.dtype = torch.float32,
+        init: torch.Tensor | None = None,
     ) -> SampleResult:
         """Draw ``shape[0]`` samples with ``model``'s score under ``sde``.
 
@@ -207,13 +209,18 @@ class Sampler:
             callback: Called after every step with ``{"i", "t", "x", "x_mean", "nfe"}``.
             progress: Show a tqdm progress bar.
             dtype: Floating dtype of the samples.
+            init: Start from this state at the grid's first time instead of a draw from the prior
+                (shape ``shape``; its dtype and device are used).
         """
         shape = check_shape(shape)
         self.check(sde)
         device = model_device(model, device if device is not None else (generator.device if generator else None))
-        score = make_score_fn(model, sde)
+        score = _CountingScore(make_score_fn(model, sde))
         with torch.no_grad():
-            x = sde.prior_sampling(shape, generator=generator, device=device, dtype=dtype)
+            if init is None:
+                x = sde.prior_sampling(shape, generator=generator, device=device, dtype=dtype)
+            else:
+                x = _check_init(init, shape)
             if isinstance(self._predictor, TrajectorySolver):
                 x, nfe = self._predictor.solve(
                     x, float(self.grid(sde)[0]), self.eps_for(sde), self.num_steps, sde=sde, score=score,
@@ -229,18 +236,44 @@ class Sampler:
         from tqdm.auto import tqdm
 
         times = self.grid(sde, dtype=x.dtype).to(device=x.device, dtype=x.dtype)
-        nfe, x_mean = 0, x
+        predictor, corrector = self._predictor, self._corrector
+        state = SamplingState(self.grid(sde, dtype=torch.float64) if self.times is None else self.times)
+        options = {"state": state} if predictor.stateful else {}
+        x_mean = x
         steps = tqdm(range(len(times) - 1), desc="sampling", disable=not progress, leave=False)
         for i in steps:
+            state.index = i
             t = times[i].expand(x.shape[0])
-            x, x_mean = self._corrector.step(x, t, sde=sde, score=score, generator=generator)
+            x, x_mean = corrector.step(x, t, sde=sde, score=score, generator=generator)
             dt = float(times[i + 1] - times[i])
-            x, x_mean = self._predictor.step(x, t, dt, sde=sde, score=score, generator=generator)
+            x, x_mean = predictor.step(x, t, dt, sde=sde, score=score, generator=generator, **options)
             if not torch.isfinite(x).all():
                 raise NonFiniteError(
-                    f"sampling with {self._predictor!r} and {self._corrector!r} produced non-finite values at step "
+                    f"sampling with {predictor!r} and {corrector!r} produced non-finite values at step "
                     f"{i + 1} of {len(times) - 1} (t={float(times[i]):.6g} -> {float(times[i + 1]):.6g})")
-            nfe += self._corrector.nfe_per_step + self._predictor.nfe_per_step
             if callback is not None:
-                callback({"i": i, "t": times[i + 1], "x": x, "x_mean": x_mean, "nfe": nfe})
-        return (x_mean if self.denoise else x), nfe
+                callback({"i": i, "t": times[i + 1], "x": x, "x_mean": x_mean, "nfe": score.calls})
+        if not self.denoise:
+            return x, score.calls
+        finished = predictor.finish(x, sde=sde, score=score, state=state)
+        return (x_mean if finished is None else finished), score.calls
+
+
+def _check_init(init: Any, shape: tuple[int, ...]) -> torch.Tensor:
+    if not isinstance(init, torch.Tensor) or not init.is_floating_point():
+        raise TypeError(f"init must be a floating-point tensor, got {type(init).__name__}")
+    if tuple(init.shape) != shape:
+        raise ValueError(f"init has shape {tuple(init.shape)}, expected the sample shape {shape}")
+    check_finite("init", init)
+    return init.clone()
+
+
+class _CountingScore:
+    """Wraps a score function and counts its calls: the sampler's NFE, exact whatever the components do."""
+
+    def __init__(self, score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        self.score, self.calls = score, 0
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.score(x, t)
