@@ -50,6 +50,7 @@ from scoreflow.sampling import (
     TorchsdeSolver,
     TrajectorySolver,
 )
+from scoreflow.sampling.tuning import TunedSchedule, tune_schedule
 from scoreflow.sde import SDE, VESDE, ReverseSDE
 
 __version__ = "0.1.0"
@@ -61,7 +62,7 @@ __all__ = [
     "NoneCorrector", "NonFiniteError", "NonePredictor", "ODEResult", "ODESolver", "PluginError", "PluginHost",
     "PluginLoadError", "Predictor", "PretrainedModel", "ProbabilityFlowODE", "Registry", "RegistryError", "ReverseDiffusion",
     "ReverseSDE", "SampleResult", "Sampler", "SamplingState", "Schedule", "ScoreNet", "ScoreflowError", "ScoreflowPluginWarning", "SolverError", "Step",
-    "TorchdiffeqSolver", "TorchsdeReverseSDE", "TorchsdeSolver", "TrajectorySolver", "UNet",
+    "TorchdiffeqSolver", "TorchsdeReverseSDE", "TorchsdeSolver", "TrajectorySolver", "TunedSchedule", "UNet",
     "UnknownComponentError", "UnknownOptionError", "__version__", "available", "create", "get_host", "hookimpl",
-    "load_pretrained", "log_likelihood", "make_score_fn", "ode_sample", "set_host",
+    "load_pretrained", "log_likelihood", "make_score_fn", "ode_sample", "set_host", "tune_schedule",
 ]

@@ -14,6 +14,7 @@ from scoreflow.pretrained import SHIPPED_SHA256, SHIPPED_SUMMARIES, PretrainedMo
 from scoreflow.sampling.correctors import Langevin, NoneCorrector
 from scoreflow.sampling.predictors import EulerMaruyama, NonePredictor, ReverseDiffusion
 from scoreflow.sampling.schedules import Karras, LogSigma, UniformSigma, UniformT
+from scoreflow.sampling.tuning import TunedSchedule
 from scoreflow.sampling.torchsde_solver import TorchsdeSolver
 from scoreflow.sde.ve import VESDE
 
@@ -73,6 +74,8 @@ def scoreflow_register_schedules(registry: Registry) -> None:
     registry.add("log_sigma", LogSigma, aliases=("log_snr",), summary="Uniform in the log of the noise level.")
     registry.add("karras", Karras, aliases=("edm",), summary="Karras et al.'s rho ramp in the noise level (rho=7).")
     registry.add("uniform_sigma", UniformSigma, summary="Uniform in the noise level.")
+    registry.add("tuned", TunedSchedule,
+                 summary="Grids tuned to one model by `scoreflow tune-schedule` (option path: the run or JSON file).")
 
 
 @hookimpl

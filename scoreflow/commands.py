@@ -62,7 +62,13 @@ def _sampler_from_args(args: argparse.Namespace):
     corrector = None if args.corrector in (None, "none") else args.corrector
     extra = {} if args.eps is None else {"eps": args.eps}
     if args.schedule is not None or args.schedule_options:
-        extra.update(schedule=args.schedule, schedule_options=args.schedule_options)
+        options = dict(args.schedule_options)
+        if args.schedule == "tuned":  # the grids `scoreflow tune-schedule` stored with this run, for this predictor
+            options.setdefault("path", getattr(args, "checkpoint_given", args.checkpoint))
+            from scoreflow.plugins import get_host
+
+            options.setdefault("predictor", get_host().predictors.get(args.predictor).name)
+        extra.update(schedule=args.schedule, schedule_options=options)
     return Sampler(predictor=args.predictor, corrector=corrector, num_steps=args.num_steps, snr=args.snr,
                    n_steps=args.n_steps, predictor_options=args.predictor_options, **extra)
 
@@ -116,7 +122,7 @@ def sample(args: argparse.Namespace) -> int:
     from scoreflow.pictures import save_samples_png
     from scoreflow.training import load_checkpoint, load_trained
 
-    args.checkpoint = checkpoint_location(args.checkpoint)
+    args.checkpoint_given, args.checkpoint = args.checkpoint, checkpoint_location(args.checkpoint)
     ddp.init_from_env(args.device)
     model, sde, _ = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
     shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])
@@ -138,6 +144,40 @@ def sample(args: argparse.Namespace) -> int:
     if ddp.is_main():
         write(samples, nfe)
         print(f"wrote {len(samples)} samples (NFE {nfe}) to {out / 'samples.safetensors'} and {out / 'samples.png'}")
+    return 0
+
+
+def tune_schedule(args: argparse.Namespace) -> int:
+    from scoreflow.plugins import get_host
+    from scoreflow.sampling.tuning import TUNED_FILE, steps_for_nfe
+    from scoreflow.sampling.tuning import tune_schedule as tune
+    from scoreflow.training import load_checkpoint, load_trained
+
+    given = args.checkpoint
+    args.checkpoint = checkpoint_location(given)
+    if args.out is None:
+        if not Path(given).is_dir():
+            raise ValueError(f"{given!r} is a shipped model: give --out FILE.json for its tuned grids")
+        args.out = str(Path(given) / TUNED_FILE)
+    writable_folder(Path(args.out).parent)
+    model, sde, _ = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
+    shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])
+    host = get_host()
+    args.predictor = host.predictors.get(args.predictor).name  # grids are stored under the canonical name
+    predictor = host.predictors.resolve(args.predictor, **args.predictor_options)
+    steps = sorted({steps_for_nfe(predictor, n, sde, eps=args.eps) for n in args.nfe})
+    generator = torch.Generator(args.device).manual_seed(args.seed)
+    result = tune(model, sde, (args.trajectories, *shape), steps, predictor=predictor, eps=args.eps,
+                  fine_steps=args.fine_steps, sweeps=args.sweeps, generator=generator, device=args.device,
+                  host=host, progress=None if args.no_progress else print)
+    result = attrs.evolve(result, predictor=args.predictor)
+    path = result.save(args.out)
+    for n, grid in result.grids.items():
+        print(f"{args.predictor}, {n} steps: end-point error {grid.error:.4g} against the ODE "
+              f"(karras grid: {grid.karras_error:.4g})")
+    hint = "" if Path(path).parent == Path(given) else f', "path": "{path}"'
+    print(f"wrote {path} (teacher: {result.teacher_nfe} evaluations). Sample with: --predictor {args.predictor} "
+          f"--schedule tuned --num-steps {steps[0]}" + (f" --schedule-options '{{{hint[2:]}}}'" if hint else ""))
     return 0
 
 

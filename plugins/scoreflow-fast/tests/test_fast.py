@@ -253,3 +253,28 @@ def test_ipndm_leads_at_five_evaluations(ring):
         assert res.nfe == 5
         gaps[name] = mixture_report(gm, res.samples, ref).logp_gap
     assert gaps["ipndm"] < 1.0 and gaps["ipndm"] < min(gaps["unipc"], gaps["dpmpp_2m"]) / 3, gaps
+
+
+@pytest.mark.parametrize(("name", "steps", "karras_gap"), [("dpmpp_2m", 9, 0.2), ("edm_heun", 5, 3.0),
+                                                          ("dpmpp_3m", 9, 3.0)])
+def test_a_tuned_grid_beats_karras_at_ten_evaluations(name, steps, karras_gap, ring, tmp_path):
+    """tune_schedule on 256 warm-up draws; judged on 4,000 fresh samples by the exact mixture.
+
+    Measured (seed 1): log-density gap, Karras -> tuned: dpmpp_2m 0.265 -> 0.076, edm_heun 4.83 -> -0.13,
+    dpmpp_3m 7.09 -> 0.44."""
+    gm, ref = ring
+    sde = sf.VESDE(sigma_min=0.01, sigma_max=50.0)
+    score = gm.score_model(sde)
+    result = sf.tune_schedule(score, sde, (256, 2), steps, predictor=name, eps=_eps(sde),
+                              generator=torch.Generator().manual_seed(5))
+    grid = result.grids[steps]
+    assert grid.error < grid.karras_error
+    result.save(tmp_path)
+    gaps = {}
+    for schedule, options in (("karras", {}), ("tuned", {"path": str(tmp_path)})):
+        res = sf.Sampler(predictor=name, num_steps=steps, eps=_eps(sde), schedule=schedule,
+                         schedule_options=options).sample(score, sde, (4000, 2),
+                                                          generator=torch.Generator().manual_seed(1))
+        assert res.nfe <= 10
+        gaps[schedule] = abs(mixture_report(gm, res.samples, ref).logp_gap)
+    assert gaps["karras"] > karras_gap and gaps["tuned"] < min(0.6, gaps["karras"] / 3), gaps

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import scoreflow
-
 from scoreflow_fast.adaptive import GottaGoFast
 from scoreflow_fast.langevin import AnnealedLangevin
 from scoreflow_fast.ode_solvers import DEIS, IPNDM, DPMSolver2, DPMSolver3, DPMSolverPP2M, DPMSolverPP3M, EDMHeun, UniPC

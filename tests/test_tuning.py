@@ -1,0 +1,103 @@
+"""Tuned time schedules: the dynamic program, the stored grids, and the command line."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import scoreflow as sf
+from scoreflow.cli import main
+from scoreflow.sampling.tuning import TunedGrid, TunedScheduleError, TuningResult, best_path, euler_costs
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(3, 7), st.integers(1, 4), st.integers(0, 2**31 - 1))
+def test_best_path_is_the_cheapest_of_all_paths(k, steps, seed):
+    """The dynamic program against brute force over every increasing path with ``steps`` jumps."""
+    steps = min(steps, k - 1)
+    g = torch.Generator().manual_seed(seed)
+    cost = torch.rand(k, k, generator=g, dtype=torch.float64).triu(1)
+    cost[torch.tril(torch.ones(k, k, dtype=torch.bool))] = math.inf
+    path, total = best_path(cost, steps)
+    brute = min(sum(float(cost[a, b]) for a, b in zip((0, *mid), (*mid, k - 1)))
+                for mid in itertools.combinations(range(1, k - 1), steps - 1))
+    assert path[0] == 0 and path[-1] == k - 1 and len(path) == steps + 1 and path == sorted(set(path))
+    assert math.isclose(total, brute, rel_tol=1e-12)
+
+
+def test_euler_costs_vanish_on_straight_lines():
+    """States moving on straight lines in the noise level are followed exactly by one Euler step."""
+    levels = torch.tensor([5.0, 2.0, 1.0, 0.1], dtype=torch.float64)
+    direction = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+    states = torch.stack([levels[i].float() * direction for i in range(4)])
+    slopes = direction.expand(4, 6, 3)
+    cost = euler_costs(states, slopes, levels)
+    assert float(cost.triu(1).nan_to_num(posinf=0).abs().max()) < 1e-6
+    assert math.isinf(float(cost[2, 1])) and math.isinf(float(cost[1, 1]))
+
+
+def _result(sde, times, predictor="ipndm"):
+    grid = TunedGrid(torch.tensor(times, dtype=torch.float64), 0.1, 0.2, "karras", 7)
+    return TuningResult(predictor, {len(times) - 1: grid}, 10, {"sde": repr(sde), "eps": times[-1]})
+
+
+def test_stored_grids_are_found_by_predictor_and_steps(tmp_path, ve):
+    _result(ve, [1.0, 0.3, 0.01]).save(tmp_path)
+    _result(ve, [1.0, 0.5, 0.1, 0.01]).save(tmp_path)          # merged: another step count
+    _result(ve, [1.0, 0.2, 0.01], "dpmpp_2m").save(tmp_path)   # and another predictor
+    sampler = sf.Sampler(predictor="euler", num_steps=3, eps=0.01, schedule="tuned",
+                         schedule_options={"path": str(tmp_path), "predictor": "ipndm"})
+    assert sampler.grid(ve).tolist() == [1.0, 0.5, 0.1, 0.01]
+    with pytest.raises(TunedScheduleError, match="no grid of 5 steps tuned for ipndm. Available: 2, 3"):
+        sf.Sampler(num_steps=5, eps=0.01, schedule="tuned",
+                   schedule_options={"path": str(tmp_path), "predictor": "ipndm"}).grid(ve)
+    with pytest.raises(TunedScheduleError, match="Tuned: dpmpp_2m, ipndm"):
+        sf.create("schedule", "tuned", path=str(tmp_path))  # two predictors: which one must be said
+    with pytest.raises(TunedScheduleError, match="end at eps=0.01, not 0.001"):
+        sf.Sampler(num_steps=2, eps=1e-3, schedule="tuned",
+                   schedule_options={"path": str(tmp_path), "predictor": "dpmpp_2m"}).grid(ve)
+    with pytest.raises(TunedScheduleError, match="were tuned for VESDE"):
+        sf.Sampler(num_steps=2, eps=0.01, schedule="tuned",
+                   schedule_options={"path": str(tmp_path), "predictor": "dpmpp_2m"}).grid(sf.VESDE(sigma_max=20.0))
+
+
+@pytest.mark.parametrize("content", ["", "[1, 2]", '{"format": 1, "grids": {"a": 3}}', '{"format": 9, "grids": {}}'])
+def test_bad_tuned_files_are_refused_clearly(tmp_path, content):
+    path = tmp_path / "t.json"
+    path.write_text(content)
+    with pytest.raises(TunedScheduleError, match="t.json"):
+        sf.create("schedule", "tuned", path=str(path))
+    with pytest.raises(TunedScheduleError, match="run `scoreflow tune-schedule` first"):
+        sf.create("schedule", "tuned", path=str(tmp_path / "missing.json"))
+
+
+def test_tune_schedule_refuses_a_stochastic_predictor(ve, oracle):
+    with pytest.raises(ValueError, match="deterministic"):
+        sf.tune_schedule(oracle.score_model(ve), ve, (8, 2), 4, predictor="euler")
+
+
+def test_cli_tunes_and_samples_on_the_tuned_grid(tmp_path, capsys):
+    from tests.test_cli import TINY_TOML
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--out", str(run), "--no-progress", "--seed", "3"]) == 0
+    assert main(["tune-schedule", "--checkpoint", str(run), "--nfe", "5", "--trajectories", "8", "--sweeps", "2",
+                 "--fine-steps", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "ipndm, 4 steps: end-point error" in out and "--schedule tuned --num-steps 4" in out
+    stored = json.loads((run / "tuned-schedules.json").read_text())
+    assert list(stored["grids"]) == ["ipndm"] and list(stored["grids"]["ipndm"]) == ["4"]
+    assert main(["sample", "--checkpoint", str(run), "--predictor", "ipndm", "--corrector", "none", "--schedule",
+                 "tuned", "--num-steps", "4", "--num-samples", "4", "--out", str(tmp_path / "s"),
+                 "--no-progress"]) == 0
+    assert "NFE 5" in capsys.readouterr().out
+    assert main(["tune-schedule", "--checkpoint", "mnist-tutorial", "--nfe", "5"]) == 2
+    assert "give --out FILE.json" in capsys.readouterr().err
