@@ -15,13 +15,14 @@ from benchmarks.oracles import Oracle
 
 
 def tutorial_log_likelihood(score, sde: sf.VESDE, x: torch.Tensor, *, tol: float, eps: float = 1e-5,
-                            generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
+                            generator: torch.Generator | None = None,
+                            probe: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """The notebook's ode_likelihood: one Gaussian probe, score and divergence evaluated separately
     (two network calls per step), the state flattened to numpy for scipy's RK45."""
     from scipy import integrate
 
     shape = x.shape
-    probe = torch.randn(shape, generator=generator, dtype=torch.float64)
+    probe = torch.randn(shape, generator=generator, dtype=torch.float64) if probe is None else probe.double()
     calls = [0]
 
     def ode_func(t, state):

@@ -205,10 +205,13 @@ def likelihood(args: argparse.Namespace) -> int:
     dequantize = data.kind == "image" if args.dequantize is None else args.dequantize
     res = likelihood_many(model, sde, x.to(args.device), batch_size=args.batch_size, seed=args.seed,
                           progress=not args.no_progress, estimator=args.estimator, n_probes=args.n_probes,
-                          solver=args.solver, rtol=args.rtol, atol=args.atol, eps=args.eps, dequantize=dequantize)
+                          solver=args.solver, rtol=args.rtol, atol=args.atol, eps=args.eps, dequantize=dequantize,
+                          time_variable=args.time_variable, logp_atol=args.logp_atol, num_steps=args.num_steps)
     summary = {"split": args.split, "n": len(x), "mean_logp_nats": float(res["logp"].mean()),
                "mean_bpd": float(res["bpd"].mean()), "bpd_std_error": float(res["bpd"].std() / len(x) ** 0.5)
-               if len(x) > 1 else 0.0, "dequantized": dequantize, "estimator": args.estimator}
+               if len(x) > 1 else 0.0, "dequantized": dequantize, "estimator": args.estimator,
+               "solver": args.solver, "time_variable": args.time_variable,
+               "nfe_per_batch": {"min": int(res["nfe"].min()), "max": int(res["nfe"].max())}}
     if ddp.is_main():
         _write_json(args.out, summary)
         print(json.dumps(summary, indent=2))

@@ -97,24 +97,26 @@ def sample_many(model, sde, sample_shape: tuple[int, ...], n: int, *, batch_size
 
 def likelihood_many(model, sde, x: torch.Tensor, *, batch_size: int = 64, seed: int = 0, progress: bool = False,
                     **options: Any) -> dict[str, torch.Tensor]:
-    """Per-sample ``logp`` and ``bpd`` of ``x`` in blocks sharded across ranks, with a running bpd."""
+    """Per-sample ``logp`` and ``bpd`` of ``x`` in blocks sharded across ranks, with a running bpd, and the
+    evaluations each block took (``nfe``, one entry per block)."""
     from tqdm.auto import tqdm
 
     from scoreflow.flow.likelihood import log_likelihood
 
     blocks = _blocks(len(x), batch_size)
-    mine: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    mine: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}
     bar = tqdm(ddp.my_blocks(len(blocks)), desc="likelihood", disable=not (progress and ddp.is_main()))
     running = []
     for b in bar:
         chunk = x[b * batch_size: b * batch_size + blocks[b][1]]
         g = torch.Generator().manual_seed(block_seed(seed, b))
         res = log_likelihood(model, sde, chunk, generator=g, **options)
-        mine[b] = (res.logp.cpu(), res.bpd.cpu())
+        mine[b] = (res.logp.cpu(), res.bpd.cpu(), res.nfe)
         running.append(res.bpd)
         bar.set_postfix(bpd=f"{float(torch.cat(running).mean()):.4f}")
-    gathered: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    gathered: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}
     for part in ddp.gather_objects(mine):
         gathered.update(part)
     return {"logp": torch.cat([gathered[b][0] for b in range(len(blocks))]),
-            "bpd": torch.cat([gathered[b][1] for b in range(len(blocks))])}
+            "bpd": torch.cat([gathered[b][1] for b in range(len(blocks))]),
+            "nfe": torch.tensor([gathered[b][2] for b in range(len(blocks))])}

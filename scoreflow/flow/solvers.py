@@ -46,9 +46,20 @@ class ODESolver(abc.ABC):
         """Return the state at ``t1`` and the number of ``func`` evaluations."""
 
 
-def _valid_tol(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not (value > 0):
-        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+def _valid_tol(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """A positive number, or a tuple of them (one per component of a tuple state)."""
+    values = value if isinstance(value, tuple) else (value,)
+    numbers = all(not isinstance(v, bool) and isinstance(v, (int, float)) and v >= 0 for v in values)
+    if not values or not numbers or not (all(v > 0 for v in values) or isinstance(value, tuple) and any(values)):
+        raise ValueError(f"{attribute.name} must be positive (or a tuple of positive numbers, one per state "
+                         f"component), got {value!r}")
+
+
+def _even_grid(num_steps: int) -> Callable[..., torch.Tensor]:
+    def grid(func: Any, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.linspace(float(t[0]), float(t[-1]), num_steps + 1, dtype=t.dtype, device=t.device)
+
+    return grid
 
 
 @attrs.define(kw_only=True)
@@ -68,8 +79,8 @@ class TorchdiffeqSolver(ODESolver):
     """
 
     method: str = attrs.field(default="dopri5", validator=one_of(ADAPTIVE_METHODS + FIXED_METHODS))
-    rtol: float = attrs.field(default=1e-5, validator=_valid_tol)
-    atol: float = attrs.field(default=1e-5, validator=_valid_tol)
+    rtol: float | tuple[float, ...] = attrs.field(default=1e-5, validator=_valid_tol)
+    atol: float | tuple[float, ...] = attrs.field(default=1e-5, validator=_valid_tol)
     num_steps: int = attrs.field(default=100, validator=attrs.validators.gt(0))
     options: dict[str, Any] = attrs.field(factory=dict)
     adjoint: bool = False
@@ -82,7 +93,9 @@ class TorchdiffeqSolver(ODESolver):
         options = dict(self.options)
         ts = torch.tensor([t0, t1], dtype=ref.dtype, device=ref.device)
         if self.method in FIXED_METHODS:
-            options.setdefault("step_size", abs(t1 - t0) / self.num_steps)
+            if "grid_constructor" not in options and "step_size" not in options:
+                # exactly num_steps even steps (a step_size can round to one more, tiny, step)
+                options["grid_constructor"] = _even_grid(self.num_steps)
         else:
             # Never step past the end time: the dynamics may be undefined beyond it (t < 0).
             options.setdefault("step_t", ts[1:])
