@@ -1,0 +1,142 @@
+"""Few-step sampling on the shipped MNIST model: every sampler at NFE 5, 10, 20 and 50.
+
+Each sampler draws the same number of digits from the same seeds; quality is the MNIST classifier metric
+of :func:`scoreflow.evaluation.image_quality` (Frechet distance of the classifier's features to the test
+set, fraction classified with confidence) next to a 1000-step Euler-Maruyama reference and to real
+training images. Registered step-wise ODE predictors (plugins included) are picked up automatically; with
+``--tune`` the multistep solvers also run on grids tuned by :func:`scoreflow.tune_schedule`.
+
+    python -m benchmarks.mnist_samplers --data-dir ../shared/data/mnist --n 256 --tune
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import scoreflow as sf
+from scoreflow.sampling.tuning import steps_for_nfe
+
+BUDGETS = (5, 10, 20, 50)
+TUNED = ("ipndm", "dpmpp_2m")
+
+
+def ode_predictors(host: sf.PluginHost) -> list[str]:
+    """Registered deterministic step-wise predictors (those that ask for a noise-level schedule)."""
+    names = []
+    for name in host.available("predictor"):
+        proto = host.create("predictor", name)
+        if isinstance(proto, sf.Predictor) and getattr(proto, "preferred_schedule", None):
+            names.append(name)
+    return names
+
+
+def _draw(model, sde, sampler: sf.Sampler, n: int, batch: int) -> tuple[torch.Tensor, int, float]:
+    start = time.perf_counter()
+    parts, nfe = [], 0
+    for i, offset in enumerate(range(0, n, batch)):
+        res = sampler.sample(model, sde, (min(batch, n - offset), 1, 28, 28),
+                             generator=torch.Generator().manual_seed(1000 + i))
+        parts.append(res.samples)
+        nfe = max(nfe, res.nfe)
+    return torch.cat(parts), nfe, time.perf_counter() - start
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from scoreflow.data.sources import DEFAULT_DATA_DIR
+    from scoreflow.evaluation import image_quality, quality_references
+
+    host = sf.get_host()
+    model, sde, _ = sf.load_pretrained(args.pretrained, ema=not args.raw_weights)
+    train = sf.create("dataset", "mnist", split="train", data_dir=args.data_dir)
+    test = sf.create("dataset", "mnist", split="test", data_dir=args.data_dir)
+    cache = DEFAULT_DATA_DIR / "classifiers"
+    load = [os.getloadavg()[0]]
+
+    def measure(label: str, sampler: sf.Sampler, budget: int | None, **extra: Any) -> dict[str, Any]:
+        x, nfe, seconds = _draw(model, sde, sampler, args.n, args.batch)
+        load.append(os.getloadavg()[0])
+        row = {"sampler": label, "budget": budget, "nfe": nfe, "seconds": round(seconds, 2), **extra,
+               **image_quality(x, train, test, cache)}
+        print(f"{label:<40} budget {budget!s:>4} NFE {nfe:>4} FD {row['frechet_distance']:7.2f} "
+              f"confident {row['confident_fraction']:.3f} {seconds:6.1f} s", flush=True)
+        return row
+
+    rows = [measure("euler_maruyama (reference)", sf.Sampler(predictor="euler", num_steps=args.reference_steps),
+                    None)]
+    tuned_dir = Path(tempfile.mkdtemp(prefix="scoreflow-tuned-"))
+    for budget in args.budgets:
+        rows.append(measure("euler_maruyama", sf.Sampler(predictor="euler", num_steps=budget), budget))
+        rows.append(measure("euler_maruyama+langevin", sf.Sampler(predictor="euler", corrector="langevin",
+                                                                   num_steps=budget // 2), budget))
+        for name in ode_predictors(host):
+            try:
+                steps = steps_for_nfe(name, budget, sde)
+            except ValueError:
+                continue  # e.g. a 3-evaluation-per-step method at NFE 5
+            rows.append(measure(name, sf.Sampler(predictor=name, num_steps=steps), budget, schedule="karras"))
+            if args.tune and name in TUNED and budget <= 10:
+                start = time.perf_counter()
+                result = sf.tune_schedule(model, sde, (args.tune_trajectories, 1, 28, 28), steps, predictor=name,
+                                          sweeps=args.tune_sweeps, generator=torch.Generator().manual_seed(7))
+                result.save(tuned_dir)
+                tune_seconds = round(time.perf_counter() - start, 1)
+                sampler = sf.Sampler(predictor=name, num_steps=steps, schedule="tuned",
+                                     schedule_options={"path": str(tuned_dir), "predictor": name})
+                rows.append(measure(f"{name} (tuned grid)", sampler, budget, schedule="tuned",
+                                    tune_seconds=tune_seconds))
+    return {"pretrained": args.pretrained, "weights": "raw" if args.raw_weights else "ema", "n": args.n,
+            "reference_steps": args.reference_steps, "budgets": list(args.budgets), "rows": rows,
+            "references": quality_references(args.n, train, test, cache),
+            "load_average": {"min": min(load), "max": max(load)}, "threads": torch.get_num_threads(),
+            "peers": "not run: k-diffusion needs its own environment (see benchmarks/peers.py); diffusers is "
+                     "not installed here"}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """A table per budget, best Frechet distance first."""
+    real = result["references"]["real_images"]["frechet_distance"]
+    ref = next(r for r in result["rows"] if r["budget"] is None)
+    lines = [f"Shipped `{result['pretrained']}` ({result['weights']} weights), {result['n']} digits per sampler; "
+             f"Frechet distance of the MNIST classifier's features to the test set (lower is better): real training "
+             f"images {real:.2f}, Euler-Maruyama with {result['reference_steps']} steps {ref['frechet_distance']:.2f}.",
+             ""]
+    for budget in result["budgets"]:
+        lines += [f"**NFE {budget}**", "", "| sampler | NFE | Frechet distance | confident | seconds |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        for r in sorted((r for r in result["rows"] if r["budget"] == budget), key=lambda r: r["frechet_distance"]):
+            lines.append(f"| {r['sampler']} | {r['nfe']} | {r['frechet_distance']:.2f} | "
+                         f"{r['confident_fraction']:.3f} | {r['seconds']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--pretrained", default="mnist-tutorial")
+    parser.add_argument("--raw-weights", action="store_true")
+    parser.add_argument("--n", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--reference-steps", type=int, default=1000)
+    parser.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS))
+    parser.add_argument("--tune", action="store_true", help="also tune grids for ipndm and dpmpp_2m at NFE 5, 10")
+    parser.add_argument("--tune-trajectories", type=int, default=64)
+    parser.add_argument("--tune-sweeps", type=int, default=4)
+    parser.add_argument("--out", default="benchmarks/results/mnist-samplers.json")
+    args = parser.parse_args(argv)
+    result = run(args)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    Path(args.out).with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
