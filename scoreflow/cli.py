@@ -214,8 +214,10 @@ def _cmd_oracle_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_plugin_new(args: argparse.Namespace) -> int:
+    from scoreflow.commands import writable_folder
     from scoreflow.plugin_template import new_plugin
 
+    writable_folder(args.out)
     root = new_plugin(args.name, args.out)
     print(f"wrote {root}; next: pip install -e {root} && pytest {root / 'tests'}")
     return 0
@@ -368,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TrainingInterrupted, SamplingInterrupted) as exc:
         print(f"scoreflow: {exc}", file=sys.stderr)
         return exc.exit_code
-    except (ScoreflowError, ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (ScoreflowError, ValueError, OSError) as exc:  # OSError: a path that cannot be read or written
         print(f"scoreflow: error: {exc}", file=sys.stderr)
         return 2
 

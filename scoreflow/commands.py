@@ -256,6 +256,7 @@ def demo(args: argparse.Namespace) -> int:
 
     if args.bpd_images < 0:
         raise ValueError(f"--bpd-images must be >= 0, got {args.bpd_images}")
+    writable_folder(args.out)
     run_mnist_demo(args.out, data_dir=args.data_dir, num_samples=args.num_samples, num_steps=args.num_steps,
                    bpd_images=args.bpd_images, ema=not args.raw_weights, seed=args.seed, progress=not args.no_progress)
     print((Path(args.out) / "report.md").read_text())

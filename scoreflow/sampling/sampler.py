@@ -37,8 +37,8 @@ def check_shape(shape: Any) -> tuple[int, ...]:
     """Validate a sample shape ``(B, ...)`` of positive integers."""
     try:
         dims = tuple(int(s) for s in shape)
-    except TypeError:
-        raise TypeError(f"shape must be a sequence of positive integers, got {shape!r}") from None
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be a sequence of positive integers, got {shape!r}") from None
     if len(dims) < 2 or min(dims) <= 0 or any(int(s) != s for s in shape):
         raise ValueError(f"shape must be (batch, ...) with positive integers and at least 2 dims, got {shape!r}")
     return dims

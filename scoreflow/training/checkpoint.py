@@ -137,7 +137,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint folder from a run folder, a ``checkpoints`` folder or a checkpoint folder."""
-    path = Path(path)
+    path = given = Path(path)
     if path.is_file():
         if path.suffix.lower() in PICKLE_SUFFIXES or _looks_like_pickle(path):
             raise CheckpointError(
@@ -154,7 +154,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
             return candidate / name
     if (path / "meta.json").is_file():
         return path
-    raise CheckpointError(f"no scoreflow checkpoint at {path} (expected meta.json or checkpoints/latest)")
+    raise CheckpointError(f"no scoreflow checkpoint at {given} (expected meta.json or checkpoints/latest)")
 
 
 def _looks_like_pickle(path: Path) -> bool:

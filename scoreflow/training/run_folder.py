@@ -66,14 +66,19 @@ def existing_step(run_dir: str | Path) -> int | None:
         return -1
 
 
-def prepare_run_folder(run_dir: str | Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to start a new run over an existing one unless asked; remove what an overwrite replaces and
-    the temporary folders of saves that were interrupted. Call while holding :class:`RunLock`."""
-    run_dir = Path(run_dir)
+def refuse_existing_run(run_dir: str | Path, *, resume: bool, overwrite: bool) -> None:
+    """Raise :class:`RunExistsError` if ``run_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set."""
     step = existing_step(run_dir)
     if step is not None and not resume and not overwrite:
         raise RunExistsError(f"{run_dir} already holds a run (latest checkpoint: step {step}); pass --resume to "
                              "continue it or --overwrite to replace it")
+
+
+def prepare_run_folder(run_dir: str | Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to start a new run over an existing one unless asked; remove what an overwrite replaces and
+    the temporary folders of saves that were interrupted. Call while holding :class:`RunLock`."""
+    run_dir = Path(run_dir)
+    refuse_existing_run(run_dir, resume=resume, overwrite=overwrite)
     checkpoints = run_dir / "checkpoints"
     if overwrite and not resume and checkpoints.is_dir():
         shutil.rmtree(checkpoints)

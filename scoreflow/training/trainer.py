@@ -21,7 +21,7 @@ from scoreflow.errors import TrainingDivergedError, TrainingInterrupted
 from scoreflow.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from scoreflow.training.config import TrainConfig
 from scoreflow.training.losses import ImportanceTimeSampler, dsm_loss, sample_times
-from scoreflow.training.run_folder import RunLock, prepare_run_folder
+from scoreflow.training.run_folder import RunLock, prepare_run_folder, refuse_existing_run
 
 
 # Config fields a resumed run may change: how long it runs and how it logs and keeps checkpoints.
@@ -252,6 +252,7 @@ class Trainer:
         """
         lock = RunLock(self.out) if ddp.is_main() else None
         if lock is not None:
+            refuse_existing_run(self.out, resume=resume, overwrite=overwrite)  # before the lock touches anything
             lock.acquire()
         try:
             if ddp.is_main():
