@@ -54,5 +54,6 @@ class TensorData:
 
 def dequantize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Uniform dequantization of 8-bit images in ``[0, 1]``: ``(255 x + u) / 256``."""
-    u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    where = generator.device if generator is not None else x.device  # as the likelihood's probes
+    u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=where).to(x.device)
     return (x * 255 + u) / 256

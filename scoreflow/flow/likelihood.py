@@ -56,10 +56,13 @@ def make_probes(
         eye = torch.eye(dim, dtype=x.dtype, device=x.device)
         return eye[:, None, :].expand(dim, x.shape[0], dim).reshape(dim, *x.shape)
     shape = (n_probes, *x.shape)
+    # drawn where the generator lives (a CPU generator with CUDA data works), then moved: the same seed
+    # gives the same probes on every device
+    where = generator.device if generator is not None else x.device
     if estimator == "gaussian":
-        return torch.randn(shape, dtype=x.dtype, device=x.device, generator=generator)
-    bits = torch.randint(0, 2, shape, device=x.device, generator=generator)
-    return bits.to(x.dtype) * 2 - 1
+        return torch.randn(shape, dtype=x.dtype, device=where, generator=generator).to(x.device)
+    bits = torch.randint(0, 2, shape, device=where, generator=generator)
+    return (bits.to(x.dtype) * 2 - 1).to(x.device)
 
 
 class DivergenceODE(nn.Module):
