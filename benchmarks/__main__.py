@@ -28,19 +28,22 @@ QUICK = {"budgets": (20, 100), "n_ring": 1000, "digits": False, "lik_n": 100, "p
                                                                              steps_per_block=2,
                                                                              variants=("fp32", "channels_last", "bf16")),
          "end_to_end": dict(steps=60, n_samples=200, n_bpd=32, scale=0.1)}
-FULL = {"budgets": (10, 20, 50, 100, 200, 500, 1000), "n_ring": 5000, "digits": True, "lik_n": 300,
+FULL = {"budgets": (5, 10, 20, 50, 100, 200, 500, 1000), "n_ring": 5000, "digits": True, "lik_n": 300,
         "probes": (1, 4, 16), "overhead": dict(repeats=7, steps=200, batch=256),
         "training": dict(batch_sizes=[32, 128], blocks=5, steps_per_block=5),
         "end_to_end": dict(steps=1500, n_samples=359, n_bpd=128, scale=1.0)}
 
 
 def run_all(out: Path, *, quick: bool, suites: tuple[str, ...] = SUITES, device: str = "cpu",
-            data_dir: str | None = None, kdiffusion_python: str | None = None) -> dict[str, Any]:
+            data_dir: str | None = None, kdiffusion_python: str | None = None,
+            budgets: tuple[int, ...] | None = None) -> dict[str, Any]:
     """Run ``suites`` and write ``results.json``, ``report.md`` and ``quality.png`` into ``out``."""
     from benchmarks import end_to_end, likelihood, overhead, peers, quality, train_throughput
     from benchmarks.oracles import digits64, ring
 
-    cfg = QUICK if quick else FULL
+    cfg = dict(QUICK if quick else FULL)
+    if budgets:
+        cfg["budgets"] = tuple(budgets)
     out.mkdir(parents=True, exist_ok=True)
     host = sf.PluginHost(autoload=True)
     started = time.perf_counter()
@@ -48,7 +51,8 @@ def run_all(out: Path, *, quick: bool, suites: tuple[str, ...] = SUITES, device:
         "command": " ".join(["python -m benchmarks", *(["--quick"] if quick else []), f"--out {out}",
                              *([f"--suites {','.join(suites)}"] if tuple(suites) != SUITES else []),
                              *([f"--data-dir {data_dir}"] if data_dir else []),
-                             *([f"--kdiffusion-python {kdiffusion_python}"] if kdiffusion_python else [])]),
+                             *([f"--kdiffusion-python {kdiffusion_python}"] if kdiffusion_python else []),
+                             *([f"--budgets {' '.join(map(str, budgets))}"] if budgets else [])]),
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
                     "torch": torch.__version__, "threads": torch.get_num_threads(), "device": device,
                     "loadavg_before": os.getloadavg()},
@@ -183,6 +187,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--suites", default=",".join(SUITES), help=f"comma-separated subset of {', '.join(SUITES)}")
     parser.add_argument("--device", default="cpu", help="only 'cpu' is measured so far")
     parser.add_argument("--data-dir", default=None, help="MNIST IDX folder for the training suite")
+    parser.add_argument("--budgets", type=int, nargs="+", default=None,
+                        help="NFE budgets of the quality and peer suites (default: 5 10 20 50 100 200 500 1000)")
     parser.add_argument("--kdiffusion-python", default=None,
                         help="python of an environment with k-diffusion (default: $SCOREFLOW_KDIFFUSION_PYTHON)")
     args = parser.parse_args(argv)
@@ -193,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.device != "cpu":
         parser.error(f"--device {args.device!r}: only 'cpu' is supported by these suites so far")
     run_all(Path(args.out), quick=args.quick, suites=suites, device=args.device, data_dir=args.data_dir,
-            kdiffusion_python=args.kdiffusion_python)
+            kdiffusion_python=args.kdiffusion_python, budgets=args.budgets)
     print((Path(args.out) / "report.md").read_text())
 
 

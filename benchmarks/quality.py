@@ -48,6 +48,8 @@ def variants(host: sf.PluginHost, oracle: Oracle) -> list[Variant]:
             name = p if c is None else f"{p}+{c}"
             out.append(Variant(name, "plugin" if host.predictors.get(p).provider != "scoreflow" else "pc",
                                _pc_runner(host, p, c, score, sde, oracle.eps)))
+        if getattr(proto, "preferred_schedule", None):  # a step-wise ODE solver: also on a grid tuned to it
+            out.append(Variant(f"{p}@tuned", "tuned", _tuned_runner(host, p, score, sde, oracle.eps)))
     for m in TORCHSDE_METHODS:
         out.append(Variant(f"torchsde:{m}", "torchsde",
                            _pc_runner(host, "torchsde", None, score, sde, oracle.eps, method=m)))
@@ -61,6 +63,24 @@ def _pc_runner(host, predictor, corrector, score, sde, eps, **options):
         # snr 0.16: the setting of the recorded report (the library default became the tutorial's 0.15 later)
         sampler = sf.Sampler(predictor=predictor, corrector=corrector, num_steps=num_steps, eps=eps, snr=0.16,
                              predictor_options=options, host=host)
+        return sampler.sample(score, sde, shape, generator=generator)
+
+    return run
+
+
+def _tuned_runner(host, predictor, score, sde, eps, trajectories: int = 256):
+    """Tune a grid for ``predictor`` with ``num_steps`` on 256 warm-up draws (seed 5; the measured samples use
+    other seeds), then sample on it."""
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="scoreflow-bench-tuned-")
+
+    def run(num_steps, shape, generator):
+        result = sf.tune_schedule(score, sde, (trajectories, *shape[1:]), num_steps, predictor=predictor, eps=eps,
+                                  generator=torch.Generator().manual_seed(5), host=host)
+        result.save(folder)
+        sampler = sf.Sampler(predictor=predictor, num_steps=num_steps, eps=eps, schedule="tuned",
+                             schedule_options={"path": folder, "predictor": predictor}, host=host)
         return sampler.sample(score, sde, shape, generator=generator)
 
     return run
