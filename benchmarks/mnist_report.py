@@ -105,6 +105,60 @@ def measure_weights(model, sde, *, train, test, n_bpd: int, n_quality: int, quic
     return out
 
 
+#: The fast bits/dim setting used for the side-by-side comparison (benchmarks/likelihood_mnist.py measures its
+#: error against a tolerance-1e-7 solve: under 0.01 bits/dim).
+FAST_BPD = {"solver": "rk4", "num_steps": 30, "time_variable": "log_sigma"}
+
+
+def fast_bpd(model, sde, test, n: int) -> dict[str, Any]:
+    """Test bits/dim of the first ``n`` test images with :data:`FAST_BPD` (same images, probes and
+    dequantization draws for every model)."""
+    from scoreflow.runs import likelihood_many
+
+    start = time.perf_counter()
+    res = likelihood_many(model, sde, test.x[:n], batch_size=100, seed=0, eps=1e-5, dequantize=True, **FAST_BPD)
+    bpd = res["bpd"].double()
+    return {"n": n, "mean": float(bpd.mean()), "std_error": float(bpd.std() / len(bpd) ** 0.5), **FAST_BPD,
+            "nfe_per_batch": int(res["nfe"].max()), "seconds": round(time.perf_counter() - start, 1)}
+
+
+def measure_better(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
+    """The better recipe's shipped model beside the tutorial's: bits/dim of both the same way, and the better
+    model's samples with the same samplers and seeds as the tutorial model's."""
+    from scoreflow.data.sources import DEFAULT_DATA_DIR
+    from scoreflow.evaluation import image_quality
+    from scoreflow.pictures import save_samples_png
+    from scoreflow.pretrained import resolve_pretrained
+    from scoreflow.training import load_checkpoint
+
+    train = sf.create("dataset", "mnist", split="train", data_dir=args.data_dir)
+    test = sf.create("dataset", "mnist", split="test", data_dir=args.data_dir)
+    cache = DEFAULT_DATA_DIR / "classifiers"
+    images = Path(args.out) / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    meta = load_checkpoint(resolve_pretrained(args.better))["meta"]
+    better, sde, config = sf.load_pretrained(args.better, ema=True)
+    out: dict[str, Any] = {"name": args.better, "config": config.to_dict(), "epoch_losses": meta.get("epoch_losses", []),
+                           "bpd": {}, "samplers": {}, "date": time.strftime("%Y-%m-%d"),
+                           "load_average_start": os.getloadavg()[0]}
+    for tag, (name, ema) in {"tutorial raw": (args.pretrained, False), "tutorial EMA": (args.pretrained, True),
+                             "better EMA": (args.better, True)}.items():
+        model, model_sde, _ = sf.load_pretrained(name, ema=ema)
+        out["bpd"][tag] = fast_bpd(model, model_sde, test, args.n_bpd)
+        print(tag, out["bpd"][tag], flush=True)
+    for label, spec in samplers(args.quick).items():
+        x, nfe, seconds = _sample(better, sde, spec, args.n_quality, seed=1)
+        quality = image_quality(x, train, test, cache)
+        quality.update(nfe=nfe, seconds=round(seconds, 1))
+        slug = label.split(" ")[0].lower().replace("-", "_")
+        save_samples_png(x[:64], images / f"better-{slug}.png", title=f"{label}, {args.better} (EMA)")
+        quality["picture"] = f"better-{slug}.png"
+        out["samplers"][label] = quality
+        print(label, quality["frechet_distance"], flush=True)
+    out["load_average_end"] = os.getloadavg()[0]
+    return out
+
+
 def notebook_epochs(train, epochs: int, quick: bool) -> list[float]:
     """The notebook's own training loop (transcribed) on this machine: its per-epoch losses."""
     from benchmarks.tutorial_notebook import train as notebook_train
@@ -250,9 +304,55 @@ def render(results: dict[str, Any], out: Path) -> str:
             if "picture" in q:
                 lines += [f"**{label}, {tag} weights**", "", f"![{label}, {tag}](images/{q['picture']})", ""]
     lines += ["## Beating the tutorial with the same network and epochs", "", _beat_discussion(results), ""]
+    if "better" in results:
+        lines += _better_section(results)
     text = "\n".join(lines)
     (out / "mnist.md").write_text(text)
     return text
+
+
+def _better_section(results: dict[str, Any]) -> list[str]:
+    """The better recipe's figures beside the tutorial model's, and what they show."""
+    b = results["better"]
+    cfg = b["config"]
+    epochs = len(b["epoch_losses"])
+    lines = [f"### The `{b['name']}` recipe", "",
+             f"Same network, SDE, optimizer, batch and learning rate; {epochs} epochs (the tutorial's budget is 50). "
+             f"Changes: uniform dequantization of every training batch (`dequantize = {str(cfg['dequantize']).lower()}`), "
+             f"the likelihood weighting `g(t)^2` with importance-sampled time (`weighting = \"{cfg['weighting']}\"`, "
+             f"`importance_sampling = {str(cfg['importance_sampling']).lower()}`, Song et al. 2021), and sampling "
+             "with the EMA weights. Train it with `scoreflow train --preset mnist-likelihood --data-dir DIR --out RUN`; "
+             f"the shipped weights load as `--checkpoint {b['name']}`. Measured by `{b['command']}` on {b['date']}.", "",
+             "**Test bits/dim**, every model the same way: the same "
+             f"{next(iter(b['bpd'].values()))['n']} test images, dequantization draws and probes, integrated in the "
+             "log noise level with 30 RK4 steps (120 evaluations; within 0.01 bits/dim of a tolerance-1e-7 solve, "
+             "see docs/benchmarks.md).", "",
+             "| model | bits/dim | standard error | seconds |", "|---|---|---|---|"]
+    for tag, v in b["bpd"].items():
+        lines.append(f"| {tag} | {v['mean']:.4f} | {v['std_error']:.4f} | {v['seconds']} |")
+    tut, mine = b["bpd"]["tutorial raw"], b["bpd"]["better EMA"]
+    lines += ["", "**Sample quality**, same samplers, seeds and sample count as above (Frechet distance; lower "
+              "is better):", "", "| sampler | tutorial, raw | tutorial, EMA | better recipe, EMA | confident (better) |",
+              "|---|---|---|---|---|"]
+    wins = 0
+    for label, q in b["samplers"].items():
+        raw = results["raw"]["samplers"].get(label, {}).get("frechet_distance")
+        ema = results["ema"]["samplers"].get(label, {}).get("frechet_distance")
+        fmt = lambda v: "" if v is None else f"{v:.2f}"  # noqa: E731
+        lines.append(f"| {label} | {fmt(raw)} | {fmt(ema)} | {q['frechet_distance']:.2f} | "
+                     f"{q['confident_fraction']:.3f} |")
+        wins += raw is not None and q["frechet_distance"] < raw
+    lines += [""]
+    for label, q in b["samplers"].items():
+        lines += [f"**{label}, {b['name']}**", "", f"![{label}, better](images/{q['picture']})", ""]
+    delta = mine["mean"] - tut["mean"]
+    se = (mine["std_error"] ** 2 + tut["std_error"] ** 2) ** 0.5
+    lines += [f"Bits/dim: {mine['mean']:.3f} against the tutorial recipe's {tut['mean']:.3f} ({delta:+.3f}, "
+              f"standard error {se:.3f}), {'lower' if delta < -2 * se else 'not clearly lower'}; the tutorial's "
+              f"printed 2.30-2.41 is {'reached' if mine['mean'] <= 2.45 else 'not reached'}. Sample quality: a "
+              f"lower Frechet distance than the tutorial recipe's raw weights for {wins} of {len(b['samplers'])} "
+              "samplers.", ""]
+    return lines
 
 
 def _accuracy(results: dict[str, Any]) -> float:
@@ -308,9 +408,12 @@ def _bpd_discussion(results: dict[str, Any]) -> str:
             f"the one behind the printed figures. A likely mechanism (not yet measured): MNIST pixels are multiples "
             f"of 1/255 ({results.get('zero_pixel_fraction', 0.8):.0%} of training pixels exactly 0), "
             "training sees them undequantized, and a model that learns those point masses closely assigns less "
-            "density to the dequantized test pixels spread over [k/256, (k+1)/256). Training on dequantized "
-            "images (`--dequantize`) is the direct remedy; it needs its own 50-epoch run, which this report does "
-            "not have yet.")
+            "density to the dequantized test pixels spread over [k/256, (k+1)/256). Measured since: training on "
+            "dequantized images alone (sigma^2 weighting, as the tutorial) was *worse* at epoch 13 (EMA 4.20 "
+            "bits/dim on 64 test images, against 3.62 for the shipped tutorial model on the same images), so the "
+            "grid is not the whole story: with the tutorial's uniform t, only 0.1 % of training draws have "
+            "t < 1e-3, where the likelihood integral spends much of its weight. The likelihood-weighted recipe "
+            "below trains there.")
 
 
 def _beat_discussion(results: dict[str, Any]) -> str:
@@ -323,9 +426,9 @@ def _beat_discussion(results: dict[str, Any]) -> str:
     return (f"The EMA of the weights (decay 0.999), which the tutorial recommends but does not use, comes from "
             f"the same run at no extra training cost: test bits/dim {ema['bpd']['mean']:.4f} against "
             f"{raw['bpd']['mean']:.4f} for the raw weights (difference {db:+.4f}, standard error {se:.4f}), "
-            f"and a lower Frechet distance for {better} of {len(fd)} samplers. A separately trained recipe "
-            "(likelihood weighting with importance-sampled time, variance-reduced dequantization) needs another "
-            "50-epoch run and is not measured here yet.")
+            f"and a lower Frechet distance for {better} of {len(fd)} samplers."
+            + ("" if "better" in results else " A separately trained recipe (likelihood weighting with "
+               "importance-sampled time, dequantization) needs another run and is not measured here yet."))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -340,12 +443,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(ROOT / "docs" / "reproduction"))
     parser.add_argument("--results", default=str(RESULTS))
     parser.add_argument("--render-only", action="store_true", help="rewrite the page from --results")
+    parser.add_argument("--better", default="mnist-likelihood", help="shipped model of the better recipe")
+    parser.add_argument("--better-only", action="store_true",
+                        help="measure only the better recipe (beside the tutorial model) into --results")
     parser.add_argument("--quick", action="store_true", help="toy sizes, for the test suite")
     args = parser.parse_args(argv)
     args.argv = list(argv if argv is not None else __import__("sys").argv[1:])
     torch.set_num_threads(min(2, torch.get_num_threads()))
     if args.render_only:
         results = json.loads(Path(args.results).read_text())
+    elif args.better_only:
+        results = json.loads(Path(args.results).read_text())
+        results["better"] = measure_better(args, results)
+        results["better"]["command"] = "python -m benchmarks.mnist_report " + " ".join(args.argv)
+        Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
     else:
         results = measure(args)
         Path(args.results).parent.mkdir(parents=True, exist_ok=True)
