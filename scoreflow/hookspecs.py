@@ -72,3 +72,20 @@ HOOKS_BY_KIND: dict[str, str] = {
     "schedule": "scoreflow_register_schedules",
     "pretrained": "scoreflow_register_pretrained",
 }
+
+#: The interface a component of each kind implements, as ``"module:Class"`` (imported when first needed, so
+#: the plugin layer does not import the component layers it serves). ``Registry.resolve`` passes instances
+#: of these through and refuses anything else.
+BASES_BY_KIND: dict[str, tuple[str, ...]] = {
+    "sde": ("scoreflow.sde.base:SDE",),
+    "score_net": ("scoreflow.models.base:ScoreNet",),
+    "predictor": ("scoreflow.sampling.base:Predictor", "scoreflow.sampling.base:TrajectorySolver"),
+    "corrector": ("scoreflow.sampling.base:Corrector",),
+    "ode_solver": ("scoreflow.flow.solvers:ODESolver",),
+    "dataset": ("scoreflow.data.base:TensorData",),
+    "schedule": ("scoreflow.sampling.schedules:Schedule",),
+    "pretrained": ("scoreflow.pretrained:PretrainedModel",),
+}
+
+#: The built-in components' plugin module, registered by name like any other plugin.
+BUILTIN_MODULE = "scoreflow.builtin"

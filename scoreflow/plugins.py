@@ -13,6 +13,8 @@ Environment controls (each also a constructor argument):
 
 from __future__ import annotations
 
+import importlib
+
 import importlib.metadata
 import os
 import warnings
@@ -62,19 +64,6 @@ class PluginInfo:
     hooks: tuple[str, ...]
     components: dict[str, tuple[str, ...]]
     failure: str | None = None
-
-
-def _base_classes() -> dict[str, type | tuple[type, ...]]:
-    from scoreflow.data.base import TensorData
-    from scoreflow.flow.solvers import ODESolver
-    from scoreflow.models.base import ScoreNet
-    from scoreflow.pretrained import PretrainedModel
-    from scoreflow.sampling.base import Corrector, Predictor, TrajectorySolver
-    from scoreflow.sampling.schedules import Schedule
-    from scoreflow.sde.base import SDE
-
-    return {"sde": SDE, "score_net": ScoreNet, "predictor": (Predictor, TrajectorySolver), "corrector": Corrector, "ode_solver": ODESolver,
-            "dataset": TensorData, "pretrained": PretrainedModel, "schedule": Schedule}
 
 
 class PluginHost:
@@ -137,9 +126,8 @@ class PluginHost:
         if self._loaded:
             return
         self._loaded = True
-        if self._builtins:
-            from scoreflow import builtin
-
+        if self._builtins:  # by name, as entry points are: the plugin layer does not import the components
+            builtin = importlib.import_module(hookspecs.BUILTIN_MODULE)
             self._add_plugin(builtin, BUILTIN_PROVIDER, dist=_own_distribution())
         if self.autoload:
             self._load_entry_points()
@@ -201,9 +189,8 @@ class PluginHost:
         return lines
 
     def _fill_registries(self) -> dict[str, Registry]:
-        bases = _base_classes()
         registries = {
-            kind: Registry(kind, base=bases.get(kind), notes=self._notes)
+            kind: Registry(kind, base=hookspecs.BASES_BY_KIND.get(kind), notes=self._notes)
             for kind in KINDS
         }
         failed: set[str] = set()

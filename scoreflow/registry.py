@@ -88,7 +88,8 @@ class Registry(Generic[T]):
 
     Args:
         kind: The registry kind, used in error messages.
-        base: If given, :meth:`resolve` passes instances of this class through.
+        base: If given, :meth:`resolve` passes instances of this class (or of any of these classes, or of
+            the classes named ``"module:Class"``, imported on first use) through.
         notes: Called when composing an unknown-name error; returns extra lines
             (for example plugins that failed to load).
     """
@@ -97,7 +98,7 @@ class Registry(Generic[T]):
         self,
         kind: str,
         *,
-        base: type | tuple[type, ...] | None = None,
+        base: type | str | tuple[type | str, ...] | None = None,
         notes: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self.kind = kind
@@ -248,11 +249,24 @@ class Registry(Generic[T]):
         """Return ``obj`` itself if it is an instance, else build it by name with ``options``."""
         if isinstance(obj, str):
             return self.create(obj, **options)
-        if self.base is not None and not isinstance(obj, self.base):
-            bases = self.base if isinstance(self.base, tuple) else (self.base,)
+        bases = self._base_types()
+        if bases and not isinstance(obj, bases):
             raise TypeError(f"expected a {self.kind} name or a {' or '.join(b.__name__ for b in bases)} instance, "
                             f"got {type(obj).__name__}")
         return obj
+
+    def _base_types(self) -> tuple[type, ...]:
+        """The base classes, with ``"module:Class"`` names imported."""
+        import importlib
+
+        bases = self.base if isinstance(self.base, tuple) else (() if self.base is None else (self.base,))
+        out = []
+        for base in bases:
+            if isinstance(base, str):
+                module, _, name = base.partition(":")
+                base = getattr(importlib.import_module(module), name)
+            out.append(base)
+        return tuple(out)
 
     def names(self) -> list[str]:
         """Sorted canonical names (each once, even if several providers use it)."""

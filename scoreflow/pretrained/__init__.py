@@ -35,6 +35,8 @@ SHIPPED_SHA256: dict[str, dict[str, str]] = _manifest()
 #: One line about each shipped model (``scoreflow list pretrained``).
 SHIPPED_SUMMARIES: dict[str, str] = {
     "mnist-tutorial": "The classic tutorial's MNIST run (preset mnist-tutorial, 50 epochs on CPU); raw and EMA weights.",
+    "mnist-likelihood": "The tutorial's network trained for likelihood (preset mnist-likelihood: dequantization, "
+                        "likelihood weighting, importance-sampled t, 30 epochs); sample with the EMA weights.",
 }
 
 
