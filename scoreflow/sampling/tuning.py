@@ -177,7 +177,8 @@ def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | S
         sweeps: Rounds of the pattern search (each tries every interior time once or twice).
         generator: For the warm-up draws.
         device: Where to run (default: the model's device).
-        rtol, atol: Tolerances of the teacher's ODE solve.
+        rtol: Relative tolerance of the teacher's ODE solve.
+        atol: Absolute tolerance of the teacher's ODE solve.
         host: Plugin host to resolve names with.
         progress: Called with a line of text after each grid is tuned.
     """
