@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -368,7 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ddp.shutdown(wait=True)
         return code
     except (TrainingInterrupted, SamplingInterrupted) as exc:
-        print(f"scoreflow: {exc}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank stops; one line says so
+            print(f"scoreflow: {exc}", file=sys.stderr)
         return exc.exit_code
     except (ScoreflowError, ValueError, OSError) as exc:  # OSError: a path that cannot be read or written
         print(f"scoreflow: error: {exc}", file=sys.stderr)

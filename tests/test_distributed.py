@@ -74,3 +74,27 @@ def test_two_process_training_and_resume_equal_single_process(tmp_path):
     _torchrun(*like, "--out", str(tmp_path / "l2.json"))
     l1, l2 = (json.loads((tmp_path / f).read_text()) for f in ("l1.json", "l2.json"))
     assert l1["n"] == l2["n"] == 10 and l1["mean_bpd"] == pytest.approx(l2["mean_bpd"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_sigint_to_torchrun_stops_every_rank_after_one_step_and_saves_it(tmp_path):
+    """Ctrl-C on the launcher: it forwards SIGINT to the workers, the ranks agree after the current step,
+    rank 0 saves it, every worker exits 130 with one line saying how to resume, and resume continues."""
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "scoreflow",
+           "train", "--out", str(run), "--steps", "1000000", "--checkpoint-every", "100000", *TRAIN]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / ".lock").exists() and time.time() < deadline:
+        time.sleep(0.2)  # rank 0 takes the run's lock as training starts
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert err.count("saved a checkpoint; continue with the same command and --resume") == 1, err[-3000:]
+    step = load_checkpoint(run)["meta"]["step"]
+    assert 0 < step < 1_000_000
+    _torchrun("train", "--out", str(run), "--steps", str(step + 2), "--resume", *TRAIN)
+    assert load_checkpoint(run)["meta"]["step"] == step + 2

@@ -75,6 +75,16 @@ def mean_across_ranks(value: float) -> float:
     return float(t[0]) / size
 
 
+def max_across_ranks(value: int) -> int:
+    """The largest of an integer over ranks (every rank gets it: a collective, so call it on all ranks)."""
+    rank, size = world()
+    if size == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.int64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t[0])
+
+
 def my_blocks(n_blocks: int) -> list[int]:
     """Block indices this rank handles: ``rank, rank + world, ...``."""
     rank, size = world()

@@ -288,9 +288,10 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss:.2f}", img_s=f"{rate:.0f}")
             if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < total:
                 self.save()
-            if self._stop_signal is not None:
+            signum = ddp.max_across_ranks(self._stop_signal or 0)  # every rank stops after the same step
+            if signum:
                 bar.close()
-                self._interrupted()
+                self._interrupted(signum)
         bar.close()
         elapsed = time.perf_counter() - start
         self.save()
@@ -302,12 +303,12 @@ class Trainer:
 
     _stop_signal: int | None = None
 
-    def _interrupted(self) -> None:
-        """Save the current step and stop (called after the step during which a signal arrived)."""
+    def _interrupted(self, signum: int) -> None:
+        """Save the current step and stop (called on every rank after the step during which a signal arrived
+        on any of them)."""
         import signal
 
         self.save()
-        signum = self._stop_signal
         name = signal.Signals(signum).name
         raise TrainingInterrupted(
             f"{name} at step {self.step}: saved a checkpoint; continue with the same command and --resume",
@@ -316,12 +317,13 @@ class Trainer:
 
 @contextlib.contextmanager
 def _signals_stop(trainer: Trainer):
-    """While training, SIGINT/SIGTERM ask the loop to save and stop after the current step
-    (single process, main thread; under torchrun the launcher handles signals)."""
+    """While training, SIGINT/SIGTERM ask the loop to save and stop after the current step (main thread).
+    Under torchrun the launcher forwards the signal to every worker; the ranks agree after each step (a
+    max over ranks), so all stop after the same step and rank 0 saves it."""
     import signal
     import threading
 
-    if ddp.world()[1] > 1 or threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
 
