@@ -24,8 +24,19 @@ def test_mnist_tutorial_preset_is_the_tutorials_recipe():
     assert config.weight_decay == 0 and config.warmup == 0
 
 
+def test_mnist_likelihood_preset_changes_only_the_documented_fields():
+    """The better recipe is the tutorial's run with dequantization, likelihood weighting with importance-sampled
+    time, and 30 of the 50 epochs; everything else (network, SDE, optimizer, batch, lr, eps, EMA) is the same."""
+    tutorial, better = load_preset("mnist-tutorial").train, load_preset("mnist-likelihood").train
+    changed = {k for k in tutorial.keys() | better.keys() if tutorial.get(k) != better.get(k)}
+    assert changed == {"dequantize", "weighting", "importance_sampling", "epochs"}
+    config = TrainConfig.from_dict(better)
+    assert config.dequantize and config.weighting == "likelihood" and config.importance_sampling
+    assert config.epochs == 30 and config.ema_decay == 0.999
+
+
 def test_unknown_preset_names_the_known_ones():
-    with pytest.raises(UnknownPresetError, match="'mnist-tutorail'.*Available: mnist-tutorial"):
+    with pytest.raises(UnknownPresetError, match="'mnist-tutorail'.*Available: mnist-likelihood, mnist-tutorial"):
         load_preset("mnist-tutorail")
 
 
