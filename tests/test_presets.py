@@ -129,7 +129,7 @@ def test_cli_lists_presets_and_refuses_unknown_ones(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "mnist-tutorial" in out and "batch_size = 32" in out
     assert main(["train", "--preset", "nope", "--out", str(tmp_path)]) == 2
-    assert "Unknown preset 'nope'. Available: mnist-tutorial" in capsys.readouterr().err
+    assert "Unknown preset 'nope'. Available: mnist-likelihood, mnist-tutorial" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not __import__("pathlib").Path(__file__).resolve().parents[2].joinpath(
