@@ -20,6 +20,8 @@ from scoreflow.oracles import mixture_report
 TORCHSDE_METHODS = ("euler", "milstein", "srk", "heun", "midpoint", "euler_heun")
 FIXED_ODE = ("euler", "midpoint", "heun3", "rk4")
 ADAPTIVE_ODE_TOLS = (1e-2, 1e-3, 1e-4, 1e-5)
+#: Tuned grids are a few-step tool: ``name@tuned`` variants run at budgets up to this many evaluations.
+TUNED_MAX_BUDGET = 20
 
 
 @attrs.frozen
@@ -112,6 +114,8 @@ def run_suite(oracle: Oracle, budgets: tuple[int, ...], n: int, host: sf.PluginH
             continue
         slope, intercept = nfe_per_step(variant, dim)
         for budget in budgets:
+            if variant.family == "tuned" and budget > TUNED_MAX_BUDGET:
+                continue
             steps = int((budget - intercept) // slope) if slope > 0 else 0
             if steps < 1:
                 continue

@@ -50,8 +50,12 @@ def test_quick_benchmarks_are_complete_and_correct(tmp_path):
     names = {v.name for v in variants(sf.PluginHost(autoload=True), ring(1000))}
     measured = {(q["sampler"], q["budget"]) for q in record["quality"] if q["oracle"] == "ring-2d"}
     adaptive = {"gotta_go_fast"}  # its NFE follows its tolerances, not a budget: one row of its own
-    for name in names - adaptive:
+    tuned = {n for n in names if n.endswith("@tuned")}  # few-step only: measured up to NFE 20
+    assert tuned, "the step-wise ODE solvers also run on tuned grids"
+    for name in names - adaptive - tuned:
         assert (name, 100) in measured, f"{name} missing at NFE 100"
+    for name in tuned:
+        assert (name, 20) in measured and (name, 100) not in measured, name
     if adaptive & names:
         assert any(q["sampler"] == "gotta_go_fast(default tol)" for q in record["quality"])
     at100 = {q["sampler"]: q for q in record["quality"] if q["budget"] == 100 and "error" not in q}
