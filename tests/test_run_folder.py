@@ -56,10 +56,17 @@ def test_temporary_folders_of_interrupted_saves_are_cleaned_on_the_next_start(tm
     assert not stale.exists() and load_checkpoint(tmp_path)["meta"]["step"] == 4
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT back to its default. A shell that starts a job in the background (`cmd &`) sets
+    SIGINT to ignored, and Python then never installs its KeyboardInterrupt handler; a user's terminal does not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_training(out, steps: int = 100_000) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "scoreflow", "train", "--out", str(out), "--steps", str(steps),
-                             *TINY_ARGS], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             *TINY_ARGS], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -90,7 +97,8 @@ def test_a_signal_during_sampling_writes_the_finished_blocks_and_says_so(tmp_pat
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "scoreflow", "sample", "--checkpoint", str(run), "--num-samples",
                              "100000", "--batch-size", "8", "--num-steps", "50", "--out", str(tmp_path / "s"),
-                             "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     deadline = time.monotonic() + 120
     while not (tmp_path / "s").exists() and time.monotonic() < deadline:  # --out is created just before sampling
         time.sleep(0.1)

@@ -52,5 +52,6 @@ def test_cli_lists_plugins_as_json():
     assert rows["vp"]["components"] == {"sde": ["vp", "subvp"], "predictor": ["ancestral"]}
     if "fast" in rows:
         assert rows["fast"]["components"]["predictor"] == [
-            "edm_heun", "dpm_solver_2", "dpm_solver_3", "dpmpp_2m", "unipc", "gotta_go_fast"]
+            "edm_heun", "dpm_solver_2", "dpm_solver_3", "dpmpp_2m", "dpmpp_3m", "ipndm", "deis", "unipc",
+            "gotta_go_fast"]
         assert rows["fast"]["components"]["corrector"] == ["ald"]
