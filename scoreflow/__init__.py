@@ -29,6 +29,7 @@ from scoreflow.flow import (
 )
 from scoreflow.hookspecs import hookimpl
 from scoreflow.models import MLP, ScoreNet, UNet, make_score_fn
+from scoreflow.models.classifier import ConvClassifier, MLPClassifier, NoiseConditionalClassifier, classifier_fn
 from scoreflow.oracles import GaussianMixture
 from scoreflow.pretrained import PretrainedModel, load_pretrained
 from scoreflow.plugins import PluginHost, available, create, get_host, set_host
@@ -50,13 +51,17 @@ from scoreflow.sampling import (
     TorchsdeSolver,
     TrajectorySolver,
 )
+from scoreflow.sampling.conditioning import ClassifierGuidance, Condition, Inpaint, SMCInpaint, named_mask
 from scoreflow.sampling.tuning import TunedSchedule, tune_schedule
+from scoreflow.training.classifier import load_classifier, save_classifier, train_noise_classifier
 from scoreflow.sde import SDE, VESDE, ReverseSDE
 
 __version__ = "0.1.0"
 """The installed version of scoreflow (also ``importlib.metadata.version("scoreflow")``)."""
 
 __all__ = [
+    "ClassifierGuidance", "Condition", "ConvClassifier", "Inpaint", "MLPClassifier", "NoiseConditionalClassifier",
+    "SMCInpaint", "classifier_fn", "load_classifier", "named_mask", "save_classifier", "train_noise_classifier",
     "MLP", "SDE", "VESDE", "AmbiguousComponentError", "CheckpointError", "Corrector", "DroppedOptionsError", "DuplicateComponentError", "Entry",
     "EulerMaruyama", "GaussianMixture", "IncompatibleComponentsError", "Langevin", "LikelihoodResult",
     "NoneCorrector", "NonFiniteError", "NonePredictor", "ODEResult", "ODESolver", "PluginError", "PluginHost",

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 from scoreflow.data import sources
 from scoreflow.flow.solvers import ADAPTIVE_METHODS, FIXED_METHODS, TorchdiffeqSolver
 from scoreflow.hookspecs import hookimpl
+from scoreflow.models.classifier import ConvClassifier, MLPClassifier
 from scoreflow.models.mlp import MLP
 from scoreflow.models.unet import UNet
 from scoreflow.pretrained import SHIPPED_SHA256, SHIPPED_SUMMARIES, PretrainedModel
+from scoreflow.sampling.conditioning import ClassifierGuidance, Inpaint, SMCInpaint
 from scoreflow.sampling.correctors import Langevin, NoneCorrector
 from scoreflow.sampling.predictors import EulerMaruyama, NonePredictor, ReverseDiffusion
 from scoreflow.sampling.schedules import Karras, LogSigma, UniformSigma, UniformT
@@ -83,3 +85,19 @@ def scoreflow_register_pretrained(registry: Registry) -> None:
     for name, sha256 in SHIPPED_SHA256.items():
         registry.add(name, functools.partial(PretrainedModel.shipped, "scoreflow.pretrained", name, sha256),
                      summary=SHIPPED_SUMMARIES.get(name, ""))
+
+
+@hookimpl
+def scoreflow_register_conditions(registry: Registry) -> None:
+    registry.add("inpaint", Inpaint, aliases=("impute",),
+                 summary="Fill in entries where mask is False (known, mask); Song et al. 2021, app. I.")
+    registry.add("inpaint_smc", SMCInpaint, aliases=("smcdiff",),
+                 summary="Inpainting by sequential Monte Carlo over the batch's particles: exact as they grow.")
+    registry.add("classifier_guidance", ClassifierGuidance, aliases=("guidance",),
+                 summary="Add scale * grad log p_t(y | x) of a noise-conditional classifier (classifier, labels).")
+
+
+@hookimpl
+def scoreflow_register_classifiers(registry: Registry) -> None:
+    registry.add("conv", ConvClassifier, summary="Small noise-conditional CNN for images (classifier guidance).")
+    registry.add("mlp", MLPClassifier, summary="Noise-conditional MLP for flat data (dim, n_classes).")

@@ -101,12 +101,15 @@ def _add_train(sub) -> None:
     p.set_defaults(func=_run("train"))
 
 
-def _add_sampling_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
+def _add_sampler_options(p: argparse.ArgumentParser, *, ode: bool = True) -> None:
+    """The options that build a :class:`~scoreflow.Sampler` (and, with ``ode``, probability-flow sampling)."""
+    p.add_argument("--checkpoint", required=True, help="run folder, checkpoint folder or shipped model name")
     p.add_argument("--predictor", default="euler", help="predictor name (default: %(default)s)")
     p.add_argument("--corrector", default="langevin", help="corrector name or 'none' (default: %(default)s)")
     p.add_argument("--predictor-options", type=_json_object, default={}, help="JSON options for the predictor")
-    p.add_argument("--ode-solver", default=None, help="sample with the probability-flow ODE and this solver instead")
+    if ode:
+        p.add_argument("--ode-solver", default=None,
+                       help="sample with the probability-flow ODE and this solver instead")
     p.add_argument("--num-steps", type=_positive_int, default=500, help="predictor steps (default: %(default)s)")
     p.add_argument("--snr", type=float, default=0.15,
                    help="corrector signal-to-noise ratio (default: %(default)s, the tutorial's)")
@@ -116,12 +119,12 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
                                                     "SDE's, uniform_t for the built-ins)")
     p.add_argument("--schedule-options", type=_json_object, default={},
                    help='JSON options of the schedule, e.g. \'{"rho": 7}\' for karras')
-    p.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance of adaptive ODE solvers "
-                                                            "(default: %(default)s)")
-    p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance of adaptive ODE solvers "
-                                                            "(default: %(default)s)")
+    if ode:
+        p.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance of adaptive ODE solvers "
+                                                                "(default: %(default)s)")
+        p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance of adaptive ODE solvers "
+                                                                "(default: %(default)s)")
     p.add_argument("--n-steps", type=int, default=1, help="corrector steps per level (default: %(default)s)")
-    p.add_argument("--num-samples", type=_positive_int, default=64, help="how many samples (default: %(default)s)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="samples per batch (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
@@ -131,11 +134,31 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
                                                     "the folder a checkpoint was trained from is never used)")
 
 
+def _add_sampling_options(p: argparse.ArgumentParser) -> None:
+    _add_sampler_options(p)
+    p.add_argument("--num-samples", type=_positive_int, default=64, help="how many samples (default: %(default)s)")
+    p.add_argument("--class", dest="class_label", type=int, default=None,
+                   help="sample this class with classifier guidance (needs --classifier)")
+    p.add_argument("--classifier", default=None, help="noise-conditional classifier folder (from `scoreflow "
+                                                      "train-classifier`) for --class")
+    p.add_argument("--guidance-scale", type=float, default=1.0,
+                   help="classifier guidance scale (default: %(default)s, the exact conditional score)")
+
+
 def _run(name: str):
     def call(args: argparse.Namespace) -> int:
         from scoreflow import commands
 
         return getattr(commands, name)(args)
+
+    return call
+
+
+def _run_conditional(name: str):
+    def call(args: argparse.Namespace) -> int:
+        from scoreflow import conditional_commands
+
+        return getattr(conditional_commands, name)(args)
 
     return call
 
@@ -257,6 +280,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_options(p)
     p.add_argument("--out", default="samples", help="output folder (default: %(default)s)")
     p.set_defaults(func=_run("sample"))
+    p = sub.add_parser("train-classifier", help="train a noise-conditional classifier on a run's dataset and SDE "
+                                                "(for sample --class)")
+    p.add_argument("--checkpoint", required=True, help="run folder, checkpoint or shipped model: its SDE and dataset")
+    p.add_argument("--out", required=True, help="classifier folder (classifier.safetensors + classifier.json)")
+    p.add_argument("--overwrite", action="store_true", help="replace a classifier already in --out")
+    p.add_argument("--model", default="conv", help="classifier name (see `scoreflow list classifier`; default: "
+                                                   "%(default)s)")
+    p.add_argument("--model-options", type=_json_object, default={}, help="JSON options of the classifier")
+    p.add_argument("--epochs", type=_positive_int, default=5, help="passes over the data (default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive_int, default=128, help="batch size (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default: %(default)s)")
+    p.add_argument("--eps", type=float, default=None, help="smallest training time (default: the run's)")
+    p.add_argument("--data-dir", default=None, help="the dataset's folder (default: the dataset's own location)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_run_conditional("train_classifier"))
+    p = sub.add_parser("inpaint", help="fill in masked parts of images with a trained model (Song et al. 2021); "
+                                       "writes inpaint.png and inpaint.safetensors")
+    _add_sampler_options(p, ode=False)
+    p.add_argument("--images", nargs="+", required=True,
+                   help="'test' or 'train' (images of the checkpoint's dataset, see --count/--start) or PNG files")
+    p.add_argument("--mask", required=True, help="bottom-half, top-half, left-half, right-half, center, random:P "
+                                                 "(fraction P known) or a PNG (white = known)")
+    p.add_argument("--count", type=_positive_int, default=16, help="images of the split (default: %(default)s)")
+    p.add_argument("--start", type=int, default=0, help="first image of the split (default: %(default)s)")
+    p.add_argument("--out", default="inpaint", help="output folder (default: %(default)s)")
+    p.set_defaults(func=_run_conditional("inpaint"))
     p = sub.add_parser("tune-schedule", help="tune time grids for one sampler and NFE budgets on a model "
                                              "(stored with the run; sample with --schedule tuned)")
     p.add_argument("--checkpoint", required=True, help="run folder, checkpoint folder or shipped model name")

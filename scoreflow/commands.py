@@ -56,7 +56,8 @@ def checkpoint_location(text: str) -> str:
                           f"Pretrained models: {', '.join(names) or '(none installed)'}.")
 
 
-def _sampler_from_args(args: argparse.Namespace):
+def _sampler_from_args(args: argparse.Namespace, **condition: Any):
+    """The :class:`~scoreflow.Sampler` of the sampling options; ``condition``: its condition keywords."""
     from scoreflow.sampling.sampler import Sampler
 
     corrector = None if args.corrector in (None, "none") else args.corrector
@@ -70,13 +71,15 @@ def _sampler_from_args(args: argparse.Namespace):
             options.setdefault("predictor", get_host().predictors.get(args.predictor).name)
         extra.update(schedule=args.schedule, schedule_options=options)
     return Sampler(predictor=args.predictor, corrector=corrector, num_steps=args.num_steps, snr=args.snr,
-                   n_steps=args.n_steps, predictor_options=args.predictor_options, **extra)
+                   n_steps=args.n_steps, predictor_options=args.predictor_options, **extra, **condition)
 
 
 def _sampling_plan(args: argparse.Namespace, sde):
     """The sampler (or ODE options) the arguments ask for, checked against ``sde`` before any sampling."""
+    from scoreflow.conditional_commands import guidance_condition
     from scoreflow.flow.probability_flow import resolve_solver
 
+    condition = guidance_condition(args, sde)  # --class with --ode-solver is refused here
     if args.ode_solver and (args.schedule is not None or args.predictor_options):
         raise ValueError("--schedule and --predictor-options apply to predictor-corrector sampling, not to "
                          f"--ode-solver {args.ode_solver} (its options: --rtol, --atol, --eps)")
@@ -87,7 +90,7 @@ def _sampling_plan(args: argparse.Namespace, sde):
         if not 0 < eps < sde.T:
             raise ValueError(f"--eps must lie in (0, T={sde.T}), got {eps!r}")
         return None, ode_options
-    sampler = _sampler_from_args(args)
+    sampler = _sampler_from_args(args, **condition)
     sampler.check(sde)  # an incompatible predictor or corrector fails before any batch starts
     return sampler, ode_options
 

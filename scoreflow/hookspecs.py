@@ -61,6 +61,16 @@ def scoreflow_register_pretrained(registry: Registry) -> None:
     """Add pretrained models: factories returning :class:`scoreflow.pretrained.PretrainedModel`."""
 
 
+@hookspec
+def scoreflow_register_conditions(registry: Registry) -> None:
+    """Add conditions (:class:`scoreflow.Condition`) that steer sampling: inpainting, guidance, ..."""
+
+
+@hookspec
+def scoreflow_register_classifiers(registry: Registry) -> None:
+    """Add noise-conditional classifiers: factories returning :class:`scoreflow.NoiseConditionalClassifier`."""
+
+
 #: Registry kind -> the hook that fills it.  One row per extension kind.
 HOOKS_BY_KIND: dict[str, str] = {
     "sde": "scoreflow_register_sdes",
@@ -71,6 +81,8 @@ HOOKS_BY_KIND: dict[str, str] = {
     "dataset": "scoreflow_register_datasets",
     "schedule": "scoreflow_register_schedules",
     "pretrained": "scoreflow_register_pretrained",
+    "condition": "scoreflow_register_conditions",
+    "classifier": "scoreflow_register_classifiers",
 }
 
 #: The interface a component of each kind implements, as ``"module:Class"`` (imported when first needed, so
@@ -85,6 +97,8 @@ BASES_BY_KIND: dict[str, tuple[str, ...]] = {
     "dataset": ("scoreflow.data.base:TensorData",),
     "schedule": ("scoreflow.sampling.schedules:Schedule",),
     "pretrained": ("scoreflow.pretrained:PretrainedModel",),
+    "condition": ("scoreflow.sampling.conditioning:Condition",),
+    "classifier": ("scoreflow.models.classifier:NoiseConditionalClassifier",),
 }
 
 #: The built-in components' plugin module, registered by name like any other plugin.

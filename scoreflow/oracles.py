@@ -122,6 +122,57 @@ class GaussianMixture:
 
         return exact_score
 
+    def _groups(self, groups: torch.Tensor | Sequence[int] | None) -> torch.Tensor:
+        k = len(self.weights)
+        if groups is None:
+            return torch.arange(k)
+        groups = torch.as_tensor(groups)
+        if groups.shape != (k,) or groups.is_floating_point() or (groups < 0).any():
+            raise ValueError(f"groups must give a non-negative class label to each of the {k} components, "
+                             f"got {groups.tolist()}")
+        return groups.long()
+
+    def label_classifier(self, sde: SDE, groups: torch.Tensor | Sequence[int] | None = None):
+        """The exact noise-conditional classifier ``(x, t) -> log p_t(y | x)`` (logits ``(B, n_classes)``) of
+        the class labels ``groups[k]`` of the components (default: each component is its own class)."""
+        groups = self._groups(groups)
+        n_classes = int(groups.max()) + 1
+
+        def exact_classifier(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            logits, *_ = self._logits(x, t, sde)
+            # log-sum-exp per class without underflow: subtract the row maximum first
+            top = logits.max(dim=1, keepdim=True).values
+            summed = torch.zeros(x.shape[0], n_classes, dtype=logits.dtype, device=logits.device)
+            summed = summed.index_add(1, groups.to(x.device), (logits - top).exp())
+            return (summed.log() + top).to(x.dtype)
+
+        return exact_classifier
+
+    def given_label(self, label: int, groups: torch.Tensor | Sequence[int] | None = None) -> GaussianMixture:
+        """``p(x | y = label)``: the components of that class, reweighted."""
+        groups = self._groups(groups)
+        keep = groups == int(label)
+        if not keep.any():
+            raise ValueError(f"no component has label {label!r}; labels: {sorted(set(groups.tolist()))}")
+        return GaussianMixture(self.means[keep], self.stds[keep], self.weights[keep])
+
+    def given_entries(self, mask: torch.Tensor, values: torch.Tensor) -> GaussianMixture:
+        """``p(x_unknown | x_known = values)``, a mixture over the entries where ``mask`` (event-shaped, True =
+        known) is False, flattened: isotropic components factorise, so component ``k``'s weight becomes
+        ``w_k N(values; mu_k,known, s_k^2 I)`` and its unknown part stays ``N(mu_k,unknown, s_k^2 I)``."""
+        mask = torch.as_tensor(mask, dtype=torch.bool).reshape(-1)
+        values = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+        if mask.numel() != self.dim or values.numel() != self.dim:
+            raise ValueError(f"mask and values need one entry per dimension ({self.dim}), got "
+                             f"{mask.numel()} and {values.numel()}")
+        if mask.all() or not mask.any():
+            raise ValueError("the mask must mark some entries known and some unknown")
+        mu = self.means.reshape(len(self.weights), -1)
+        d2 = ((mu[:, mask] - values[mask]) ** 2).sum(1)
+        n_known = int(mask.sum())
+        log_w = torch.log(self.weights) - 0.5 * n_known * torch.log(2 * math.pi * self.stds**2) - d2 / (2 * self.stds**2)
+        return GaussianMixture(mu[:, ~mask], self.stds, torch.softmax(log_w, 0))
+
     def entropy_estimate(self, n: int = 200_000, *, generator: torch.Generator | None = None) -> float:
         """Monte-Carlo estimate of ``E_p0[log p0(x)]`` (the mean log-density of exact samples)."""
         x, _ = self.sample(n, generator=generator, dtype=torch.float64)

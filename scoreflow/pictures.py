@@ -49,3 +49,32 @@ def save_samples_png(x: torch.Tensor, path: str | Path, *, title: str | None = N
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def save_rows_png(rows: list[tuple[str, torch.Tensor]], path: str | Path, *, title: str | None = None) -> Path:
+    """Labelled rows of images ``(N, C, H, W)`` in ``[0, 1]`` side by side (e.g. inputs, masks, results)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = max(len(x) for _, x in rows)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(min(12, 0.45 * n + 1.2), 0.55 * len(rows) * 1.6 + 0.4),
+                             squeeze=False)
+    for ax, (label, x) in zip(axes[:, 0], rows):
+        x = x.detach().float().cpu().clamp(0, 1)
+        c, h, w = x.shape[1:]
+        canvas = torch.ones(c, h + 2, n * (w + 1) + 1)
+        for i, img in enumerate(x):
+            canvas[:, 1:1 + h, 1 + i * (w + 1): 1 + i * (w + 1) + w] = img
+        ax.imshow((canvas[0] if c == 1 else canvas.permute(1, 2, 0)).numpy(), cmap="gray" if c == 1 else None,
+                  vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(Path(path), dpi=110)
+    plt.close(fig)
+    return Path(path)

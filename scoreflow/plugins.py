@@ -255,6 +255,16 @@ class PluginHost:
         """Registry of pretrained models."""
         return self.registry("pretrained")
 
+    @property
+    def conditions(self) -> Registry:
+        """Registry of sampling conditions (inpainting, guidance)."""
+        return self.registry("condition")
+
+    @property
+    def classifiers(self) -> Registry:
+        """Registry of noise-conditional classifiers."""
+        return self.registry("classifier")
+
     def available(self, kind: str) -> list[str]:
         """Canonical names registered for ``kind``."""
         return self.registry(kind).names()

@@ -118,14 +118,16 @@ def folder(split: str = "train", *, data_dir: str | Path | None = None, channels
 def _toy(name: str, split: str, n: int, seed: int) -> TensorData:
     check_split(split)
     g = torch.Generator().manual_seed(seed + (0 if split == "train" else 1_000_003))
-    x = TOY_SAMPLERS[name](n, g)
-    return TensorData(x.float(), None, "vector", name)
+    out = TOY_SAMPLERS[name](n, g)
+    x, labels = out if isinstance(out, tuple) else (out, None)
+    return TensorData(x.float(), labels, "vector", name)
 
 
-def _ring(n: int, g: torch.Generator) -> torch.Tensor:
+def _ring(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Samples of the 8-mode ring and, as labels, the mode each was drawn from."""
     from scoreflow.oracles import GaussianMixture
 
-    return GaussianMixture.ring().sample(n, generator=g)[0]
+    return GaussianMixture.ring().sample(n, generator=g)
 
 
 def _moons(n: int, g: torch.Generator) -> torch.Tensor:

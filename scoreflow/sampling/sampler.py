@@ -11,6 +11,7 @@ import torch
 from scoreflow.errors import DroppedOptionsError, IncompatibleComponentsError, NonFiniteError
 from scoreflow.models.base import ScoreModel, make_score_fn
 from scoreflow.sampling.base import Corrector, Predictor, SamplingState, TrajectorySolver
+from scoreflow.sampling.conditioning import Condition
 from scoreflow.sampling.schedules import Schedule, check_times, default_schedule_name
 from scoreflow.tensor import check_finite
 from scoreflow.validators import positive_int
@@ -78,6 +79,9 @@ class Sampler:
         denoise: Return the last noise-free mean instead of the noisy state.
         predictor_options: Extra keyword options for a predictor given by name.
         corrector_options: Extra keyword options for a corrector given by name.
+        condition: A condition name or instance (``"inpaint"``, ``"classifier_guidance"``, ...) that steers
+            sampling toward a conditional distribution; ``None`` samples unconditionally.
+        condition_options: Options of a condition given by name (e.g. ``{"known": x, "mask": m}``).
         host: Plugin host to resolve names with (default: :func:`scoreflow.get_host`).
     """
 
@@ -93,10 +97,13 @@ class Sampler:
     schedule: str | Schedule | None = None
     schedule_options: dict[str, Any] = attrs.field(factory=dict)
     times: torch.Tensor | None = attrs.field(default=None, eq=False)
+    condition: str | Condition | None = attrs.field(default=None, eq=False)
+    condition_options: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
     host: PluginHost | None = attrs.field(default=None, repr=False, eq=False)
     _predictor: Predictor | TrajectorySolver = attrs.field(init=False, repr=False, eq=False)
     _corrector: Corrector = attrs.field(init=False, repr=False, eq=False)
     _schedule: Schedule | None = attrs.field(init=False, repr=False, eq=False)
+    _condition: Condition = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         from scoreflow.plugins import get_host
@@ -128,6 +135,20 @@ class Sampler:
             self._schedule = host.schedules.resolve(self.schedule, **self.schedule_options)
         elif self.schedule_options:
             raise DroppedOptionsError("schedule_options given without a schedule")
+        if self.condition is None:
+            if self.condition_options:
+                raise DroppedOptionsError("condition_options given without a condition")
+            self._condition = _Unconditional()
+        else:
+            if not isinstance(self.condition, str) and self.condition_options:
+                raise DroppedOptionsError(f"condition_options {sorted(self.condition_options)} cannot apply to the "
+                                          f"condition instance {type(self.condition).__name__}; set them on it")
+            self._condition = host.conditions.resolve(self.condition, **self.condition_options)
+        if isinstance(self._predictor, TrajectorySolver) and type(self._condition).constrain is not Condition.constrain:
+            raise IncompatibleComponentsError(
+                f"predictor {type(self._predictor).__name__} integrates the whole trajectory and cannot apply "
+                f"condition {type(self._condition).__name__}, which adjusts the state after every step; use a "
+                "step-wise predictor")
         if isinstance(self._predictor, TrajectorySolver) and (self.times is not None or self.schedule is not None):
             raise DroppedOptionsError(
                 f"predictor {type(self._predictor).__name__} integrates the whole trajectory on its own grid and "
@@ -214,49 +235,57 @@ class Sampler:
         """
         shape = check_shape(shape)
         self.check(sde)
+        self._condition.check(shape, sde)
         device = model_device(model, device if device is not None else (generator.device if generator else None))
-        score = _CountingScore(make_score_fn(model, sde))
+        counting = _CountingScore(make_score_fn(model, sde))
+        score = self._condition.guide(counting, sde)
         with torch.no_grad():
             if init is None:
                 x = sde.prior_sampling(shape, generator=generator, device=device, dtype=dtype)
             else:
                 x = _check_init(init, shape)
             if isinstance(self._predictor, TrajectorySolver):
-                x, nfe = self._predictor.solve(
+                x, _ = self._predictor.solve(
                     x, float(self.grid(sde)[0]), self.eps_for(sde), self.num_steps, sde=sde, score=score,
                     generator=generator
                 )
-                check_finite("samples", x)
-                return SampleResult(x, nfe)
-            x, nfe = self._loop(x, sde, score, generator, callback, progress)
+                x = self._condition.finalize(x)
+            else:
+                x = self._loop(x, sde, score, counting, generator, callback, progress)
         check_finite("samples", x)
-        return SampleResult(x, nfe)
+        return SampleResult(x, counting.calls)
 
-    def _loop(self, x, sde, score, generator, callback, progress) -> tuple[torch.Tensor, int]:
+    def _loop(self, x, sde, score, counting, generator, callback, progress) -> torch.Tensor:
         from tqdm.auto import tqdm
 
         times = self.grid(sde, dtype=x.dtype).to(device=x.device, dtype=x.dtype)
-        predictor, corrector = self._predictor, self._corrector
+        predictor, corrector, condition = self._predictor, self._corrector, self._condition
         state = SamplingState(self.grid(sde, dtype=torch.float64) if self.times is None else self.times)
         options = {"state": state} if predictor.stateful else {}
-        x_mean = x
+        x, x_mean = condition.constrain(x, x, times[0].expand(x.shape[0]), sde=sde, generator=generator, state=state,
+                                        after="start")
         steps = tqdm(range(len(times) - 1), desc="sampling", disable=not progress, leave=False)
         for i in steps:
             state.index = i
             t = times[i].expand(x.shape[0])
-            x, x_mean = corrector.step(x, t, sde=sde, score=score, generator=generator)
+            if corrector.nfe_per_step:
+                x, x_mean = corrector.step(x, t, sde=sde, score=score, generator=generator)
+                x, x_mean = condition.constrain(x, x_mean, t, sde=sde, generator=generator, state=state,
+                                                after="corrector")
             dt = float(times[i + 1] - times[i])
             x, x_mean = predictor.step(x, t, dt, sde=sde, score=score, generator=generator, **options)
+            x, x_mean = condition.constrain(x, x_mean, times[i + 1].expand(x.shape[0]), sde=sde,
+                                            generator=generator, state=state)
             if not torch.isfinite(x).all():
                 raise NonFiniteError(
                     f"sampling with {predictor!r} and {corrector!r} produced non-finite values at step "
                     f"{i + 1} of {len(times) - 1} (t={float(times[i]):.6g} -> {float(times[i + 1]):.6g})")
             if callback is not None:
-                callback({"i": i, "t": times[i + 1], "x": x, "x_mean": x_mean, "nfe": score.calls})
+                callback({"i": i, "t": times[i + 1], "x": x, "x_mean": x_mean, "nfe": counting.calls})
         if not self.denoise:
-            return x, score.calls
+            return condition.finalize(x, state)
         finished = predictor.finish(x, sde=sde, score=score, state=state)
-        return (x_mean if finished is None else finished), score.calls
+        return condition.finalize(x_mean if finished is None else finished, state)
 
 
 def _check_init(init: Any, shape: tuple[int, ...]) -> torch.Tensor:
@@ -266,6 +295,10 @@ def _check_init(init: Any, shape: tuple[int, ...]) -> torch.Tensor:
         raise ValueError(f"init has shape {tuple(init.shape)}, expected the sample shape {shape}")
     check_finite("init", init)
     return init.clone()
+
+
+class _Unconditional(Condition):
+    """No condition: every hook leaves the sampler as it is."""
 
 
 class _CountingScore:

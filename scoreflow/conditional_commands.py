@@ -1,0 +1,137 @@
+"""What ``scoreflow train-classifier`` and ``scoreflow inpaint`` do, and the guidance of ``scoreflow sample``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scoreflow.commands import _dataset_from_checkpoint, _sampler_from_args, checkpoint_location, writable_folder
+
+
+def train_classifier(args: argparse.Namespace) -> int:
+    from scoreflow.training import load_trained
+    from scoreflow.training.classifier import accuracy_by_noise_level, save_classifier, train_noise_classifier
+
+    out = Path(args.out)
+    if (out / "classifier.json").exists() and not args.overwrite:
+        raise ValueError(f"{str(out)!r} already holds a classifier; give --overwrite to replace it")
+    writable_folder(out)
+    args.checkpoint = checkpoint_location(args.checkpoint)
+    _, sde, cfg = load_trained(args.checkpoint, ema=False, device="cpu")  # the run's SDE and dataset
+    train, test = _dataset_from_checkpoint(args, "train"), _dataset_from_checkpoint(args, "test")
+    eps = cfg.eps if args.eps is None else args.eps
+    model, options = train_noise_classifier(train, sde, model=args.model, model_options=args.model_options,
+                                            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, eps=eps,
+                                            seed=args.seed, device=args.device, progress=not args.no_progress)
+    accuracy = accuracy_by_noise_level(model.cpu(), test, seed=args.seed)
+    info = {"dataset": cfg.dataset, "data_shape": list(train.sample_shape), "epochs": args.epochs,
+            "sde": cfg.sde, "sde_options": cfg.sde_options, "eps": eps, "trained_from": str(args.checkpoint),
+            "test_accuracy_by_noise_level": accuracy}
+    save_classifier(out, model, name=args.model, options=options, info=info)
+    print(json.dumps({"test_accuracy_by_noise_level": accuracy}, indent=2))
+    print(f"wrote {out / 'classifier.safetensors'} and {out / 'classifier.json'}")
+    return 0
+
+
+def guidance_condition(args: argparse.Namespace, sde: Any) -> dict[str, Any]:
+    """``Sampler`` keywords for ``--class/--classifier/--guidance-scale`` (empty without ``--class``)."""
+    from scoreflow.models.classifier import classifier_fn
+    from scoreflow.sampling.conditioning import ClassifierGuidance
+    from scoreflow.training.classifier import load_classifier
+
+    label = getattr(args, "class_label", None)
+    if label is None:
+        if getattr(args, "classifier", None):
+            raise ValueError("--classifier given without --class (the label to guide toward)")
+        return {}
+    if not args.classifier:
+        raise ValueError("--class needs --classifier (a folder written by `scoreflow train-classifier`)")
+    if args.ode_solver:
+        raise ValueError(f"--class guides predictor-corrector sampling; it cannot apply to --ode-solver "
+                         f"{args.ode_solver}")
+    model, _ = load_classifier(args.classifier, device=args.device)
+    if not 0 <= label < model.n_classes:
+        raise ValueError(f"--class {label} is not a class of {args.classifier!r} (allowed: 0..{model.n_classes - 1})")
+    return {"condition": ClassifierGuidance(classifier_fn(model, sde), label, scale=args.guidance_scale)}
+
+
+def _load_images(args: argparse.Namespace, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The images to inpaint: the first ``--count`` of a split of the checkpoint's dataset, or PNG files."""
+    if len(args.images) == 1 and args.images[0] in ("test", "train"):
+        data = _dataset_from_checkpoint(args, args.images[0])
+        start = args.start
+        if not 0 <= start < len(data):
+            raise ValueError(f"--start {start} is outside the {args.images[0]} split of {len(data)} images")
+        sl = slice(start, start + args.count)
+        return data.x[sl], None if data.labels is None else data.labels[sl]
+    return torch.stack([_read_png(p, shape) for p in args.images]), None
+
+
+def _read_png(path: str, shape: tuple[int, ...]) -> torch.Tensor:
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    c, h, w = shape
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if c == 1 else "RGB")
+            if img.size != (w, h):
+                raise ValueError(f"{path}: image is {img.size[0]}x{img.size[1]}, the model's images are {w}x{h}")
+            arr = np.asarray(img, dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"{path}: not a readable image ({exc})") from None
+    x = torch.from_numpy(arr.copy())
+    return x[None] if c == 1 else x.permute(2, 0, 1)
+
+
+def _mask(spec: str, shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    from scoreflow.sampling.conditioning import named_mask
+
+    if spec.lower().endswith(".png"):  # white = known
+        return _read_png(spec, (1, *shape[1:])).expand(shape) > 0.5
+    return named_mask(spec, shape, generator=torch.Generator().manual_seed(seed))
+
+
+def inpaint(args: argparse.Namespace) -> int:
+    from safetensors.torch import save_file
+
+    from scoreflow.pictures import save_rows_png
+    from scoreflow.training import load_checkpoint, load_trained
+
+    args.checkpoint_given, args.checkpoint = args.checkpoint, checkpoint_location(args.checkpoint)
+    model, sde, _ = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
+    shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])
+    if len(shape) != 3:
+        raise ValueError(f"inpaint works on image models; this checkpoint's samples have shape {shape}")
+    args.ode_solver = None
+    base = _sampler_from_args(args)
+    base.check(sde)
+    images, labels = _load_images(args, shape)
+    mask = _mask(args.mask, shape, args.seed)
+    out = writable_folder(args.out)
+    results = []
+    for i in range(0, len(images), args.batch_size):
+        known = images[i:i + args.batch_size].to(args.device)
+        sampler = _sampler_from_args(args, condition="inpaint",
+                                     condition_options={"known": known, "mask": mask.to(args.device)})
+        g = torch.Generator(args.device).manual_seed(args.seed + i)
+        results.append(sampler.sample(model, sde, tuple(known.shape), generator=g,
+                                      progress=not args.no_progress).samples.cpu())
+    filled = torch.cat(results)
+    shown = images.clone()
+    shown[:, ~mask] = 0.5
+    save_file({"images": images.contiguous(), "mask": mask.contiguous(), "inpainted": filled.contiguous(),
+               **({} if labels is None else {"labels": labels.contiguous()})}, str(out / "inpaint.safetensors"))
+    n = min(len(images), 16)
+    save_rows_png([("original", images[:n]), ("input", shown[:n]), ("inpainted", filled[:n])],
+                  out / "inpaint.png", title=f"mask {args.mask}, {base.predictor_obj.__class__.__name__} "
+                                             f"{base.num_steps} steps")
+    print(f"inpainted {len(filled)} images: {out / 'inpaint.png'} and {out / 'inpaint.safetensors'}")
+    return 0
+
+
+__all__ = ["guidance_condition", "inpaint", "train_classifier"]

@@ -1,0 +1,105 @@
+"""`scoreflow train-classifier`, `scoreflow inpaint` and `scoreflow sample --class` end to end on tiny runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from scoreflow.cli import main
+
+TINY_ARGS = ["--dataset", "digits", "--model-options", '{"channels": [8, 16, 16, 16], "embed_dim": 16}',
+             "--batch-size", "16", "--steps", "4", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "digits"
+    assert main(["train", "--out", str(run), *TINY_ARGS]) == 0
+    clf = run.parent / "clf"
+    assert main(["train-classifier", "--checkpoint", str(run), "--out", str(clf), "--epochs", "1",
+                 "--model-options", '{"channels": [8, 8, 8], "embed_dim": 16}', "--no-progress"]) == 0
+    return run, clf
+
+
+def test_train_classifier_writes_weights_and_accuracy_per_noise_level(digits_run, capsys):
+    _, clf = digits_run
+    meta = json.loads((clf / "classifier.json").read_text())
+    assert meta["classifier"] == "conv" and meta["options"]["n_classes"] == 10 and meta["dataset"] == "digits"
+    assert set(meta["test_accuracy_by_noise_level"]) == {"0", "0.1", "0.5", "1", "2", "5"}
+    assert all(0 <= a <= 1 for a in meta["test_accuracy_by_noise_level"].values())
+    # a second run into the same folder is refused, with --overwrite it replaces it
+    run, _ = digits_run
+    assert main(["train-classifier", "--checkpoint", str(run), "--out", str(clf), "--epochs", "1"]) == 2
+    assert "already holds a classifier" in capsys.readouterr().err
+
+
+def test_sample_with_class_guidance(digits_run, tmp_path):
+    run, clf = digits_run
+    out = tmp_path / "s"
+    assert main(["sample", "--checkpoint", str(run), "--class", "3", "--classifier", str(clf), "--guidance-scale",
+                 "2", "--num-samples", "4", "--num-steps", "5", "--out", str(out), "--no-progress"]) == 0
+    samples = load_file(str(out / "samples.safetensors"))["samples"]
+    assert samples.shape == (4, 1, 8, 8) and torch.isfinite(samples).all()
+
+
+@pytest.mark.parametrize(("argv", "match"), [
+    (["--class", "3"], "--class needs --classifier"),
+    (["--classifier", "CLF"], "--classifier given without --class"),
+    (["--class", "12", "--classifier", "CLF"], r"--class 12 is not a class .* \(allowed: 0..9\)"),
+    (["--class", "3", "--classifier", "CLF", "--ode-solver", "rk4"], "cannot apply to --ode-solver rk4"),
+    (["--class", "3", "--classifier", "/nonexistent/clf"], "no classifier at"),
+])
+def test_bad_guidance_options_are_named(digits_run, tmp_path, capsys, argv, match):
+    import re
+
+    run, clf = digits_run
+    argv = [str(clf) if a == "CLF" else a for a in argv]
+    assert main(["sample", "--checkpoint", str(run), "--num-samples", "2", "--num-steps", "2",
+                 "--out", str(tmp_path / "x"), *argv]) == 2
+    assert re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("mask", ["bottom-half", "left-half", "random:0.5"])
+def test_inpaint_test_images(digits_run, tmp_path, mask):
+    run, _ = digits_run
+    out = tmp_path / "inp"
+    assert main(["inpaint", "--checkpoint", str(run), "--images", "test", "--count", "5", "--mask", mask,
+                 "--num-steps", "5", "--batch-size", "3", "--out", str(out), "--no-progress"]) == 0
+    saved = load_file(str(out / "inpaint.safetensors"))
+    assert saved["inpainted"].shape == saved["images"].shape == (5, 1, 8, 8) and saved["labels"].shape == (5,)
+    known = saved["mask"].expand_as(saved["images"])
+    assert torch.equal(saved["inpainted"][known], saved["images"][known]) and (out / "inpaint.png").stat().st_size
+
+
+def test_inpaint_png_images_and_mask(digits_run, tmp_path):
+    from PIL import Image
+
+    run, _ = digits_run
+    img = tmp_path / "digit.png"
+    Image.fromarray((torch.rand(8, 8) * 255).byte().numpy(), "L").save(img)
+    mask = torch.zeros(8, 8, dtype=torch.uint8)
+    mask[:, :3] = 255
+    Image.fromarray(mask.numpy(), "L").save(tmp_path / "mask.png")
+    assert main(["inpaint", "--checkpoint", str(run), "--images", str(img), str(img), "--mask",
+                 str(tmp_path / "mask.png"), "--num-steps", "3", "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    saved = load_file(str(tmp_path / "o" / "inpaint.safetensors"))
+    assert saved["inpainted"].shape == (2, 1, 8, 8) and int(saved["mask"].sum()) == 24
+
+
+@pytest.mark.parametrize(("argv", "match"), [
+    (["--images", "test", "--mask", "diagonal"], "unknown mask 'diagonal'"),
+    (["--images", "test", "--mask", "random:2"], "0 < P < 1"),
+    (["--images", "missing.png", "--mask", "bottom-half"], "not a readable image"),
+    (["--images", "test", "--start", "100000", "--mask", "bottom-half"], "--start 100000 is outside"),
+    (["--images", "test", "--mask", "bottom-half", "--predictor", "bogus"], "bogus"),
+])
+def test_bad_inpaint_options_are_named(digits_run, tmp_path, capsys, argv, match):
+    import re
+
+    run, _ = digits_run
+    assert main(["inpaint", "--checkpoint", str(run), "--num-steps", "2", "--out", str(tmp_path / "x"), *argv]) == 2
+    assert re.search(match, capsys.readouterr().err)
