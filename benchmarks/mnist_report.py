@@ -29,6 +29,7 @@ import torch
 
 import scoreflow as sf
 from scoreflow.data.base import TensorData
+from scoreflow.runs import mean_and_standard_error
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "mnist-reproduction.json"
@@ -86,10 +87,9 @@ def measure_weights(model, sde, *, train, test, n_bpd: int, n_quality: int, quic
     start = time.perf_counter()
     res = likelihood_many(model, sde, test.x[:n_bpd], batch_size=100, seed=0, rtol=tol, atol=tol, eps=1e-5,
                           dequantize=True)
-    bpd = res["bpd"].double()
     out: dict[str, Any] = {
-        "bpd": {"n": n_bpd, "mean": float(bpd.mean()), "std_error": float(bpd.std() / len(bpd) ** 0.5),
-                "rtol": tol, "atol": tol, "eps": 1e-5, "seconds": round(time.perf_counter() - start, 1)},
+        "bpd": {**mean_and_standard_error(res["bpd"]), "rtol": tol, "atol": tol, "eps": 1e-5,
+                "seconds": round(time.perf_counter() - start, 1)},
         "samplers": {},
     }
     for label, spec in samplers(quick).items():
@@ -117,8 +117,7 @@ def fast_bpd(model, sde, test, n: int) -> dict[str, Any]:
 
     start = time.perf_counter()
     res = likelihood_many(model, sde, test.x[:n], batch_size=100, seed=0, eps=1e-5, dequantize=True, **FAST_BPD)
-    bpd = res["bpd"].double()
-    return {"n": n, "mean": float(bpd.mean()), "std_error": float(bpd.std() / len(bpd) ** 0.5), **FAST_BPD,
+    return {**mean_and_standard_error(res["bpd"]), **FAST_BPD,
             "nfe_per_batch": int(res["nfe"].max()), "seconds": round(time.perf_counter() - start, 1)}
 
 

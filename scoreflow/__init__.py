@@ -51,7 +51,7 @@ from scoreflow.sampling import (
     TorchsdeSolver,
     TrajectorySolver,
 )
-from scoreflow.sampling.conditioning import ClassifierGuidance, Condition, Inpaint, SMCInpaint, named_mask
+from scoreflow.sampling.conditioning import ClassifierGuidance, Colorize, Condition, Inpaint, SMCInpaint, named_mask
 from scoreflow.sampling.tuning import TunedSchedule, tune_schedule
 from scoreflow.training.classifier import load_classifier, save_classifier, train_noise_classifier
 from scoreflow.sde import SDE, VESDE, ReverseSDE
@@ -60,7 +60,7 @@ __version__ = "0.1.0"
 """The installed version of scoreflow (also ``importlib.metadata.version("scoreflow")``)."""
 
 __all__ = [
-    "ClassifierGuidance", "Condition", "ConvClassifier", "Inpaint", "MLPClassifier", "NoiseConditionalClassifier",
+    "ClassifierGuidance", "Colorize", "Condition", "ConvClassifier", "Inpaint", "MLPClassifier", "NoiseConditionalClassifier",
     "SMCInpaint", "classifier_fn", "load_classifier", "named_mask", "save_classifier", "train_noise_classifier",
     "MLP", "SDE", "VESDE", "AmbiguousComponentError", "CheckpointError", "Corrector", "DroppedOptionsError", "DuplicateComponentError", "Entry",
     "EulerMaruyama", "GaussianMixture", "IncompatibleComponentsError", "Langevin", "LikelihoodResult",

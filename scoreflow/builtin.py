@@ -12,7 +12,7 @@ from scoreflow.models.classifier import ConvClassifier, MLPClassifier
 from scoreflow.models.mlp import MLP
 from scoreflow.models.unet import UNet
 from scoreflow.pretrained import SHIPPED_SHA256, SHIPPED_SUMMARIES, PretrainedModel
-from scoreflow.sampling.conditioning import ClassifierGuidance, Inpaint, SMCInpaint
+from scoreflow.sampling.conditioning import ClassifierGuidance, Colorize, Inpaint, SMCInpaint
 from scoreflow.sampling.correctors import Langevin, NoneCorrector
 from scoreflow.sampling.predictors import EulerMaruyama, NonePredictor, ReverseDiffusion
 from scoreflow.sampling.schedules import Karras, LogSigma, UniformSigma, UniformT
@@ -93,6 +93,7 @@ def scoreflow_register_conditions(registry: Registry) -> None:
                  summary="Fill in entries where mask is False (known, mask); Song et al. 2021, app. I.")
     registry.add("inpaint_smc", SMCInpaint, aliases=("smcdiff",),
                  summary="Inpainting by sequential Monte Carlo over the batch's particles: exact as they grow.")
+    registry.add("colorize", Colorize, summary="Colour grey images (option grey): inpainting in a decorrelated RGB basis.")
     registry.add("classifier_guidance", ClassifierGuidance, aliases=("guidance",),
                  summary="Add scale * grad log p_t(y | x) of a noise-conditional classifier (classifier, labels).")
 

@@ -139,8 +139,8 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-samples", type=_positive_int, default=64, help="how many samples (default: %(default)s)")
     p.add_argument("--class", dest="class_label", type=int, default=None,
                    help="sample this class with classifier guidance (needs --classifier)")
-    p.add_argument("--classifier", default=None, help="noise-conditional classifier folder (from `scoreflow "
-                                                      "train-classifier`) for --class")
+    p.add_argument("--classifier", default=None, help="noise-conditional classifier for --class: a folder from "
+                                                      "`scoreflow train-classifier`, or 'mnist' (shipped)")
     p.add_argument("--guidance-scale", type=float, default=1.0,
                    help="classifier guidance scale (default: %(default)s, the exact conditional score)")
 

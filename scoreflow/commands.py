@@ -170,7 +170,8 @@ def tune_schedule(args: argparse.Namespace) -> int:
     predictor = host.predictors.resolve(args.predictor, **args.predictor_options)
     steps = sorted({steps_for_nfe(predictor, n, sde, eps=args.eps) for n in args.nfe})
     generator = torch.Generator(args.device).manual_seed(args.seed)
-    result = tune(model, sde, (args.trajectories, *shape), steps, predictor=predictor, eps=args.eps,
+    result = tune(model, sde, (args.trajectories, *shape), steps, predictor=args.predictor,
+                  predictor_options=args.predictor_options, eps=args.eps,
                   fine_steps=args.fine_steps, sweeps=args.sweeps, generator=generator, device=args.device,
                   host=host, progress=None if args.no_progress else print)
     result = attrs.evolve(result, predictor=args.predictor)
@@ -197,7 +198,7 @@ def _dataset_from_checkpoint(args: argparse.Namespace, split: str):
 
 
 def likelihood(args: argparse.Namespace) -> int:
-    from scoreflow.runs import likelihood_many
+    from scoreflow.runs import likelihood_many, mean_and_standard_error
     from scoreflow.training import load_trained
 
     args.checkpoint = checkpoint_location(args.checkpoint)
@@ -211,8 +212,8 @@ def likelihood(args: argparse.Namespace) -> int:
                           solver=args.solver, rtol=args.rtol, atol=args.atol, eps=args.eps, dequantize=dequantize,
                           time_variable=args.time_variable, logp_atol=args.logp_atol, num_steps=args.num_steps)
     summary = {"split": args.split, "n": len(x), "mean_logp_nats": float(res["logp"].mean()),
-               "mean_bpd": float(res["bpd"].mean()), "bpd_std_error": float(res["bpd"].std() / len(x) ** 0.5)
-               if len(x) > 1 else 0.0, "dequantized": dequantize, "estimator": args.estimator,
+               "mean_bpd": mean_and_standard_error(res["bpd"])["mean"],
+               "bpd_std_error": mean_and_standard_error(res["bpd"])["std_error"] if len(x) > 1 else 0.0, "dequantized": dequantize, "estimator": args.estimator,
                "solver": args.solver, "time_variable": args.time_variable,
                "nfe_per_batch": {"min": int(res["nfe"].min()), "max": int(res["nfe"].max())}}
     if ddp.is_main():

@@ -53,10 +53,19 @@ def guidance_condition(args: argparse.Namespace, sde: Any) -> dict[str, Any]:
     if args.ode_solver:
         raise ValueError(f"--class guides predictor-corrector sampling; it cannot apply to --ode-solver "
                          f"{args.ode_solver}")
-    model, _ = load_classifier(args.classifier, device=args.device)
+    model, _ = load_classifier(classifier_location(args.classifier), device=args.device)
     if not 0 <= label < model.n_classes:
         raise ValueError(f"--class {label} is not a class of {args.classifier!r} (allowed: 0..{model.n_classes - 1})")
     return {"condition": ClassifierGuidance(classifier_fn(model, sde), label, scale=args.guidance_scale)}
+
+
+def classifier_location(text: str) -> Path:
+    """A classifier folder as given, else the verified folder of the shipped classifier of that name."""
+    from scoreflow.pretrained import shipped_classifier
+
+    if Path(text).exists() or "/" in text or "\\" in text:
+        return Path(text)
+    return shipped_classifier(text)
 
 
 def _load_images(args: argparse.Namespace, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:

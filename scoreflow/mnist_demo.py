@@ -18,7 +18,7 @@ from scoreflow.errors import ScoreflowError
 from scoreflow.flow.probability_flow import ode_sample
 from scoreflow.pictures import image_grid, save_samples_png
 from scoreflow.pretrained import load_pretrained
-from scoreflow.runs import likelihood_many
+from scoreflow.runs import likelihood_many, mean_and_standard_error
 from scoreflow.sampling.sampler import Sampler
 
 PRETRAINED = "mnist-tutorial"
@@ -74,10 +74,7 @@ def _test_bpd(model, sde, data_dir, n: int, tolerance: float, seed: int, progres
     start = time.perf_counter()
     res = likelihood_many(model, sde, test.x[:n], batch_size=min(n, 100), seed=seed, progress=progress,
                           rtol=tolerance, atol=tolerance, eps=1e-5, dequantize=True)
-    bpd = res["bpd"].double()
-    return {"n": len(bpd), "mean": float(bpd.mean()),
-            "std_error": float(bpd.std() / len(bpd) ** 0.5) if len(bpd) > 1 else float("nan"),
-            "seconds": time.perf_counter() - start}
+    return {**mean_and_standard_error(res["bpd"]), "seconds": time.perf_counter() - start}
 
 
 def _draw_side_by_side(pictures: dict[str, torch.Tensor], report: dict[str, Any], path: Path) -> None:

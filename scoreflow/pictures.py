@@ -38,7 +38,7 @@ def save_samples_png(x: torch.Tensor, path: str | Path, *, title: str | None = N
         c, (h, w) = x.shape[1], x.shape[2:]
         rows, cols = (canvas.shape[1] - 1) // (h + 1), (canvas.shape[2] - 1) // (w + 1)
         fig, ax = plt.subplots(figsize=(min(8, 0.35 * cols * max(1, w / 8)), min(8, 0.35 * rows * max(1, h / 8))))
-        ax.imshow(canvas[0] if c == 1 else canvas.permute(1, 2, 0), cmap="gray" if c == 1 else None,
+        ax.imshow((canvas[0] if c == 1 else canvas.permute(1, 2, 0)).numpy(), cmap="gray" if c == 1 else None,
                   vmin=0, vmax=1, interpolation="nearest")
         ax.axis("off")
     else:

@@ -95,6 +95,15 @@ def sample_many(model, sde, sample_shape: tuple[int, ...], n: int, *, batch_size
     return torch.cat([gathered[b] for b in range(len(blocks))]), max(ddp.gather_objects(nfe))
 
 
+def mean_and_standard_error(values: torch.Tensor) -> dict[str, float]:
+    """``{"n", "mean", "std_error"}`` of per-sample values (bits/dim, log-densities): the standard error of the
+    mean is ``std / sqrt(n)`` (NaN for one value)."""
+    values = values.double().reshape(-1)
+    n = len(values)
+    return {"n": n, "mean": float(values.mean()) if n else float("nan"),
+            "std_error": float(values.std() / n**0.5) if n > 1 else float("nan")}
+
+
 def likelihood_many(model, sde, x: torch.Tensor, *, batch_size: int = 64, seed: int = 0, progress: bool = False,
                     **options: Any) -> dict[str, torch.Tensor]:
     """Per-sample ``logp`` and ``bpd`` of ``x`` in blocks sharded across ranks, with a running bpd, and the

@@ -314,3 +314,63 @@ def test_random_masks_and_bad_mask_names():
             named_mask(bad, (1, 8, 8))
     with pytest.raises(ValueError, match="needs image samples"):
         named_mask("bottom-half", (2,))
+
+
+# --- colorization -------------------------------------------------------------------------------------------
+
+def _colour_mixture():
+    from scoreflow.sampling.conditioning import decorrelated_colour_basis
+
+    means = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.2], [0.9, 0.9, 0.9]], dtype=torch.float64)
+    basis = decorrelated_colour_basis(torch.float64)
+    # RGB 1x1 images, and the same mixture in the decorrelated basis (orthonormal: still isotropic)
+    return (sf.GaussianMixture(means.reshape(4, 3, 1, 1), 0.05, [1, 2, 3, 4]),
+            sf.GaussianMixture(means @ basis.T, 0.05, [1, 2, 3, 4]), means, basis)
+
+
+def test_colour_basis_is_orthonormal_with_the_grey_axis_first():
+    from scoreflow.sampling.conditioning import decorrelated_colour_basis
+
+    basis = decorrelated_colour_basis(torch.float64)
+    assert torch.allclose(basis @ basis.T, torch.eye(3, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(basis[0], torch.full((3,), 3**-0.5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("mode", [2, 1])
+def test_smc_colorization_matches_the_exact_conditional(mode):
+    """Grey 0.133 fits only the dark blue; grey 0.333 fits green (weight 0.80) and red (0.20)."""
+    gm, rotated, means, basis = _colour_mixture()
+    grey = float(means[mode].mean())
+    target = rotated.given_entries(torch.tensor([True, False, False]), torch.tensor([grey * 3**0.5, 0, 0]))
+    sde = sf.VESDE(sigma_min=0.01, sigma_max=5.0)
+    sampler = sf.Sampler(num_steps=500, condition="colorize",
+                         condition_options={"grey": torch.full((1, 1), grey), "method": "inpaint_smc"})
+    x = sampler.sample(gm.score_model(sde), sde, (N, 3, 1, 1), generator=torch.Generator().manual_seed(0)).samples
+    assert float((x.mean(1) - grey).abs().max()) < 1e-6  # the grey level is kept
+    colours = (x.reshape(-1, 3).double() @ basis.T)[:, 1:]
+    assert_mixture_close(target, colours, reference_logp=_reference(target), label="SMC colorization")
+
+
+def test_replacement_colorization_keeps_the_grey_level_and_mostly_the_colour():
+    """Measured: with replacement 12 % (reverse diffusion) to 21 % (Euler) of samples take a colour whose grey
+    level does not fit; the SMC method above has none."""
+    gm, _, means, _ = _colour_mixture()
+    grey = float(means[2].mean())
+    sde = sf.VESDE(sigma_min=0.01, sigma_max=5.0)
+    sampler = sf.Sampler(predictor="reverse_diffusion", num_steps=500, condition="colorize",
+                         condition_options={"grey": torch.full((1, 1, 1), grey)})
+    x = sampler.sample(gm.score_model(sde), sde, (1000, 3, 1, 1), generator=torch.Generator().manual_seed(0)).samples
+    assert float((x.mean(1) - grey).abs().max()) < 1e-6
+    assert float((gm.assign(x) == 2).double().mean()) > 0.8
+
+
+def test_colorize_refuses_bad_input():
+    from scoreflow.sampling.conditioning import Colorize
+
+    with pytest.raises(ValueError, match="one channel"):
+        Colorize(torch.zeros(1, 3, 4, 4))
+    with pytest.raises(ValueError, match="unknown colorize method 'magic'"):
+        Colorize(torch.zeros(4, 4), method="magic")
+    with pytest.raises(ValueError, match=r"colorize needs RGB image samples \(B, 3, H, W\)"):
+        sf.Sampler(num_steps=2, condition=Colorize(torch.zeros(4, 4))).sample(
+            lambda x, t: -x, SDE, (2, 1, 4, 4))

@@ -18,7 +18,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 def test_every_step_of_the_notebook_has_a_page():
     names = [p.name for p in PAGES]
     assert names == ["01-score.md", "02-perturbing.md", "03-reverse-sde.md", "04-training.md",
-                     "05-sampling.md", "06-likelihood.md", "07-mnist.md"]
+                     "05-sampling.md", "06-likelihood.md", "07-mnist.md", "08-controllable.md"]
     for page in PAGES:
         assert runner.code_blocks(page.read_text()), f"{page.name} has no python block"
         assert runner.figures(page.read_text()), f"{page.name} shows no picture"

@@ -211,3 +211,30 @@ def test_reproduction_report_runs_end_to_end_in_quick_mode(tmp_path):
     assert len(results["epoch_losses"]) == 50
     assert set(results["raw"]["samplers"]) == set(results["ema"]["samplers"])
     assert (tmp_path / "images" / "epoch-losses.png").is_file()
+
+
+def test_shipped_noise_classifier_loads_after_its_sha256_check(tmp_path, monkeypatch):
+    from scoreflow import pretrained
+
+    model, meta = sf.load_classifier(pretrained.shipped_classifier("mnist"))
+    assert model.n_classes == 10 and meta["dataset"] == "mnist" and meta["test_accuracy_by_noise_level"]["0"] > 0.95
+    with pytest.raises(sf.CheckpointError, match="no classifier folder or shipped noise-conditional classifier "
+                                                   r"called 'cifar'\. Shipped: mnist"):
+        pretrained.shipped_classifier("cifar")
+    # a changed file is refused
+    package = tmp_path / "pkg"
+    shutil.copytree(Path(pretrained.__file__).parent / pretrained.NOISE_CLASSIFIERS, package / pretrained.NOISE_CLASSIFIERS)
+    (package / pretrained.NOISE_CLASSIFIERS / "mnist" / "classifier.json").write_text("{}")
+    monkeypatch.setattr(pretrained.resources, "files", lambda name: package)
+    with pytest.raises(sf.CheckpointError, match="does not match its sha256"):
+        pretrained.shipped_classifier("mnist")
+
+
+@needs_mnist
+def test_conditional_mnist_benchmark_runs_in_quick_mode(capsys):
+    from benchmarks import mnist_conditional
+
+    mnist_conditional.main(["--data-dir", str(MNIST_DIR), "--quick"])
+    page = capsys.readouterr().out
+    assert "## Inpainting the bottom half of test digits" in page and "inpaint_smc" in page
+    assert "| scale 4 |" in page and "| unconditional |" in page

@@ -139,3 +139,50 @@ def load_pretrained(name: str, *, ema: bool = True, device: str = "cpu", host: A
     from scoreflow.training.trainer import load_trained
 
     return load_trained(resolve_pretrained(name, host=host), ema=ema, device=device, host=host)
+
+
+#: Folder (inside this package) of the shipped noise-conditional classifiers, with their own manifest.json.
+NOISE_CLASSIFIERS = "noise-classifiers"
+
+
+def _classifier_manifest() -> dict[str, dict[str, str]]:
+    import json
+
+    path = resources.files(__name__) / NOISE_CLASSIFIERS / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def shipped_classifier(name: str) -> Path:
+    """The verified folder of the shipped noise-conditional classifier ``name`` (e.g. ``"mnist"``, for
+    classifier guidance of the MNIST models): every file's sha256 is checked against the manifest."""
+    manifest = _classifier_manifest()
+    if name not in manifest:
+        raise CheckpointError(f"no classifier folder or shipped noise-conditional classifier called {name!r}. "
+                              f"Shipped: {', '.join(sorted(manifest)) or '(none)'}.")
+    folder = Path(str(resources.files(__name__) / NOISE_CLASSIFIERS / name))
+    for file, expected in manifest[name].items():
+        path = folder / file
+        if not path.is_file() or file_sha256(path) != expected:
+            raise CheckpointError(f"shipped classifier {name!r}: {path} is missing or does not match its sha256 "
+                                  "(reinstall the package)")
+    return folder
+
+
+def ship_classifier(folder: str | Path, name: str) -> dict[str, str]:
+    """Copy a classifier folder (``scoreflow train-classifier --out``) into this package as ``name`` and record
+    its sha256 (the machine-specific ``trained_from`` path is dropped from its json)."""
+    import json
+
+    src, package = Path(folder), Path(__file__).resolve().parent / NOISE_CLASSIFIERS
+    out = package / name
+    out.mkdir(parents=True, exist_ok=True)
+    meta = json.loads((src / "classifier.json").read_text())
+    meta.pop("trained_from", None)
+    (out / "classifier.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    (out / "classifier.safetensors").write_bytes((src / "classifier.safetensors").read_bytes())
+    digests = {p.name: file_sha256(p) for p in sorted(out.iterdir())}
+    manifest_path = package / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest[name] = digests
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return digests

@@ -8,8 +8,8 @@ predictor, corrector and schedule instead of being a sampler of its own:
 - :meth:`Condition.constrain` adjusts the state after every corrector and predictor step (inpainting puts the
   known entries back, noised to the step's time as the forward process would have them).
 
-Built-ins: ``inpaint`` (alias ``impute``) and ``classifier_guidance``; plugins add more through
-``scoreflow_register_conditions``.
+Built-ins: ``inpaint`` (alias ``impute``), ``inpaint_smc``, ``colorize`` and ``classifier_guidance``; plugins
+add more through ``scoreflow_register_conditions``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ NoisyClassifierFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class Condition(abc.ABC):
-    """What a conditional sampler adds to an unconditional one (both hooks default to doing nothing)."""
+    """What a conditional sampler adds to an unconditional one (every hook defaults to doing nothing)."""
 
     def check(self, shape: tuple[int, ...], sde: SDE) -> None:
         """Raise ``ValueError`` now if this condition cannot apply to samples of ``shape`` under ``sde``."""
@@ -158,6 +158,68 @@ class Inpaint(Condition):
     def finalize(self, x, state=None):
         known, mask = self._parts(x)
         return torch.where(mask, known, x)
+
+
+def decorrelated_colour_basis(dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """An orthonormal 3x3 basis of RGB whose first vector is the grey axis ``(1, 1, 1) / sqrt(3)`` (rows are the
+    basis vectors). Being orthonormal, it keeps isotropic forward noise isotropic, so inpainting in it is valid."""
+    basis = torch.tensor([[1.0, 1.0, 1.0], [1.0, -1.0, 0.0], [1.0, 1.0, -2.0]], dtype=torch.float64)
+    return (basis / basis.norm(dim=1, keepdim=True)).to(dtype)
+
+
+def _to_basis(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("ij,bj...->bi...", basis.to(device=x.device, dtype=x.dtype), x)
+
+
+def _from_basis(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("ji,bj...->bi...", basis.to(device=x.device, dtype=x.dtype), x)
+
+
+class Colorize(Condition):
+    """Colour a grey image: RGB samples whose channel mean is ``grey`` (Song et al. 2021, appendix I).
+
+    Inpainting in :func:`decorrelated_colour_basis`: the grey axis is the known entry, the two colour axes are
+    filled in, by replacement (``method="inpaint"``) or by sequential Monte Carlo (``method="inpaint_smc"``,
+    see :class:`SMCInpaint`; far more faithful where the grey level leaves colours ambiguous). ``grey`` is
+    ``(B, 1, H, W)``, ``(1, H, W)`` or ``(H, W)``, in the data's units (the mean of R, G and B).
+    """
+
+    def __init__(self, grey: torch.Tensor, method: str = "inpaint") -> None:
+        if not isinstance(grey, torch.Tensor) or not grey.is_floating_point():
+            raise TypeError(f"grey must be a floating-point tensor, got {type(grey).__name__}")
+        if grey.dim() < 2:
+            raise ValueError(f"grey must be an image (H, W), (1, H, W) or (B, 1, H, W), got shape {tuple(grey.shape)}")
+        if grey.dim() == 2 or (grey.dim() == 3 and grey.shape[0] != 1):
+            grey = grey.unsqueeze(-3)
+        if grey.shape[-3] != 1:
+            raise ValueError(f"grey must have one channel, got shape {tuple(grey.shape)}")
+        methods = {"inpaint": Inpaint, "inpaint_smc": SMCInpaint}
+        if method not in methods:
+            raise ValueError(f"unknown colorize method {method!r}; allowed: {', '.join(methods)}")
+        zeros = torch.zeros_like(grey)
+        known = torch.cat([grey * 3**0.5, zeros, zeros], dim=-3)  # grey * (1, 1, 1) is sqrt(3) grey on the grey axis
+        mask = torch.zeros(3, 1, 1, dtype=torch.bool)
+        mask[0] = True
+        self.grey, self.method = grey, method
+        self.inner = methods[method](known, mask)
+
+    def __repr__(self) -> str:
+        return f"Colorize(grey of shape {tuple(self.grey.shape)}, method={self.method!r})"
+
+    def check(self, shape, sde):
+        if len(shape) != 4 or shape[1] != 3:
+            raise ValueError(f"colorize needs RGB image samples (B, 3, H, W), got {shape}")
+        self.inner.check(shape, sde)
+
+    def constrain(self, x, x_mean, t, *, sde, generator=None, state=None, after="predictor"):
+        basis = decorrelated_colour_basis()
+        y, y_mean = self.inner.constrain(_to_basis(x, basis), _to_basis(x_mean, basis), t, sde=sde,
+                                         generator=generator, state=state, after=after)
+        return _from_basis(y, basis), _from_basis(y_mean, basis)
+
+    def finalize(self, x, state=None):
+        basis = decorrelated_colour_basis()
+        return _from_basis(self.inner.finalize(_to_basis(x, basis), state), basis)
 
 
 @attrs.define(eq=False)
