@@ -335,7 +335,7 @@ class ClassifierGuidance(Condition):
     """Sample ``p(x | y)`` by adding ``scale * grad_x log p_t(y | x)`` of a noise-conditional classifier to the
     score (Song et al. 2021, section 5; Dhariwal & Nichol 2021 call ``scale > 1`` guidance).
 
-    Args:
+    Attributes:
         classifier: ``classifier(x, t) -> logits (B, n_classes)``, e.g. :func:`scoreflow.classifier_fn` of a
             trained :class:`~scoreflow.NoiseConditionalClassifier`, or a mixture's exact
             :meth:`~scoreflow.GaussianMixture.label_classifier`.
