@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 import scoreflow as sf
-from scoreflow.evaluation import cached_classifier, frechet_distance
+from scoreflow.evaluation import _batched, cached_classifier, frechet_distance
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "mnist-conditional.json"
@@ -47,12 +47,12 @@ def _in_batches(fn, n: int, batch: int) -> torch.Tensor:
 
 def _features(clf, x: torch.Tensor):
     with torch.no_grad():
-        return torch.cat([clf.features(x[i:i + 1000].clamp(0, 1)) for i in range(0, len(x), 1000)]).numpy()
+        return _batched(clf.features, x.clamp(0, 1)).numpy()
 
 
 def _predict(clf, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
-        return torch.cat([clf(x[i:i + 1000].clamp(0, 1)).argmax(1) for i in range(0, len(x), 1000)])
+        return _batched(clf, x.clamp(0, 1)).argmax(1)
 
 
 def measure_inpainting(model, sde, test, clf, args) -> dict[str, Any]:

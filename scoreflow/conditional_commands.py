@@ -81,19 +81,12 @@ def _load_images(args: argparse.Namespace, shape: tuple[int, ...]) -> tuple[torc
 
 
 def _read_png(path: str, shape: tuple[int, ...]) -> torch.Tensor:
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    from scoreflow.data.sources import read_image
 
     c, h, w = shape
-    try:
-        with Image.open(path) as img:
-            img = img.convert("L" if c == 1 else "RGB")
-            if img.size != (w, h):
-                raise ValueError(f"{path}: image is {img.size[0]}x{img.size[1]}, the model's images are {w}x{h}")
-            arr = np.asarray(img, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"{path}: not a readable image ({exc})") from None
-    x = torch.from_numpy(arr.copy())
+    x = torch.from_numpy(read_image(path, c).copy())
+    if tuple(x.shape[:2]) != (h, w):
+        raise ValueError(f"{path}: image is {x.shape[1]}x{x.shape[0]}, the model's images are {w}x{h}")
     return x[None] if c == 1 else x.permute(2, 0, 1)
 
 

@@ -83,11 +83,21 @@ def fashion_mnist(split: str = "train", *, data_dir: str | Path | None = None) -
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
+def read_image(path: str | Path, channels: int) -> np.ndarray:
+    """One PNG/JPEG file as ``(H, W)`` (``channels=1``, greyscale) or ``(H, W, 3)`` float32 in ``[0, 1]``;
+    an unreadable file is a ``ValueError`` naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"{path}: not a readable image ({exc})") from exc
+
+
 def folder(split: str = "train", *, data_dir: str | Path | None = None, channels: int = 1,
            test_fraction: float = 0.1, seed: int = 0) -> TensorData:
     """A folder of PNG/JPEG images of one size (grayscale with ``channels=1``, RGB with 3)."""
-    from PIL import Image, UnidentifiedImageError
-
     check_split(split)
     if data_dir is None or not Path(data_dir).is_dir():
         raise FileNotFoundError(f"dataset 'folder' needs --data-dir pointing at a folder of images, got {data_dir!r}")
@@ -98,11 +108,7 @@ def folder(split: str = "train", *, data_dir: str | Path | None = None, channels
         raise FileNotFoundError(f"no {'/'.join(IMAGE_SUFFIXES)} images in {data_dir}")
     arrays, size = [], None
     for path in files:
-        try:
-            with Image.open(path) as im:
-                arr = np.asarray(im.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
-        except (UnidentifiedImageError, OSError) as exc:
-            raise ValueError(f"{path}: not a readable image ({exc})") from exc
+        arr = read_image(path, channels)
         if size is None:
             size = arr.shape
         elif arr.shape != size:
