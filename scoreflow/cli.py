@@ -51,6 +51,16 @@ def _json_object(text: str) -> dict:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -125,6 +135,11 @@ def _add_sampler_options(p: argparse.ArgumentParser, *, ode: bool = True) -> Non
         p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance of adaptive ODE solvers "
                                                                 "(default: %(default)s)")
     p.add_argument("--n-steps", type=int, default=1, help="corrector steps per level (default: %(default)s)")
+    p.add_argument("--resample", type=_nonnegative_int, default=0,
+                   help="RePaint resampling: redo each block of --resample-jump steps this many more times after "
+                        "jumping back by the forward process (helps inpainting; default: %(default)s)")
+    p.add_argument("--resample-jump", type=_positive_int, default=1,
+                   help="steps per resampled block (RePaint's jump length; default: %(default)s)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="samples per batch (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")

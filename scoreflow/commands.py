@@ -71,7 +71,8 @@ def _sampler_from_args(args: argparse.Namespace, **condition: Any):
             options.setdefault("predictor", get_host().predictors.get(args.predictor).name)
         extra.update(schedule=args.schedule, schedule_options=options)
     return Sampler(predictor=args.predictor, corrector=corrector, num_steps=args.num_steps, snr=args.snr,
-                   n_steps=args.n_steps, predictor_options=args.predictor_options, **extra, **condition)
+                   n_steps=args.n_steps, predictor_options=args.predictor_options, resample=args.resample,
+                   resample_jump=args.resample_jump, **extra, **condition)
 
 
 def _sampling_plan(args: argparse.Namespace, sde):
@@ -80,8 +81,8 @@ def _sampling_plan(args: argparse.Namespace, sde):
     from scoreflow.flow.probability_flow import resolve_solver
 
     condition = guidance_condition(args, sde)  # --class with --ode-solver is refused here
-    if args.ode_solver and (args.schedule is not None or args.predictor_options):
-        raise ValueError("--schedule and --predictor-options apply to predictor-corrector sampling, not to "
+    if args.ode_solver and (args.schedule is not None or args.predictor_options or args.resample):
+        raise ValueError("--schedule, --predictor-options and --resample apply to predictor-corrector sampling, not to "
                          f"--ode-solver {args.ode_solver} (its options: --rtol, --atol, --eps)")
     ode_options = {"rtol": args.rtol, "atol": args.atol, **({} if args.eps is None else {"eps": args.eps})}
     if args.ode_solver:

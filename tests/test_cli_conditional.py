@@ -51,6 +51,7 @@ def test_sample_with_class_guidance(digits_run, tmp_path):
     (["--class", "12", "--classifier", "CLF"], r"--class 12 is not a class .* \(allowed: 0..9\)"),
     (["--class", "3", "--classifier", "CLF", "--ode-solver", "rk4"], "cannot apply to --ode-solver rk4"),
     (["--class", "3", "--classifier", "/nonexistent/clf"], "no classifier at"),
+    (["--resample", "2", "--ode-solver", "rk4"], "--resample apply to predictor-corrector sampling"),
 ])
 def test_bad_guidance_options_are_named(digits_run, tmp_path, capsys, argv, match):
     import re
@@ -63,12 +64,13 @@ def test_bad_guidance_options_are_named(digits_run, tmp_path, capsys, argv, matc
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.parametrize("mask", ["bottom-half", "left-half", "random:0.5"])
-def test_inpaint_test_images(digits_run, tmp_path, mask):
+@pytest.mark.parametrize(("mask", "extra"), [("bottom-half", []), ("left-half", []), ("random:0.5", []),
+                                            ("bottom-half", ["--resample", "2", "--resample-jump", "2"])])
+def test_inpaint_test_images(digits_run, tmp_path, mask, extra):
     run, _ = digits_run
     out = tmp_path / "inp"
     assert main(["inpaint", "--checkpoint", str(run), "--images", "test", "--count", "5", "--mask", mask,
-                 "--num-steps", "5", "--batch-size", "3", "--out", str(out), "--no-progress"]) == 0
+                 "--num-steps", "5", "--batch-size", "3", "--out", str(out), "--no-progress", *extra]) == 0
     saved = load_file(str(out / "inpaint.safetensors"))
     assert saved["inpainted"].shape == saved["images"].shape == (5, 1, 8, 8) and saved["labels"].shape == (5,)
     known = saved["mask"].expand_as(saved["images"])
@@ -103,3 +105,11 @@ def test_bad_inpaint_options_are_named(digits_run, tmp_path, capsys, argv, match
     run, _ = digits_run
     assert main(["inpaint", "--checkpoint", str(run), "--num-steps", "2", "--out", str(tmp_path / "x"), *argv]) == 2
     assert re.search(match, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(("argv", "match"), [(["--resample", "-1"], "non-negative integer, got '-1'"),
+                                             (["--resample-jump", "0"], "positive integer, got '0'")])
+def test_bad_resampling_options_are_usage_errors(tmp_path, capsys, argv, match):
+    with pytest.raises(SystemExit) as stop:
+        main(["inpaint", "--checkpoint", "x", "--images", "test", "--mask", "bottom-half", *argv])
+    assert stop.value.code == 2 and match in capsys.readouterr().err

@@ -183,6 +183,74 @@ def test_replacement_inpainting_bias_on_asymmetric_mode_weights_stays_as_measure
     assert rep.weight_tv < 0.15 and abs(rep.spread_ratio - 1) < MIXTURE_TOLERANCES["spread_ratio"]
 
 
+def test_repaint_resampling_removes_most_of_the_replacement_bias():
+    """RePaint's resampling (jump back 10 steps by the forward process, redo them, 5 passes in all) lets the
+    unknown entry agree with the known one: measured TV 0.082 at 100 steps (500 network evaluations) against
+    0.131 for plain replacement at 500 steps, and 0.042 with 10 passes."""
+    gm = ring_oracle()
+    mask, known = torch.tensor([True, False]), torch.tensor([2.83, 0.0])
+    target = gm.given_entries(mask, known)
+    sampler = sf.Sampler(predictor="reverse_diffusion", num_steps=100, resample=4, resample_jump=10,
+                         condition=Inpaint(known, mask))
+    x = _sample(gm, sampler, (N, 2))
+    assert (x[:, 0] == 2.83).all()
+    rep = mixture_report(target, x[:, 1:], _reference(target))
+    assert rep.weight_tv < 0.1 and abs(rep.spread_ratio - 1) < MIXTURE_TOLERANCES["spread_ratio"], rep
+
+
+def test_resampling_path_and_cost():
+    sampler = sf.Sampler(num_steps=5, resample=1, resample_jump=2)
+    assert sampler.moves(5) == [(0, 1), (1, 2), (2, 0), (0, 1), (1, 2), (2, 3), (3, 4), (4, 2), (2, 3), (3, 4),
+                                (4, 5), (5, 4), (4, 5)]
+    assert sf.Sampler().moves(3) == [(0, 1), (1, 2), (2, 3)]
+    gm = ring_oracle()
+    res = sf.Sampler(num_steps=10, resample=2, resample_jump=5, corrector="langevin").sample(
+        gm.score_model(SDE), SDE, (8, 2), generator=torch.Generator().manual_seed(0))
+    assert res.nfe == 3 * 10 * 2
+    seen = []
+    sf.Sampler(num_steps=4, resample=1, resample_jump=2).sample(
+        gm.score_model(SDE), SDE, (8, 2), callback=lambda info: seen.append(info["i"]))
+    assert seen == [0, 1, 0, 1, 2, 3, 2, 3]
+
+
+@given(st.floats(1e-3, 0.98), st.floats(0.01, 1.0), st.sampled_from(["ve", "tutorial"]))
+def test_renoise_composes_the_forward_marginals(s, gap, which):
+    """x_s ~ p_0s(.|x0) moved to t by renoise is distributed as p_0t(.|x0) (mean and std, 4 standard errors)."""
+    from scoreflow.sampling.sampler import renoise
+
+    sde = SDE if which == "ve" else sf.VESDE.tutorial()
+    t = min(s + gap, 1.0)
+    g = torch.Generator().manual_seed(3)
+    x0 = torch.full((20_000, 1), 0.7, dtype=torch.float64)
+    xs, _, _ = sde.perturb(x0, torch.full((20_000,), s, dtype=torch.float64), generator=g)
+    xt = renoise(xs, torch.full((20_000,), s, dtype=torch.float64), torch.full((20_000,), t, dtype=torch.float64),
+                 sde=sde, generator=g)
+    mean, std = sde.marginal_prob(x0[:1], torch.tensor([t], dtype=torch.float64))
+    assert abs(float(xt.mean()) - float(mean)) < 4 * float(std) / 20_000**0.5
+    assert abs(float(xt.std()) / float(std) - 1) < 4 / (2 * 20_000) ** 0.5
+
+
+def test_resampling_is_refused_where_it_cannot_apply():
+    class Stateful(sf.Predictor):
+        stateful = True
+
+        def step(self, x, t, dt, *, sde, score, generator=None, state=None):
+            return x, x
+
+    with pytest.raises(IncompatibleComponentsError, match="resample=2 .* Stateful"):
+        sf.Sampler(predictor=Stateful(), resample=2)
+    with pytest.raises(IncompatibleComponentsError, match="resample=1 .* torchsde|resample=1 .* Torchsde"):
+        sf.Sampler(predictor="torchsde", resample=1)
+    with pytest.raises(IncompatibleComponentsError, match="SMCInpaint does not allow"):
+        sf.Sampler(resample=1, condition=SMCInpaint(torch.zeros(2), torch.tensor([True, False])))
+    with pytest.raises(IncompatibleComponentsError, match="Colorize does not allow"):
+        sf.Sampler(resample=1, condition="colorize", condition_options={"grey": torch.zeros(1, 4, 4),
+                                                                         "method": "inpaint_smc"})
+    for bad in ({"resample": -1}, {"resample_jump": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            sf.Sampler(**bad)
+
+
 def test_smc_keeps_one_population_per_condition():
     gm = ring_oracle()
     known = torch.tensor([[0.0, 4.0], [0.0, -4.0], [0.0, 2.83]])  # three conditions on the second entry

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 import torch
@@ -34,6 +34,10 @@ NoisyClassifierFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 class Condition(abc.ABC):
     """What a conditional sampler adds to an unconditional one (every hook defaults to doing nothing)."""
+
+    #: Whether the sampler may repeat steps (``Sampler(resample=...)``); ``constrain`` is then also called with
+    #: ``after="renoise"`` when the state jumps back to an earlier time.
+    supports_resampling: ClassVar[bool] = True
 
     def check(self, shape: tuple[int, ...], sde: SDE) -> None:
         """Raise ``ValueError`` now if this condition cannot apply to samples of ``shape`` under ``sde``."""
@@ -203,6 +207,10 @@ class Colorize(Condition):
         self.grey, self.method = grey, method
         self.inner = methods[method](known, mask)
 
+    @property
+    def supports_resampling(self) -> bool:  # type: ignore[override]
+        return self.inner.supports_resampling
+
     def __repr__(self) -> str:
         return f"Colorize(grey of shape {tuple(self.grey.shape)}, method={self.method!r})"
 
@@ -238,6 +246,7 @@ class SMCInpaint(Inpaint):
     """
 
     ess_threshold: float = attrs.field(default=0.5, validator=[attrs.validators.gt(0), attrs.validators.le(1)])
+    supports_resampling: ClassVar[bool] = False  # one forward path and one weight per step
 
     def check(self, shape, sde):
         for name, value in (("known", self.known), ("mask", self.mask)):

@@ -13,7 +13,7 @@ from scoreflow.models.base import ScoreModel, make_score_fn
 from scoreflow.sampling.base import Corrector, Predictor, SamplingState, TrajectorySolver
 from scoreflow.sampling.conditioning import Condition
 from scoreflow.sampling.schedules import Schedule, check_times, default_schedule_name
-from scoreflow.tensor import check_finite
+from scoreflow.tensor import batch_broadcast, check_finite, randn_like
 from scoreflow.validators import positive_int
 
 if TYPE_CHECKING:
@@ -82,6 +82,11 @@ class Sampler:
         condition: A condition name or instance (``"inpaint"``, ``"classifier_guidance"``, ...) that steers
             sampling toward a conditional distribution; ``None`` samples unconditionally.
         condition_options: Options of a condition given by name (e.g. ``{"known": x, "mask": m}``).
+        resample: RePaint's resampling (Lugmayr et al. 2022; their ``U`` is ``resample + 1``): after each block of
+            ``resample_jump`` steps, jump back to the block's start by the forward process and take the block again,
+            ``resample`` more times. Lets the unknown entries of a conditional sample (inpainting) agree with
+            the known ones; costs ``resample + 1`` times the network evaluations. 0 (default) = no resampling.
+        resample_jump: Steps per resampled block (RePaint's jump length ``j``).
         host: Plugin host to resolve names with (default: :func:`scoreflow.get_host`).
     """
 
@@ -99,6 +104,8 @@ class Sampler:
     times: torch.Tensor | None = attrs.field(default=None, eq=False)
     condition: str | Condition | None = attrs.field(default=None, eq=False)
     condition_options: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    resample: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    resample_jump: int = attrs.field(default=1, validator=positive_int)
     host: PluginHost | None = attrs.field(default=None, repr=False, eq=False)
     _predictor: Predictor | TrajectorySolver = attrs.field(init=False, repr=False, eq=False)
     _corrector: Corrector = attrs.field(init=False, repr=False, eq=False)
@@ -144,6 +151,8 @@ class Sampler:
                 raise DroppedOptionsError(f"condition_options {sorted(self.condition_options)} cannot apply to the "
                                           f"condition instance {type(self.condition).__name__}; set them on it")
             self._condition = host.conditions.resolve(self.condition, **self.condition_options)
+        if self.resample:
+            self._check_resampling()
         if isinstance(self._predictor, TrajectorySolver) and type(self._condition).constrain is not Condition.constrain:
             raise IncompatibleComponentsError(
                 f"predictor {type(self._predictor).__name__} integrates the whole trajectory and cannot apply "
@@ -158,6 +167,29 @@ class Sampler:
                 f"predictor {type(self._predictor).__name__} integrates the whole trajectory and cannot be "
                 f"combined with corrector {type(self._corrector).__name__}; use corrector=None"
             )
+
+    def _check_resampling(self) -> None:
+        if isinstance(self._predictor, TrajectorySolver) or self._predictor.stateful:
+            raise IncompatibleComponentsError(
+                f"resample={self.resample} jumps back in time and repeats steps; predictor "
+                f"{type(self._predictor).__name__} keeps a history across steps (or integrates the whole trajectory) "
+                "and cannot; use a one-step predictor (euler_maruyama, reverse_diffusion, ...)")
+        if not self._condition.supports_resampling:
+            raise IncompatibleComponentsError(
+                f"resample={self.resample} repeats steps, which condition {type(self._condition).__name__} does not "
+                "allow (its state assumes one pass over the grid); use resample=0")
+
+    def moves(self, num_steps: int) -> list[tuple[int, int]]:
+        """The sampler's path over grid indices: ``(i, i + 1)`` is a step from ``times[i]`` to ``times[i + 1]``,
+        ``(j, i)`` with ``j > i`` a jump back by the forward process (only with ``resample``)."""
+        path: list[tuple[int, int]] = []
+        for start in range(0, num_steps, self.resample_jump):
+            end = min(start + self.resample_jump, num_steps)
+            block = [(i, i + 1) for i in range(start, end)]
+            path += block
+            for _ in range(self.resample):
+                path += [(end, start), *block]
+        return path
 
     @property
     def predictor_obj(self) -> Predictor | TrajectorySolver:
@@ -264,8 +296,13 @@ class Sampler:
         options = {"state": state} if predictor.stateful else {}
         x, x_mean = condition.constrain(x, x, times[0].expand(x.shape[0]), sde=sde, generator=generator, state=state,
                                         after="start")
-        steps = tqdm(range(len(times) - 1), desc="sampling", disable=not progress, leave=False)
-        for i in steps:
+        moves = self.moves(len(times) - 1)
+        for i, j in tqdm(moves, desc="sampling", disable=not progress, leave=False):
+            if j < i:  # RePaint's jump back: x at times[i] -> x at the earlier, noisier times[j]
+                x = renoise(x, times[i].expand(x.shape[0]), times[j].expand(x.shape[0]), sde=sde, generator=generator)
+                x, x_mean = condition.constrain(x, x, times[j].expand(x.shape[0]), sde=sde, generator=generator,
+                                                state=state, after="renoise")
+                continue
             state.index = i
             t = times[i].expand(x.shape[0])
             if corrector.nfe_per_step:
@@ -286,6 +323,19 @@ class Sampler:
             return condition.finalize(x, state)
         finished = predictor.finish(x, sde=sde, score=score, state=state)
         return condition.finalize(x_mean if finished is None else finished, state)
+
+
+def renoise(
+    x: torch.Tensor, s: torch.Tensor, t: torch.Tensor, *, sde: SDE, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Draw ``x_t`` given ``x_s`` (``s < t``, shape ``(B,)`` each) under the forward process of a linear SDE:
+    ``x_t = (alpha_t / alpha_s) x_s + alpha_t sqrt(sigma_t^2 - sigma_s^2) z`` with ``sigma`` the noise level."""
+    alpha_s = batch_broadcast(sde.marginal_scale(s).to(x.dtype), x)
+    alpha_t = batch_broadcast(sde.marginal_scale(t).to(x.dtype), x)
+    level_s = batch_broadcast(sde.noise_level(s).to(x.dtype), x)
+    level_t = batch_broadcast(sde.noise_level(t).to(x.dtype), x)
+    spread = (level_t**2 - level_s**2).clamp_min(0).sqrt()
+    return alpha_t / alpha_s * x + alpha_t * spread * randn_like(x, generator)
 
 
 def _check_init(init: Any, shape: tuple[int, ...]) -> torch.Tensor:
