@@ -13,7 +13,7 @@ import torch
 
 import scoreflow as sf
 from scoreflow.data.sources import DEFAULT_DATA_DIR, digits
-from scoreflow.digits_demo import demo_config
+from scoreflow.cli.digits_demo import demo_config
 from scoreflow.evaluation import image_quality
 from scoreflow.training import Trainer, load_trained
 

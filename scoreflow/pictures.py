@@ -1,4 +1,5 @@
-"""Pictures: image grids and 2-D scatter plots written as PNG."""
+"""Every picture scoreflow draws, written as PNG: image grids, labelled rows, panels side by side, 2-D scatter
+plots and loss curves (matplotlib with the Agg backend, imported only when drawing)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,25 @@ def image_grid(x: torch.Tensor) -> torch.Tensor:
     return canvas
 
 
-def save_samples_png(x: torch.Tensor, path: str | Path, *, title: str | None = None) -> Path:
-    """Images ``(N, C, H, W)`` in ``[0, 1]`` as a grid, or ``(N, 2)`` points as a scatter plot."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(Path(path), dpi=110)
+    _pyplot().close(fig)
+    return Path(path)
+
+
+def save_samples_png(x: torch.Tensor, path: str | Path, *, title: str | None = None) -> Path:
+    """Images ``(N, C, H, W)`` in ``[0, 1]`` as a grid, or ``(N, 2)`` points as a scatter plot."""
+    plt = _pyplot()
     x = x.detach().float().cpu()
     path = Path(path)
     if x.dim() == 2:
@@ -45,19 +58,12 @@ def save_samples_png(x: torch.Tensor, path: str | Path, *, title: str | None = N
         raise ValueError(f"cannot draw samples of shape {tuple(x.shape)}: expected (N, 2) or (N, C, H, W)")
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def save_rows_png(rows: list[tuple[str, torch.Tensor]], path: str | Path, *, title: str | None = None) -> Path:
     """Labelled rows of images ``(N, C, H, W)`` in ``[0, 1]`` side by side (e.g. inputs, masks, results)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     n = max(len(x) for _, x in rows)
     fig, axes = plt.subplots(len(rows), 1, figsize=(min(12, 0.45 * n + 1.2), 0.55 * len(rows) * 1.6 + 0.4),
                              squeeze=False)
@@ -74,7 +80,50 @@ def save_rows_png(rows: list[tuple[str, torch.Tensor]], path: str | Path, *, tit
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(Path(path), dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
+
+
+def save_panels_png(panels: dict[str, torch.Tensor], path: str | Path) -> Path:
+    """One titled grid per entry of ``panels`` (``title -> (N, 1, H, W)`` images in ``[0, 1]``), side by side."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.4), squeeze=False)
+    for ax, (title, x) in zip(axes[0], panels.items()):
+        ax.imshow(image_grid(x)[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    return _save(fig, path)
+
+
+def save_scatter_panels_png(panels: dict[str, torch.Tensor], path: str | Path, *, limit: float = 6.0,
+                            cols: int = 3) -> Path:
+    """One titled scatter plot per entry of ``panels`` (``title -> (N, 2)`` points) on a grid of ``cols``
+    columns, each showing ``[-limit, limit]^2``."""
+    plt = _pyplot()
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.1 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (title, x) in zip(axes.flat, panels.items()):
+        x = x.detach().float().cpu().numpy()
+        ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.5)
+        ax.set_title(title, fontsize=8)
+        ax.set_xlim(-limit, limit)
+        ax.set_ylim(-limit, limit)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return _save(fig, path)
+
+
+def save_loss_png(losses: list[tuple[int, float]], path: str | Path) -> Path:
+    """The training loss curve ``[(step, loss), ...]`` on a log scale."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    if losses:
+        steps, values = zip(*losses)
+        ax.plot(steps, values, lw=1)
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("denoising score-matching loss")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

@@ -192,7 +192,7 @@ def test_demo_samples_the_shipped_model_three_ways(tmp_path, capsys):
 
 @needs_mnist
 def test_demo_measures_test_bits_per_dim(tmp_path):
-    from scoreflow.mnist_demo import run_mnist_demo
+    from scoreflow.cli.mnist_demo import run_mnist_demo
 
     report = run_mnist_demo(tmp_path, data_dir=MNIST_DIR, num_samples=1, num_steps=2, bpd_images=2,
                             tolerance=1e-3, progress=False)

@@ -18,6 +18,7 @@ from scoreflow.data.base import TensorData, dequantize
 from scoreflow.device import resolve_device
 from scoreflow.training import distributed as ddp
 from scoreflow.errors import TrainingDivergedError, TrainingInterrupted
+from scoreflow.pictures import save_loss_png
 from scoreflow.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from scoreflow.training.config import TrainConfig
 from scoreflow.training.losses import ImportanceTimeSampler, dsm_loss, sample_times
@@ -296,7 +297,7 @@ class Trainer:
         elapsed = time.perf_counter() - start
         self.save()
         if ddp.is_main():
-            plot_losses(self.losses, self.out / "loss.png")
+            save_loss_png(self.losses, self.out / "loss.png")
         rate = (self.step - start_step) * cfg.batch_size / elapsed if elapsed > 0 else 0.0
         return TrainResult(self.out, self.step, list(self.losses), rate, list(self.epoch_losses))
 
@@ -337,26 +338,6 @@ def _signals_stop(trainer: Trainer):
         for s, handler in previous.items():
             signal.signal(s, handler)
         trainer._stop_signal = None
-
-
-def plot_losses(losses: list[tuple[int, float]], path: Path) -> None:
-    """Write the loss curve as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    if losses:
-        steps, values = zip(*losses)
-        ax.plot(steps, values, lw=1)
-        ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("denoising score-matching loss")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 #: Bounds a checkpoint's metadata must respect before anything is built from it.

@@ -16,17 +16,13 @@ import torch
 
 from scoreflow.flow.probability_flow import ode_sample
 from scoreflow.oracles import GaussianMixture, mixture_report
+from scoreflow.pictures import save_scatter_panels_png
 from scoreflow.sampling.sampler import Sampler
 from scoreflow.sde.ve import VESDE
 
 
 def run_demo(out: Path, *, num_samples: int = 2000, num_steps: int = 500, seed: int = 0) -> list[dict[str, Any]]:
     """Sample the ring mixture with each built-in sampler; write the picture and report."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out.mkdir(parents=True, exist_ok=True)
     sde = VESDE(sigma_min=0.01, sigma_max=50.0)
     gm = GaussianMixture.ring(weights=[1, 2, 3, 4, 1, 2, 3, 4])
@@ -55,22 +51,7 @@ def run_demo(out: Path, *, num_samples: int = 2000, num_steps: int = 500, seed: 
     rows.append(_row("probability-flow ODE (dopri5)", res.samples, res.nfe, time.perf_counter() - start, gm, reference))
     pictures["probability-flow ODE (dopri5)"] = res.samples
 
-    cols = 3
-    rows_n = -(-len(pictures) // cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(3 * cols, 3.1 * rows_n), squeeze=False)
-    for ax in axes.flat[len(pictures):]:
-        ax.axis("off")
-    for ax, (name, x) in zip(axes.flat, pictures.items()):
-        ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.5)
-        ax.set_title(name, fontsize=8)
-        ax.set_xlim(-6, 6)
-        ax.set_ylim(-6, 6)
-        ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(out / "samples.png", dpi=110)
-    plt.close(fig)
+    save_scatter_panels_png(pictures, out / "samples.png")
     (out / "report.md").write_text(_markdown(rows, num_samples))
     return rows
 

@@ -162,7 +162,7 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
 
 def _run(name: str):
     def call(args: argparse.Namespace) -> int:
-        from scoreflow import commands
+        from scoreflow.cli import commands
 
         return getattr(commands, name)(args)
 
@@ -184,7 +184,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if importlib.util.find_spec("benchmarks") is None:
-        checkout = Path(__file__).resolve().parents[1]
+        checkout = Path(__file__).resolve().parents[2]
         if not (checkout / "benchmarks" / "__main__.py").is_file():
             raise FileNotFoundError(
                 "scoreflow bench runs the benchmarks/ folder of a scoreflow source checkout, which this "
@@ -244,7 +244,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_oracle_demo(args: argparse.Namespace) -> int:
-    from scoreflow.demo import run_demo
+    from scoreflow.cli.oracle_demo import run_demo
 
     run_demo(Path(args.out), num_samples=args.num_samples, num_steps=args.num_steps, seed=args.seed)
     print((Path(args.out) / "report.md").read_text())
@@ -253,8 +253,8 @@ def _cmd_oracle_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_plugin_new(args: argparse.Namespace) -> int:
-    from scoreflow.commands import writable_folder
-    from scoreflow.plugin_template import new_plugin
+    from scoreflow.cli.commands import writable_folder
+    from scoreflow.cli.plugin_template import new_plugin
 
     writable_folder(args.out)
     root = new_plugin(args.name, args.out)

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from scoreflow.commands import _dataset_from_checkpoint, _sampler_from_args, checkpoint_location, writable_folder
+from scoreflow.cli.commands import _dataset_from_checkpoint, _sampler_from_args, checkpoint_location, writable_folder
 
 
 def train_classifier(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from scoreflow.data.sources import DEFAULT_DATA_DIR, digits
 from scoreflow.evaluation import image_quality
 from scoreflow.flow.likelihood import log_likelihood
 from scoreflow.flow.probability_flow import ode_sample
+from scoreflow.pictures import save_panels_png
 from scoreflow.sampling.sampler import Sampler
 from scoreflow.training import TrainConfig, Trainer, load_trained
 
@@ -64,29 +65,11 @@ def run_digits_demo(out: str | Path, *, steps: int | None = None, seed: int = 0,
         "test_bpd": float(ll.bpd.mean()), "test_bpd_std_error": float(ll.bpd.std() / len(ll.bpd) ** 0.5),
         "pc_nfe": pc.nfe, "ode_nfe": ode.nfe, "quality": quality, "timings": timings,
     }
-    _draw(pc.samples[:64], ode.samples[:64], out / "samples.png", pc.nfe, ode.nfe)
+    save_panels_png({f"predictor-corrector (NFE {pc.nfe})": pc.samples[:64],
+                     f"probability-flow ODE (NFE {ode.nfe})": ode.samples[:64]}, out / "samples.png")
     shutil.copyfile(out / "run" / "loss.png", out / "loss.png")
     (out / "report.md").write_text(_markdown(report))
     return report
-
-
-def _draw(pc: torch.Tensor, ode: torch.Tensor, path: Path, pc_nfe: int, ode_nfe: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from scoreflow.pictures import image_grid
-
-    fig, axes = plt.subplots(1, 2, figsize=(8, 4.3))
-    for ax, x, title in ((axes[0], pc, f"predictor-corrector (NFE {pc_nfe})"),
-                         (axes[1], ode, f"probability-flow ODE (NFE {ode_nfe})")):
-        ax.imshow(image_grid(x)[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title, fontsize=10)
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _markdown(r: dict[str, Any]) -> str:

@@ -77,7 +77,7 @@ def _sampler_from_args(args: argparse.Namespace, **condition: Any):
 
 def _sampling_plan(args: argparse.Namespace, sde):
     """The sampler (or ODE options) the arguments ask for, checked against ``sde`` before any sampling."""
-    from scoreflow.conditional_commands import guidance_condition
+    from scoreflow.cli.conditional_commands import guidance_condition
     from scoreflow.flow.probability_flow import resolve_solver
 
     condition = guidance_condition(args, sde)  # --class with --ode-solver is refused here
@@ -257,7 +257,7 @@ def _write_json(path: str | None, data: dict) -> None:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from scoreflow.mnist_demo import run_mnist_demo
+    from scoreflow.cli.mnist_demo import run_mnist_demo
 
     if args.bpd_images < 0:
         raise ValueError(f"--bpd-images must be >= 0, got {args.bpd_images}")
@@ -270,7 +270,7 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def digits_demo(args: argparse.Namespace) -> int:
-    from scoreflow.digits_demo import run_digits_demo
+    from scoreflow.cli.digits_demo import run_digits_demo
 
     run_digits_demo(args.out, steps=args.steps, seed=args.seed, progress=not args.no_progress)
     print((Path(args.out) / "report.md").read_text())

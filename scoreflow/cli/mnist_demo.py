@@ -16,7 +16,7 @@ import torch
 
 from scoreflow.errors import ScoreflowError
 from scoreflow.flow.probability_flow import ode_sample
-from scoreflow.pictures import image_grid, save_samples_png
+from scoreflow.pictures import save_panels_png, save_samples_png
 from scoreflow.pretrained import load_pretrained
 from scoreflow.runs import likelihood_many, mean_and_standard_error
 from scoreflow.sampling.sampler import Sampler
@@ -54,7 +54,8 @@ def run_mnist_demo(out: str | Path, *, data_dir: str | Path | None = None, num_s
         save_samples_png(res.samples, out / f"samples-{slug}.png", title=f"{name}, NFE {res.nfe}")
         pictures[name] = res.samples
         report["samplers"][name] = {"nfe": res.nfe, "seconds": seconds, "picture": f"samples-{slug}.png"}
-    _draw_side_by_side(pictures, report, out / "samples.png")
+    save_panels_png({f"{name} (NFE {report['samplers'][name]['nfe']})": x[:64] for name, x in pictures.items()},
+                    out / "samples.png")
     report["bpd"] = _test_bpd(model, sde, data_dir, bpd_images, tolerance, seed, progress)
     (out / "report.md").write_text(_markdown(report))
     return report
@@ -75,22 +76,6 @@ def _test_bpd(model, sde, data_dir, n: int, tolerance: float, seed: int, progres
     res = likelihood_many(model, sde, test.x[:n], batch_size=min(n, 100), seed=seed, progress=progress,
                           rtol=tolerance, atol=tolerance, eps=1e-5, dequantize=True)
     return {**mean_and_standard_error(res["bpd"]), "seconds": time.perf_counter() - start}
-
-
-def _draw_side_by_side(pictures: dict[str, torch.Tensor], report: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(pictures), figsize=(4 * len(pictures), 4.4))
-    for ax, (name, x) in zip(axes, pictures.items()):
-        ax.imshow(image_grid(x[:64])[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"{name} (NFE {report['samplers'][name]['nfe']})", fontsize=10)
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _markdown(r: dict[str, Any]) -> str:
