@@ -105,5 +105,9 @@ class IDXFormatError(ScoreflowError, ValueError):
     """An IDX (MNIST-format) file is malformed or fails its checksum."""
 
 
+class TunedScheduleError(ScoreflowError, ValueError):
+    """A tuned-schedule file is missing, malformed, or has no grid for the request."""
+
+
 class ScoreflowPluginWarning(UserWarning):
     """A plugin failed to load or misbehaved; the rest of scoreflow keeps working."""

@@ -39,3 +39,36 @@ def test_a_module_importing_a_higher_layer_is_caught(tmp_path):
                           text=True, env={"PYTHONPATH": str(tmp_path), "PATH": str(Path(exe).parent)})
     assert proc.returncode != 0 and "scoreflow.tensor is not allowed to import scoreflow.cli" in proc.stdout, (
         proc.stdout[-2000:] + proc.stderr[-2000:])
+
+
+def test_components_given_as_instances_need_no_plugin_host(monkeypatch):
+    """Names are resolved at the edges: ode_sample, log_likelihood and the Sampler, given instances (and an explicit
+    grid), never ask for the plugin host."""
+    import torch
+
+    import scoreflow as sf
+    from scoreflow import plugins
+
+    def no_host(*args, **kwargs):
+        raise AssertionError("get_host() called although every component was given as an instance")
+
+    monkeypatch.setattr(plugins, "get_host", no_host)
+    from scoreflow.testing import ring_oracle
+
+    gm = ring_oracle()
+    sde = sf.VESDE(sigma_min=0.01, sigma_max=10.0)
+    solver = sf.TorchdiffeqSolver(method="rk4", num_steps=8)
+    g = torch.Generator().manual_seed(0)
+    assert sf.ode_sample(gm.score_model(sde), sde, (4, 2), solver=solver, generator=g).samples.shape == (4, 2)
+    result = sf.log_likelihood(gm.score_model(sde), sde, torch.zeros(3, 2), solver=solver, generator=g)
+    assert torch.isfinite(result.logp).all()
+    sampler = sf.Sampler(predictor=sf.ReverseDiffusion(), corrector=sf.Langevin(snr=0.16),
+                         times=torch.linspace(1.0, 1e-3, 11, dtype=torch.float64),
+                         condition=sf.Inpaint(torch.zeros(2), torch.tensor([True, False])))
+    assert sampler.sample(gm.score_model(sde), sde, (4, 2), generator=g).nfe == 20
+    with pytest.raises(TypeError, match="expected a corrector name or a Corrector instance, got ReverseDiffusion"):
+        sf.Sampler(predictor=sf.ReverseDiffusion(), corrector=sf.ReverseDiffusion())
+    with pytest.raises(sf.errors.DroppedOptionsError, match="rtol"):
+        from scoreflow.flow.probability_flow import resolve_solver
+
+        resolve_solver(solver, rtol=1e-3)

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from scoreflow.errors import NonFiniteError
+from scoreflow.errors import DroppedOptionsError, NonFiniteError
+from scoreflow.flow.solvers import ODESolver
 from scoreflow.tensor import as_time, check_finite
 from scoreflow.sampling.sampler import SampleResult, check_shape, model_device
 
 if TYPE_CHECKING:
-    from scoreflow.flow.solvers import ODESolver
     from scoreflow.models.base import ScoreModel
     from scoreflow.plugins import PluginHost
     from scoreflow.sde.base import SDE, ScoreFn
@@ -70,7 +70,16 @@ def _solver_name(solver: Any) -> str:
 def resolve_solver(
     solver: str | ODESolver, *, host: PluginHost | None = None, **options: Any
 ) -> ODESolver:
-    """An ODE solver instance from a registered name (with ``options``) or an instance."""
+    """An ODE solver instance from a registered name (with ``options``) or an instance.
+
+    Only a name needs the plugin host: an instance comes back as it is (options given with it are refused)."""
+    if not isinstance(solver, str) and host is None:
+        if options:
+            raise DroppedOptionsError(f"options {sorted(options)} cannot apply to the solver instance "
+                                      f"{type(solver).__name__}; set them on it")
+        if not isinstance(solver, ODESolver):
+            raise TypeError(f"solver must be a registered name or an ODESolver, got {type(solver).__name__}")
+        return solver
     from scoreflow.plugins import get_host
 
     return (host or get_host()).ode_solvers.resolve(solver, **options)

@@ -12,6 +12,7 @@ from scoreflow.errors import DroppedOptionsError, IncompatibleComponentsError, N
 from scoreflow.models.base import ScoreModel, make_score_fn
 from scoreflow.sampling.base import Corrector, Predictor, SamplingState, TrajectorySolver
 from scoreflow.sampling.conditioning import Condition
+from scoreflow.sampling.correctors import NoneCorrector
 from scoreflow.sampling.schedules import Schedule, check_times, default_schedule_name
 from scoreflow.tensor import batch_broadcast, check_finite, randn_like
 from scoreflow.validators import positive_int
@@ -112,14 +113,24 @@ class Sampler:
     _schedule: Schedule | None = attrs.field(init=False, repr=False, eq=False)
     _condition: Condition = attrs.field(init=False, repr=False, eq=False)
 
-    def __attrs_post_init__(self) -> None:
-        from scoreflow.plugins import get_host
+    def _resolve(self, kind: str, obj: Any, **options: Any) -> Any:
+        """A component of ``kind`` from a registered name (through the plugin host) or an instance (as it is, after
+        a type check): components given as instances need no plugin host."""
+        if isinstance(obj, str) or self.host is not None:
+            from scoreflow.plugins import get_host
 
-        host = self.host or get_host()
+            return (self.host or get_host()).registry(kind).resolve(obj, **options)
+        allowed = _INTERFACES[kind]
+        if not isinstance(obj, allowed):
+            raise TypeError(f"expected a {kind} name or a {' or '.join(b.__name__ for b in allowed)} instance, "
+                            f"got {type(obj).__name__}")
+        return obj
+
+    def __attrs_post_init__(self) -> None:
         if not isinstance(self.predictor, str) and self.predictor_options:
             raise DroppedOptionsError(f"predictor_options {sorted(self.predictor_options)} cannot apply to the "
                                       f"predictor instance {type(self.predictor).__name__}; set them on it")
-        self._predictor = host.predictors.resolve(self.predictor, **self.predictor_options)
+        self._predictor = self._resolve("predictor", self.predictor, **self.predictor_options)
         corrector = "none" if self.corrector is None else self.corrector
         given = {k: v for k, v in (("snr", self.snr), ("n_steps", self.n_steps)) if v is not None}
         if not isinstance(corrector, str) and (given or self.corrector_options):
@@ -127,7 +138,10 @@ class Sampler:
                 f"options {sorted({**given, **self.corrector_options})} cannot apply to the corrector instance "
                 f"{type(corrector).__name__}; set them on it (e.g. Langevin(snr=0.2))")
         options = {"snr": 0.15, "n_steps": 1, **given, **self.corrector_options}
-        self._corrector = host.correctors.resolve(corrector, **options)
+        if corrector == "none" and self.host is None:  # no corrector: nothing to look up
+            self._corrector = NoneCorrector(**options)
+        else:
+            self._corrector = self._resolve("corrector", corrector, **options)
         self._schedule = None
         if self.times is not None:
             if self.schedule is not None or self.schedule_options:
@@ -139,7 +153,7 @@ class Sampler:
             if not isinstance(self.schedule, str) and self.schedule_options:
                 raise DroppedOptionsError(f"schedule_options {sorted(self.schedule_options)} cannot apply to the "
                                           f"schedule instance {type(self.schedule).__name__}")
-            self._schedule = host.schedules.resolve(self.schedule, **self.schedule_options)
+            self._schedule = self._resolve("schedule", self.schedule, **self.schedule_options)
         elif self.schedule_options:
             raise DroppedOptionsError("schedule_options given without a schedule")
         if self.condition is None:
@@ -150,7 +164,7 @@ class Sampler:
             if not isinstance(self.condition, str) and self.condition_options:
                 raise DroppedOptionsError(f"condition_options {sorted(self.condition_options)} cannot apply to the "
                                           f"condition instance {type(self.condition).__name__}; set them on it")
-            self._condition = host.conditions.resolve(self.condition, **self.condition_options)
+            self._condition = self._resolve("condition", self.condition, **self.condition_options)
         if self.resample:
             self._check_resampling()
         if isinstance(self._predictor, TrajectorySolver) and type(self._condition).constrain is not Condition.constrain:
@@ -209,9 +223,7 @@ class Sampler:
         name = getattr(self._predictor, "preferred_schedule", None) or default_schedule_name(sde)
         if isinstance(name, Schedule):
             return name
-        from scoreflow.plugins import get_host
-
-        return (self.host or get_host()).schedules.resolve(name)
+        return self._resolve("schedule", name)
 
     def grid(self, sde: SDE, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """The decreasing times this sampler steps along on ``sde`` (an explicit ``times`` as given)."""
@@ -323,6 +335,11 @@ class Sampler:
             return condition.finalize(x, state)
         finished = predictor.finish(x, sde=sde, score=score, state=state)
         return condition.finalize(x_mean if finished is None else finished, state)
+
+
+#: The interface classes of the kinds a sampler holds (instances given for them are checked against these).
+_INTERFACES: dict[str, tuple[type, ...]] = {"predictor": (Predictor, TrajectorySolver), "corrector": (Corrector,),
+                                            "schedule": (Schedule,), "condition": (Condition,)}
 
 
 def renoise(

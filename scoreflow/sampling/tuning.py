@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import torch
 
-from scoreflow.errors import ScoreflowError
+from scoreflow.errors import TunedScheduleError
 from scoreflow.sampling.schedules import Schedule, check_times
 
 if TYPE_CHECKING:
@@ -34,10 +34,6 @@ if TYPE_CHECKING:
 
 TUNED_FILE = "tuned-schedules.json"
 FORMAT = 1
-
-
-class TunedScheduleError(ScoreflowError, ValueError):
-    """A tuned-schedule file is missing, malformed, or has no grid for the request."""
 
 
 @attrs.frozen
