@@ -48,7 +48,7 @@ def _blocks(n: int, size: int) -> list[tuple[int, int]]:
 
 
 def sample_many(model, sde, sample_shape: tuple[int, ...], n: int, *, batch_size: int = 64, seed: int = 0,
-                sampler=None, ode_solver: str | None = None, ode_options: dict[str, Any] | None = None,
+                sampler=None, ode_solver: Any = None, ode_options: dict[str, Any] | None = None,
                 device: str = "cpu", progress: bool = False, interruptible: bool = False) -> tuple[torch.Tensor, int]:
     """``n`` samples in blocks of ``batch_size`` (this rank's blocks, gathered); returns ``(samples, nfe)``.
 

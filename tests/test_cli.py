@@ -57,6 +57,10 @@ def test_train_sample_likelihood_evaluate_end_to_end(tmp_path, capsys):
     assert (tmp_path / "s" / "samples.png").exists() and (tmp_path / "s" / "samples.safetensors").exists()
     assert main(["sample", "--checkpoint", str(run), "--ode-solver", "rk4", "--num-samples", "4",
                  "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["sample", "--checkpoint", str(run), "--ode-solver", "rk4", "--solver-options", '{"num_steps": 3}',
+                 "--num-samples", "4", "--out", str(tmp_path / "o3"), "--no-progress"]) == 0
+    assert "(NFE 12)" in capsys.readouterr().out  # 3 RK4 steps of 4 evaluations: the option reached the solver
     assert main(["likelihood", "--checkpoint", str(run), "--max-samples", "8", "--rtol", "1e-3", "--atol", "1e-3",
                  "--out", str(tmp_path / "l.json"), "--no-progress"]) == 0
     summary = json.loads((tmp_path / "l.json").read_text())
@@ -163,6 +167,9 @@ def test_sample_refuses_an_unwritable_out_before_sampling(tmp_path, capsys):
     (["--ode-solver", "dopri5", "--eps", "2"], "--eps must lie in (0, T=1.0), got 2.0"),
     (["--eps", "2"], "eps must lie in (0, 1), got 2.0"),
     (["--predictor", "eulr"], "Unknown predictor 'eulr'"),
+    (["--solver-options", '{"num_steps": 3}'], "--solver-options applies to --ode-solver sampling"),
+    (["--ode-solver", "rk4", "--solver-options", '{"num_steps": 0}'], "num_steps"),
+    (["--ode-solver", "rk4", "--solver-options", '{"stepz": 3}'], "stepz"),
 ])
 def test_sample_refuses_bad_sampler_options_before_writing(tmp_path, capsys, argv, match):
     assert main(["sample", "--checkpoint", "mnist-tutorial", "--out", str(tmp_path / "s"), "--no-progress",

@@ -83,17 +83,19 @@ def _sampling_plan(args: argparse.Namespace, sde):
     condition = guidance_condition(args, sde)  # --class with --ode-solver is refused here
     if args.ode_solver and (args.schedule is not None or args.predictor_options or args.resample):
         raise ValueError("--schedule, --predictor-options and --resample apply to predictor-corrector sampling, not to "
-                         f"--ode-solver {args.ode_solver} (its options: --rtol, --atol, --eps)")
-    ode_options = {"rtol": args.rtol, "atol": args.atol, **({} if args.eps is None else {"eps": args.eps})}
-    if args.ode_solver:
-        resolve_solver(args.ode_solver, rtol=args.rtol, atol=args.atol)  # unknown name or bad tolerance: now
-        eps = ode_options.get("eps", 1e-3)
+                         f"--ode-solver {args.ode_solver} (its options: --solver-options, --rtol, --atol, --eps)")
+    if args.solver_options and not args.ode_solver:
+        raise ValueError("--solver-options applies to --ode-solver sampling; for predictor-corrector sampling use "
+                         "--predictor-options")
+    if args.ode_solver:  # the solver is built here, so an unknown name or option fails before any sampling
+        solver = resolve_solver(args.ode_solver, **{"rtol": args.rtol, "atol": args.atol, **args.solver_options})
+        eps = 1e-3 if args.eps is None else args.eps
         if not 0 < eps < sde.T:
             raise ValueError(f"--eps must lie in (0, T={sde.T}), got {eps!r}")
-        return None, ode_options
+        return None, {"solver": solver, **({} if args.eps is None else {"eps": args.eps})}
     sampler = _sampler_from_args(args, **condition)
     sampler.check(sde)  # an incompatible predictor or corrector fails before any batch starts
-    return sampler, ode_options
+    return sampler, {}
 
 
 def _generate(args: argparse.Namespace, model, sde, shape, plan=None,
@@ -101,8 +103,10 @@ def _generate(args: argparse.Namespace, model, sde, shape, plan=None,
     from scoreflow.runs import sample_many
 
     sampler, ode_options = plan or _sampling_plan(args, sde)
+    ode_options = dict(ode_options)
+    solver = ode_options.pop("solver", None)
     return sample_many(model, sde, shape, args.num_samples, batch_size=args.batch_size, seed=args.seed,
-                       sampler=sampler, ode_solver=args.ode_solver, ode_options=ode_options, device=args.device,
+                       sampler=sampler, ode_solver=solver, ode_options=ode_options, device=args.device,
                        progress=not args.no_progress, interruptible=interruptible)
 
 

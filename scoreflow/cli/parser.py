@@ -120,6 +120,9 @@ def _add_sampler_options(p: argparse.ArgumentParser, *, ode: bool = True) -> Non
     if ode:
         p.add_argument("--ode-solver", default=None,
                        help="sample with the probability-flow ODE and this solver instead")
+        p.add_argument("--solver-options", type=_json_object, default={},
+                       help='JSON options of the --ode-solver, e.g. \'{"num_steps": 20}\' for rk4 (see '
+                            '`scoreflow list ode_solver`)')
     p.add_argument("--num-steps", type=_positive_int, default=500, help="predictor steps (default: %(default)s)")
     p.add_argument("--snr", type=float, default=0.15,
                    help="corrector signal-to-noise ratio (default: %(default)s, the tutorial's)")
