@@ -174,7 +174,7 @@ def _run(name: str):
 
 def _run_conditional(name: str):
     def call(args: argparse.Namespace) -> int:
-        from scoreflow import conditional_commands
+        from scoreflow.cli import conditional_commands
 
         return getattr(conditional_commands, name)(args)
 
