@@ -40,6 +40,30 @@ BUILTIN_PROVIDER = "scoreflow"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+def _base_types(base: Any) -> tuple[type, ...]:
+    """The classes of ``base`` (a class, a ``"module:Class"`` name, a tuple of them, or ``None``), imported."""
+    import importlib
+
+    bases = base if isinstance(base, tuple) else (() if base is None else (base,))
+    out = []
+    for one in bases:
+        if isinstance(one, str):
+            module, _, name = one.partition(":")
+            one = getattr(importlib.import_module(module), name)
+        out.append(one)
+    return tuple(out)
+
+
+def check_instance(kind: str, obj: Any, base: Any) -> Any:
+    """``obj`` itself if it is an instance of ``base`` (see :class:`Registry`'s ``base``; ``None`` accepts
+    anything), else a ``TypeError`` naming the kind and the classes allowed. Needs no plugin host."""
+    bases = _base_types(base)
+    if bases and not isinstance(obj, bases):
+        raise TypeError(f"expected a {kind} name or a {' or '.join(b.__name__ for b in bases)} instance, "
+                        f"got {type(obj).__name__}")
+    return obj
+
+
 def normalize_name(name: str) -> str:
     """Canonical spelling of a component name: stripped, lower case, ``-`` as ``_``."""
     if not isinstance(name, str):
@@ -249,24 +273,7 @@ class Registry(Generic[T]):
         """Return ``obj`` itself if it is an instance, else build it by name with ``options``."""
         if isinstance(obj, str):
             return self.create(obj, **options)
-        bases = self._base_types()
-        if bases and not isinstance(obj, bases):
-            raise TypeError(f"expected a {self.kind} name or a {' or '.join(b.__name__ for b in bases)} instance, "
-                            f"got {type(obj).__name__}")
-        return obj
-
-    def _base_types(self) -> tuple[type, ...]:
-        """The base classes, with ``"module:Class"`` names imported."""
-        import importlib
-
-        bases = self.base if isinstance(self.base, tuple) else (() if self.base is None else (self.base,))
-        out = []
-        for base in bases:
-            if isinstance(base, str):
-                module, _, name = base.partition(":")
-                base = getattr(importlib.import_module(module), name)
-            out.append(base)
-        return tuple(out)
+        return check_instance(self.kind, obj, self.base)
 
     def names(self) -> list[str]:
         """Sorted canonical names (each once, even if several providers use it)."""

@@ -9,6 +9,7 @@ from torch import nn
 
 from scoreflow.errors import DroppedOptionsError, NonFiniteError
 from scoreflow.flow.solvers import ODESolver
+from scoreflow.registry import check_instance
 from scoreflow.tensor import as_time, check_finite
 from scoreflow.sampling.sampler import SampleResult, check_shape, model_device
 
@@ -77,9 +78,7 @@ def resolve_solver(
         if options:
             raise DroppedOptionsError(f"options {sorted(options)} cannot apply to the solver instance "
                                       f"{type(solver).__name__}; set them on it")
-        if not isinstance(solver, ODESolver):
-            raise TypeError(f"solver must be a registered name or an ODESolver, got {type(solver).__name__}")
-        return solver
+        return check_instance("ode_solver", solver, ODESolver)
     from scoreflow.plugins import get_host
 
     return (host or get_host()).ode_solvers.resolve(solver, **options)

@@ -9,7 +9,9 @@ import attrs
 import torch
 
 from scoreflow.errors import DroppedOptionsError, IncompatibleComponentsError, NonFiniteError
+from scoreflow.hookspecs import BASES_BY_KIND
 from scoreflow.models.base import ScoreModel, make_score_fn
+from scoreflow.registry import check_instance
 from scoreflow.sampling.base import Corrector, Predictor, SamplingState, TrajectorySolver
 from scoreflow.sampling.conditioning import Condition
 from scoreflow.sampling.correctors import NoneCorrector
@@ -120,11 +122,7 @@ class Sampler:
             from scoreflow.plugins import get_host
 
             return (self.host or get_host()).registry(kind).resolve(obj, **options)
-        allowed = _INTERFACES[kind]
-        if not isinstance(obj, allowed):
-            raise TypeError(f"expected a {kind} name or a {' or '.join(b.__name__ for b in allowed)} instance, "
-                            f"got {type(obj).__name__}")
-        return obj
+        return check_instance(kind, obj, BASES_BY_KIND[kind])
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.predictor, str) and self.predictor_options:
@@ -335,11 +333,6 @@ class Sampler:
             return condition.finalize(x, state)
         finished = predictor.finish(x, sde=sde, score=score, state=state)
         return condition.finalize(x_mean if finished is None else finished, state)
-
-
-#: The interface classes of the kinds a sampler holds (instances given for them are checked against these).
-_INTERFACES: dict[str, tuple[type, ...]] = {"predictor": (Predictor, TrajectorySolver), "corrector": (Corrector,),
-                                            "schedule": (Schedule,), "condition": (Condition,)}
 
 
 def renoise(
