@@ -15,7 +15,7 @@
 
 Writes docs/reproduction/mnist-conditional.md, its pictures, and benchmarks/results/mnist-conditional.json
 (``--render-only`` rewrites the page from it; ``--inpainting-only`` measures inpainting again and keeps the stored
-guidance figures). ``--quick`` runs at toy sizes (the test suite does).
+guidance figures; ``--repaint-only`` measures the RePaint row alone and keeps every other stored figure). ``--quick`` runs at toy sizes (the test suite does).
 """
 
 from __future__ import annotations
@@ -77,23 +77,7 @@ def measure_inpainting(model, sde, test, clf, args) -> dict[str, Any]:
     out["inpaint"] = {"kept_label": float((_predict(clf, filled) == labels).double().mean()),
                       "seconds": time.perf_counter() - start}
     if args.repaint_resample:
-        def repaint(i, size):
-            sampler = sf.Sampler(predictor="reverse_diffusion", num_steps=args.repaint_steps,
-                                 resample=args.repaint_resample, resample_jump=args.repaint_jump,
-                                 condition="inpaint", condition_options={"known": images[i:i + size], "mask": mask})
-            g = torch.Generator().manual_seed(args.seed + i)
-            result = sampler.sample(model, sde, (size, *images.shape[1:]), generator=g)
-            nfe.append(result.nfe)
-            return result.samples
-
-        nfe: list[int] = []
-        start = time.perf_counter()
-        repainted = _in_batches(repaint, n, args.batch_size)
-        out["inpaint_repaint"] = {"kept_label": float((_predict(clf, repainted) == labels).double().mean()),
-                                  "predictor": "reverse_diffusion", "num_steps": args.repaint_steps,
-                                  "resample": args.repaint_resample, "resample_jump": args.repaint_jump,
-                                  "nfe_per_sample": nfe[0], "seconds": time.perf_counter() - start}
-        out["_repaint_pictures"] = repainted[:16]
+        out["inpaint_repaint"], out["_repaint_pictures"] = measure_repaint(model, sde, test, clf, args)
     smc_n, k = args.n_smc, args.particles
     if smc_n:
         def smc(i, size):
@@ -113,6 +97,32 @@ def measure_inpainting(model, sde, test, clf, args) -> dict[str, Any]:
         out["_smc_pictures"] = particles.reshape(smc_n, k, *images.shape[1:])[:8, 0]
     out["_pictures"] = (images[:16], top_only[:16], filled[:16])
     return out
+
+
+def measure_repaint(model, sde, test, clf, args) -> tuple[dict[str, Any], list]:
+    """Replacement with RePaint resampling on the same digits and seeds; its figures and picture rows."""
+    n = args.n_inpaint
+    images, labels = test.x[:n], test.labels[:n]
+    mask = sf.named_mask("bottom-half", tuple(images.shape[1:]))
+    nfe: list[int] = []
+
+    def repaint(i, size):
+        sampler = sf.Sampler(predictor="reverse_diffusion", num_steps=args.repaint_steps,
+                             resample=args.repaint_resample, resample_jump=args.repaint_jump,
+                             condition="inpaint", condition_options={"known": images[i:i + size], "mask": mask})
+        g = torch.Generator().manual_seed(args.seed + i)
+        result = sampler.sample(model, sde, (size, *images.shape[1:]), generator=g)
+        nfe.append(result.nfe)
+        return result.samples
+
+    start = time.perf_counter()
+    repainted = _in_batches(repaint, n, args.batch_size)
+    figures = {"kept_label": float((_predict(clf, repainted) == labels).double().mean()),
+               "predictor": "reverse_diffusion", "num_steps": args.repaint_steps,
+               "resample": args.repaint_resample, "resample_jump": args.repaint_jump,
+               "nfe_per_sample": nfe[0], "seconds": time.perf_counter() - start}
+    top_only = torch.where(mask, images[:16], torch.zeros(()))
+    return figures, [("original", images[:16]), ("top half", top_only), ("RePaint", repainted[:16])]
 
 
 def measure_guidance(model, sde, test, clf, noisy_clf, args) -> dict[str, Any]:
@@ -157,15 +167,16 @@ def _save_pictures(results: dict[str, Any], quick: bool) -> None:
         return
     IMAGES.mkdir(parents=True, exist_ok=True)
     inp = results["inpainting"]
-    orig, top, filled = inp.pop("_pictures")
-    rows = [("original", orig), ("top half", top), ("inpainted", filled)]
     if "_repaint_pictures" in inp:
-        rows.append(("RePaint", inp.pop("_repaint_pictures")))
-    if "_smc_pictures" in inp:
-        smc = inp.pop("_smc_pictures")
-        rows.append(("SMC", smc))
-    save_rows_png(rows, IMAGES / "mnist-inpaint.png", title="bottom half of MNIST test digits filled in "
-                                                             "(mnist-tutorial EMA, predictor-corrector)")
+        save_rows_png(inp.pop("_repaint_pictures"), IMAGES / "mnist-inpaint-repaint.png",
+                      title="bottom half of MNIST test digits filled in with RePaint resampling (mnist-tutorial EMA)")
+    if "_pictures" in inp:  # absent when only the RePaint row was measured: the stored picture stays
+        orig, top, filled = inp.pop("_pictures")
+        rows = [("original", orig), ("top half", top), ("inpainted", filled)]
+        if "_smc_pictures" in inp:
+            rows.append(("SMC", inp.pop("_smc_pictures")))
+        save_rows_png(rows, IMAGES / "mnist-inpaint.png", title="bottom half of MNIST test digits filled in "
+                                                                 "(mnist-tutorial EMA, predictor-corrector)")
     for scale, grid in results["guidance"].pop("_pictures", {}).items():
         save_samples_png(grid.reshape(-1, 1, 28, 28), IMAGES / f"mnist-guided-{scale}.png",
                          title=f"classifier guidance scale {scale}: one row per digit 0-9")
@@ -182,8 +193,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "noise_classifier": {"path": str(args.classifier),
                              "accuracy_by_noise_level": meta.get("test_accuracy_by_noise_level")},
         "threads": torch.get_num_threads(), "load_average": os.getloadavg()[0]}
-    results["inpainting"] = measure_inpainting(model, sde, data["test"], clf, args)
-    if args.inpainting_only:
+    if args.repaint_only:
+        stored = json.loads(RESULTS.read_text())
+        results["inpainting"] = stored["inpainting"]
+        results["inpainting"]["inpaint_repaint"], pictures = measure_repaint(model, sde, data["test"], clf, args)
+        results["inpainting"]["_repaint_pictures"] = pictures
+    else:
+        results["inpainting"] = measure_inpainting(model, sde, data["test"], clf, args)
+    if args.inpainting_only or args.repaint_only:
         results["guidance"] = json.loads(RESULTS.read_text())["guidance"]
     else:
         results["guidance"] = measure_guidance(model, sde, data["test"], clf, noisy, args)
@@ -227,7 +244,10 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"| inpainted (`inpaint_smc`, {smc['particles']} particles per digit, first {smc['n']} digits; "
                      f"replacement on the same digits: {smc['kept_label_same_digits_replacement']:.3f}) | "
                      f"{smc['kept_label']:.3f} | {smc['seconds']:.0f} |")
-    lines += ["", "![inpainting](images/mnist-inpaint.png)", "",
+    lines += ["", "![inpainting](images/mnist-inpaint.png)", ""]
+    if "inpaint_repaint" in inp:
+        lines += ["![inpainting with RePaint](images/mnist-inpaint-repaint.png)", ""]
+    lines += [
               "## Class-conditional samples (classifier guidance)", "",
               f"{gd['n'] // 10} samples of each digit, guided by the noise-conditional classifier "
               f"`{Path(results['noise_classifier']['path']).name}` "
@@ -266,6 +286,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repaint-jump", type=int, default=10, help="RePaint's jump length")
     p.add_argument("--inpainting-only", action="store_true",
                    help="measure inpainting only; keep the stored guidance figures")
+    p.add_argument("--repaint-only", action="store_true",
+                   help="measure the RePaint row only; keep every other stored figure")
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="toy sizes, nothing written to docs")
