@@ -39,10 +39,9 @@ def variants(host: sf.PluginHost, oracle: Oracle) -> list[Variant]:
     out: list[Variant] = []
     for p in host.available("predictor"):
         proto = host.create("predictor", p)
-        if not proto.requires <= sde.capabilities or p == "torchsde":
+        if not proto.requires <= sde.capabilities:
             continue
-        trajectory = isinstance(proto, sf.TrajectorySolver)
-        for c in ([None] if trajectory else [None, *[c for c in host.available("corrector") if c != "none"]]):
+        for c in [None, *[c for c in host.available("corrector") if c != "none"]]:
             if p == "none" and c is None:
                 continue
             if c is not None and not host.create("corrector", c).requires <= sde.capabilities:
@@ -52,6 +51,9 @@ def variants(host: sf.PluginHost, oracle: Oracle) -> list[Variant]:
                                _pc_runner(host, p, c, score, sde, oracle.eps)))
         if getattr(proto, "preferred_schedule", None):  # a step-wise ODE solver: also on a grid tuned to it
             out.append(Variant(f"{p}@tuned", "tuned", _tuned_runner(host, p, score, sde, oracle.eps)))
+    for p in host.available("trajectory_solver"):  # whole-trajectory solvers: no corrector; torchsde by method below
+        if p != "torchsde" and host.create("trajectory_solver", p).requires <= sde.capabilities:
+            out.append(Variant(p, "plugin", _pc_runner(host, p, None, score, sde, oracle.eps)))
     for m in TORCHSDE_METHODS:
         out.append(Variant(f"torchsde:{m}", "torchsde",
                            _pc_runner(host, "torchsde", None, score, sde, oracle.eps, method=m)))
@@ -126,7 +128,7 @@ def run_suite(oracle: Oracle, budgets: tuple[int, ...], n: int, host: sf.PluginH
         rows.append(_measure(oracle, f"ode:dopri5(tol={tol:g})", "ode-adaptive",
                              lambda g, tol=tol: sf.ode_sample(score, oracle.sde, (n, dim), rtol=tol, atol=tol,
                                                               eps=oracle.eps, generator=g, host=host), None))
-    if "gotta_go_fast" in host.available("predictor") and (not only or "gotta_go_fast" in only):
+    if "gotta_go_fast" in host.available("trajectory_solver") and (not only or "gotta_go_fast" in only):
         rows.append(_measure(oracle, "gotta_go_fast(default tol)", "plugin-adaptive",
                              lambda g: sf.Sampler(predictor="gotta_go_fast", eps=oracle.eps, host=host).sample(
                                  score, oracle.sde, (n, dim), generator=g), None))

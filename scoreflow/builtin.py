@@ -41,6 +41,10 @@ def scoreflow_register_predictors(registry: Registry) -> None:
     registry.add("euler", EulerMaruyama, aliases=("euler_maruyama", "em"))
     registry.add("reverse_diffusion", ReverseDiffusion)
     registry.add("none", NonePredictor)
+
+
+@hookimpl
+def scoreflow_register_trajectory_solvers(registry: Registry) -> None:
     registry.add("torchsde", TorchsdeSolver, summary="Reverse SDE solved by torchsde.sdeint (method=...).")
 
 

@@ -37,6 +37,12 @@ def scoreflow_register_predictors(registry: Registry) -> None:
 
 
 @hookspec
+def scoreflow_register_trajectory_solvers(registry: Registry) -> None:
+    """Add whole-trajectory reverse-SDE solvers (:class:`scoreflow.TrajectorySolver`: ``solve()`` only, no
+    step) to ``registry``; ``Sampler(predictor=name)`` selects them in place of the step loop."""
+
+
+@hookspec
 def scoreflow_register_correctors(registry: Registry) -> None:
     """Add score-based MCMC correctors (:class:`scoreflow.Corrector`) to ``registry``."""
 
@@ -76,6 +82,7 @@ HOOKS_BY_KIND: dict[str, str] = {
     "sde": "scoreflow_register_sdes",
     "score_net": "scoreflow_register_score_nets",
     "predictor": "scoreflow_register_predictors",
+    "trajectory_solver": "scoreflow_register_trajectory_solvers",
     "corrector": "scoreflow_register_correctors",
     "ode_solver": "scoreflow_register_ode_solvers",
     "dataset": "scoreflow_register_datasets",
@@ -91,7 +98,8 @@ HOOKS_BY_KIND: dict[str, str] = {
 BASES_BY_KIND: dict[str, tuple[str, ...]] = {
     "sde": ("scoreflow.sde.base:SDE",),
     "score_net": ("scoreflow.models.base:ScoreNet",),
-    "predictor": ("scoreflow.sampling.base:Predictor", "scoreflow.sampling.base:TrajectorySolver"),
+    "predictor": ("scoreflow.sampling.base:Predictor",),
+    "trajectory_solver": ("scoreflow.sampling.base:TrajectorySolver",),
     "corrector": ("scoreflow.sampling.base:Corrector",),
     "ode_solver": ("scoreflow.flow.solvers:ODESolver",),
     "dataset": ("scoreflow.data.base:TensorData",),

@@ -231,6 +231,11 @@ class PluginHost:
         return self.registry("predictor")
 
     @property
+    def trajectory_solvers(self) -> Registry:
+        """Registry of whole-trajectory solvers."""
+        return self.registry("trajectory_solver")
+
+    @property
     def correctors(self) -> Registry:
         """Registry of correctors."""
         return self.registry("corrector")

@@ -25,13 +25,15 @@ log_every = 2
 def test_list_kind(capsys):
     assert main(["list", "predictor"]) == 0
     out = capsys.readouterr().out
-    assert "scoreflow:euler (aliases: euler_maruyama, em)" in out and "scoreflow:torchsde" in out
+    assert "scoreflow:euler (aliases: euler_maruyama, em)" in out and "torchsde" not in out
+    assert main(["list", "trajectory_solver"]) == 0
+    assert "scoreflow:torchsde" in capsys.readouterr().out
 
 
 def test_plugins_text(capsys):
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
-    assert "predictor: euler, reverse_diffusion, none, torchsde" in out and "dataset: digits" in out
+    assert "predictor: euler, reverse_diffusion, none\n" in out and "trajectory_solver: torchsde" in out and "dataset: digits" in out
 
 
 def test_train_help_documents_every_option(capsys):

@@ -9,9 +9,8 @@ from scoreflow import testing
 
 HOST = sf.PluginHost(autoload=True, strict=True)
 
-# Components that integrate a whole trajectory or do nothing are checked elsewhere:
-# "none" predictor/corrector are identities; "torchsde" has its own tests per method.
-SKIP_PREDICTORS = {"none", "torchsde"}
+# "none" predictor/corrector are identities; "torchsde" has its own tests per method (tests/test_flow.py).
+SKIP_PREDICTORS = {"none"}
 
 
 @pytest.mark.parametrize("name", HOST.available("sde"))
@@ -34,6 +33,11 @@ def _compatible(kind: str, skip: set[str]) -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("name", "sde_name"), _compatible("predictor", SKIP_PREDICTORS))
 def test_predictor_conforms(name, sde_name):
     testing.check_predictor(HOST.create("predictor", name), HOST.create("sde", sde_name))
+
+
+@pytest.mark.parametrize(("name", "sde_name"), _compatible("trajectory_solver", {"torchsde"}))
+def test_trajectory_solver_conforms(name, sde_name):
+    testing.check_predictor(HOST.create("trajectory_solver", name), HOST.create("sde", sde_name))
 
 
 @pytest.mark.parametrize(("name", "sde_name"), _compatible("corrector", {"none"}))

@@ -56,7 +56,7 @@ def test_torchsde_is_deterministic_and_any_rank(ve):
 
 def test_torchsde_rejects_unknown_method():
     with pytest.raises(ValueError, match="Unknown method 'rk45'. Available: euler, milstein"):
-        sf.create("predictor", "torchsde", method="rk45")
+        sf.create("trajectory_solver", "torchsde", method="rk45")
 
 
 def test_ode_sampler_reproduces_the_mixture(ve, oracle, oracle_logp):

@@ -106,8 +106,22 @@ def test_same_provider_twice_is_an_error():
 def test_resolve_passes_instances_and_checks_types(host):
     em = sf.EulerMaruyama()
     assert host.predictors.resolve(em) is em
-    with pytest.raises(TypeError, match="expected a predictor name or a Predictor or TrajectorySolver instance"):
+    with pytest.raises(TypeError, match="expected a predictor name or a Predictor instance"):
         host.predictors.resolve(3.5)
+    solver = sf.TorchsdeSolver()
+    with pytest.raises(TypeError, match="Predictor instance, got TorchsdeSolver"):
+        host.predictors.resolve(solver)  # its own kind now
+    assert host.trajectory_solvers.resolve(solver) is solver
+
+
+def test_whole_trajectory_solvers_are_their_own_kind(host):
+    assert "torchsde" in host.available("trajectory_solver") and "torchsde" not in host.available("predictor")
+    assert isinstance(sf.Sampler(predictor="torchsde", host=host).predictor_obj, sf.TorchsdeSolver)
+    assert isinstance(sf.Sampler(predictor=sf.TorchsdeSolver()).predictor_obj, sf.TorchsdeSolver)
+    with pytest.raises(TypeError, match="Predictor or TrajectorySolver instance, got float"):
+        sf.Sampler(predictor=3.5)
+    with pytest.raises(sf.UnknownComponentError, match=r"Unknown predictor 'torchsd'.*trajectory_solver\): .*torchsde"):
+        sf.Sampler(predictor="torchsd", host=host)
 
 
 def test_entry_summary_is_first_docstring_line():
@@ -134,7 +148,7 @@ def test_unknown_option_is_named_with_the_allowed_ones():
     (lambda: sf.Sampler(num_steps="3"), "num_steps must be a positive integer, got '3'"),
     (lambda: sf.Sampler(num_steps=True), "num_steps must be a positive integer, got True"),
     (lambda: sf.create("ode_solver", "dopri5", method="x"), "Unknown method 'x'. Available: dopri5, dopri8"),
-    (lambda: sf.create("predictor", "torchsde", method="x"), "Unknown method 'x'. Available: euler, milstein"),
+    (lambda: sf.create("trajectory_solver", "torchsde", method="x"), "Unknown method 'x'. Available: euler, milstein"),
 ])
 def test_validation_errors_read_as_one_sentence(build, message):
     with pytest.raises((ValueError, TypeError)) as info:

@@ -67,8 +67,9 @@ def _sampler_from_args(args: argparse.Namespace, **condition: Any):
         if args.schedule == "tuned":  # the grids `scoreflow tune-schedule` stored with this run, for this predictor
             options.setdefault("path", getattr(args, "checkpoint_given", args.checkpoint))
             from scoreflow.plugins import get_host
+            from scoreflow.sampling.sampler import canonical_predictor_name
 
-            options.setdefault("predictor", get_host().predictors.get(args.predictor).name)
+            options.setdefault("predictor", canonical_predictor_name(args.predictor, host=get_host()))
         extra.update(schedule=args.schedule, schedule_options=options)
     return Sampler(predictor=args.predictor, corrector=corrector, num_steps=args.num_steps, snr=args.snr,
                    n_steps=args.n_steps, predictor_options=args.predictor_options, resample=args.resample,

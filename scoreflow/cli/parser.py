@@ -112,7 +112,8 @@ def _add_train(sub) -> None:
 def _add_sampler_options(p: argparse.ArgumentParser, *, ode: bool = True) -> None:
     """The options that build a :class:`~scoreflow.Sampler` (and, with ``ode``, probability-flow sampling)."""
     p.add_argument("--checkpoint", required=True, help="run folder, checkpoint folder or shipped model name")
-    p.add_argument("--predictor", default="euler", help="predictor name (default: %(default)s)")
+    p.add_argument("--predictor", default="euler",
+                   help="predictor, or whole-trajectory solver (torchsde, ...), name (default: %(default)s)")
     p.add_argument("--corrector", default="langevin", help="corrector name or 'none' (default: %(default)s)")
     p.add_argument("--predictor-options", type=_json_object, default={}, help="JSON options for the predictor")
     if ode:

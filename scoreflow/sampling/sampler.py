@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import torch
 
-from scoreflow.errors import DroppedOptionsError, IncompatibleComponentsError, NonFiniteError
+from scoreflow.errors import DroppedOptionsError, IncompatibleComponentsError, NonFiniteError, UnknownComponentError
 from scoreflow.hookspecs import BASES_BY_KIND
 from scoreflow.models.base import ScoreModel, make_score_fn
 from scoreflow.registry import check_instance
@@ -124,11 +124,21 @@ class Sampler:
             return (self.host or get_host()).registry(kind).resolve(obj, **options)
         return check_instance(kind, obj, BASES_BY_KIND[kind])
 
+    def _resolve_predictor(self) -> Predictor | TrajectorySolver:
+        """A step-wise predictor, or a whole-trajectory solver (its own kind) that replaces the step loop."""
+        if isinstance(self.predictor, str) or self.host is not None:
+            from scoreflow.plugins import get_host
+
+            return resolve_predictor(self.predictor, host=self.host or get_host(), **self.predictor_options)
+        if isinstance(self.predictor, TrajectorySolver):
+            return self.predictor
+        return check_instance("predictor", self.predictor, (Predictor, TrajectorySolver))
+
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.predictor, str) and self.predictor_options:
             raise DroppedOptionsError(f"predictor_options {sorted(self.predictor_options)} cannot apply to the "
                                       f"predictor instance {type(self.predictor).__name__}; set them on it")
-        self._predictor = self._resolve("predictor", self.predictor, **self.predictor_options)
+        self._predictor = self._resolve_predictor()
         corrector = "none" if self.corrector is None else self.corrector
         given = {k: v for k, v in (("snr", self.snr), ("n_steps", self.n_steps)) if v is not None}
         if not isinstance(corrector, str) and (given or self.corrector_options):
@@ -333,6 +343,30 @@ class Sampler:
             return condition.finalize(x, state)
         finished = predictor.finish(x, sde=sde, score=score, state=state)
         return condition.finalize(x_mean if finished is None else finished, state)
+
+
+def resolve_predictor(obj: str | Predictor | TrajectorySolver, *, host: Any, **options: Any
+                      ) -> Predictor | TrajectorySolver:
+    """``obj`` by name from the ``predictor`` registry, else from the ``trajectory_solver`` registry (an unknown
+    name lists both), or an instance of either kind after a type check."""
+    predictors, solvers = host.registry("predictor"), host.registry("trajectory_solver")
+    if not isinstance(obj, str):
+        return check_instance("predictor", obj, (Predictor, TrajectorySolver))
+    if obj not in predictors and obj in solvers:
+        return solvers.create(obj, **options)
+    try:
+        return predictors.create(obj, **options)
+    except UnknownComponentError as exc:
+        raise UnknownComponentError(f"{exc} Whole-trajectory solvers (trajectory_solver): "
+                                    f"{solvers.describe_names() or '(none)'}.") from None
+
+
+def canonical_predictor_name(name: str, *, host: Any) -> str:
+    """The canonical name of a predictor or whole-trajectory solver (the one its results are stored under)."""
+    solvers = host.registry("trajectory_solver")
+    if name not in host.registry("predictor") and name in solvers:
+        return solvers.get(name).name
+    return host.registry("predictor").get(name).name
 
 
 def renoise(

@@ -21,6 +21,10 @@ def scoreflow_register_predictors(registry) -> None:
     registry.add("ipndm", IPNDM, aliases=("improved_pndm",))
     registry.add("deis", DEIS, aliases=("deis_tab",))
     registry.add("unipc", UniPC, aliases=("uni_pc",))
+
+
+@scoreflow.hookimpl
+def scoreflow_register_trajectory_solvers(registry) -> None:
     registry.add("gotta_go_fast", GottaGoFast, aliases=("adaptive_sde", "ggf"))
 
 
