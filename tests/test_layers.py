@@ -66,6 +66,8 @@ def test_components_given_as_instances_need_no_plugin_host(monkeypatch):
                          times=torch.linspace(1.0, 1e-3, 11, dtype=torch.float64),
                          condition=sf.Inpaint(torch.zeros(2), torch.tensor([True, False])))
     assert sampler.sample(gm.score_model(sde), sde, (4, 2), generator=g).nfe == 20
+    trajectory = sf.Sampler(predictor=sf.TorchsdeSolver(method="euler"), num_steps=5, eps=1e-2)
+    assert trajectory.sample(gm.score_model(sde), sde, (4, 2), generator=g).nfe > 0
     with pytest.raises(TypeError, match="expected a corrector name or a Corrector instance, got ReverseDiffusion"):
         sf.Sampler(predictor=sf.ReverseDiffusion(), corrector=sf.ReverseDiffusion())
     with pytest.raises(sf.errors.DroppedOptionsError, match="rtol"):

@@ -208,3 +208,25 @@ def test_divergence_stops_training_with_the_step_and_a_fitting_hint(tmp_path, gr
     config = TrainConfig(steps=50, lr=1e4, grad_clip=grad_clip, **TINY)
     with pytest.raises(sf.ScoreflowError, match=f"training diverged at step \\d+: .*; lower --lr.*{hint}"):
         Trainer(config, tmp_path, progress=False).run()
+
+
+def test_trainer_from_instances_needs_no_plugin_host_and_trains_as_from_names(tmp_path, monkeypatch):
+    from scoreflow import plugins
+    from scoreflow.training.trainer import build_components
+
+    config = TrainConfig(steps=2, **TINY)
+    named = Trainer(config, tmp_path / "named", progress=False)
+    data, sde = named.data, named.sde
+    _, model = build_components(config, data, sde=sde)  # what the names build, from the config's seed
+
+    def no_host(*args, **kwargs):
+        raise AssertionError("get_host() called although data, sde and model were given")
+
+    monkeypatch.setattr(plugins, "get_host", no_host)
+    given = Trainer(config, tmp_path / "given", data=data, sde=sde, model=model, progress=False)
+    given.run()
+    named.run()
+    a, b = _weights(named), _weights(given)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(TypeError, match="expected a score_net name or a ScoreNet instance, got Linear"):
+        Trainer(config, tmp_path / "bad", data=data, sde=sde, model=torch.nn.Linear(2, 2), progress=False)

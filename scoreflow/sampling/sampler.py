@@ -256,7 +256,8 @@ class Sampler:
         self._corrector.check_sde(sde)
         if self.eps_for(sde) >= sde.T:
             raise ValueError(f"eps={self.eps_for(sde)} must be smaller than the SDE's end time T={sde.T}")
-        self.grid(sde)  # an unknown default schedule or an invalid grid fails here, before sampling
+        if not isinstance(self._predictor, TrajectorySolver):  # a trajectory solver picks its own steps
+            self.grid(sde)  # an unknown default schedule or an invalid grid fails here, before sampling
 
     def sample(
         self,
@@ -298,7 +299,7 @@ class Sampler:
                 x = _check_init(init, shape)
             if isinstance(self._predictor, TrajectorySolver):
                 x, _ = self._predictor.solve(
-                    x, float(self.grid(sde)[0]), self.eps_for(sde), self.num_steps, sde=sde, score=score,
+                    x, float(sde.T), self.eps_for(sde), self.num_steps, sde=sde, score=score,
                     generator=generator
                 )
                 x = self._condition.finalize(x)

@@ -15,6 +15,9 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from scoreflow.data.base import TensorData, dequantize
+from scoreflow.models.base import ScoreNet
+from scoreflow.registry import check_instance
+from scoreflow.sde.base import SDE
 from scoreflow.device import resolve_device
 from scoreflow.training import distributed as ddp
 from scoreflow.errors import TrainingDivergedError, TrainingInterrupted
@@ -40,12 +43,13 @@ class TrainResult:
     epoch_losses: list[tuple[int, float]] = attrs.field(factory=list)
 
 
-def build_components(config: TrainConfig, data: TensorData, *, host=None):
-    """The SDE and score network a config describes (network initialised from ``config.seed``)."""
+def build_components(config: TrainConfig, data: TensorData, *, host=None, sde: SDE | None = None):
+    """The SDE and score network a config describes (network initialised from ``config.seed``; for ``sde`` when
+    given, else the config's)."""
     from scoreflow.plugins import get_host
 
     host = host or get_host()
-    sde = host.create("sde", config.sde, **config.sde_options)
+    sde = sde if sde is not None else host.create("sde", config.sde, **config.sde_options)
     shape_opts: dict[str, Any] = (
         {"image_size": data.x.shape[-1], "in_channels": data.x.shape[1]} if data.kind == "image"
         else {"dim": data.x.shape[1]}
@@ -84,27 +88,43 @@ def ema_with_warmup(decay: float):
 class Trainer:
     """Trains the score network a :class:`TrainConfig` describes, writing into ``out``.
 
+    The dataset, SDE and network come from the config's registered names, or are given as instances
+    (``data=``, ``sde=``, ``model=``); with all three given no plugin host is consulted. The checkpoint records
+    the config, from which :func:`load_trained` rebuilds the network, so instances should be what the config
+    names (as :func:`build_components` makes them); the weights are loaded strictly, so a network of another
+    shape is refused when loaded.
+
     With torch.distributed initialised (``torchrun``), each rank takes its slice of the
     same global batch (indices, times and noise are drawn identically on every rank), so
     the averaged gradient equals single-process training on that batch; rank 0 writes.
     """
 
-    def __init__(self, config: TrainConfig, out: str | Path, *, host=None, progress: bool = True) -> None:
-        from scoreflow.plugins import get_host
-
+    def __init__(self, config: TrainConfig, out: str | Path, *, data: TensorData | None = None,
+                 sde: SDE | None = None, model: ScoreNet | None = None, host=None, progress: bool = True) -> None:
         self.config = config
         self.out = Path(out)
-        self.host = host or get_host()
         self.progress = progress
         self.rank, self.world = ddp.world()
         if config.batch_size % self.world:
             raise ValueError(f"batch_size {config.batch_size} must be divisible by the world size {self.world}")
         self.device = resolve_device(config.device)
-        self.data = self.host.create("dataset", config.dataset, split="train", data_dir=config.data_dir,
-                                     **config.dataset_options)
+        if host is None and (data is None or sde is None or model is None):  # a name to resolve: the edge
+            from scoreflow.plugins import get_host
+
+            host = get_host()
+        self.host = host
+        if data is None:
+            data = host.create("dataset", config.dataset, split="train", data_dir=config.data_dir,
+                               **config.dataset_options)
+        self.data = check_instance("dataset", data, TensorData)
+        if sde is None:
+            sde = host.create("sde", config.sde, **config.sde_options)
+        if model is None:
+            _, model = build_components(config, self.data, host=host, sde=sde)
+        self.sde = check_instance("sde", sde, SDE)
+        self.model = check_instance("score_net", model, ScoreNet)
         if config.dequantize and self.data.kind != "image":
             raise ValueError("dequantize applies to 8-bit image data only")
-        self.sde, self.model = build_components(config, self.data, host=self.host)
         self.model.to(self.device)
         self.ema = AveragedModel(self.model, avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
         opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
