@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 import scoreflow as sf
-from scoreflow.evaluation import _batched, cached_classifier, frechet_distance
+from scoreflow.evaluation.metrics import _batched, cached_classifier, frechet_distance
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "mnist-conditional.json"

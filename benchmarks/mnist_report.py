@@ -29,7 +29,7 @@ import torch
 
 import scoreflow as sf
 from scoreflow.data.base import TensorData
-from scoreflow.runs import mean_and_standard_error
+from scoreflow.evaluation.runs import mean_and_standard_error
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "mnist-reproduction.json"
@@ -64,7 +64,7 @@ def samplers(quick: bool) -> dict[str, dict[str, Any]]:
 
 
 def _sample(model, sde, spec: dict[str, Any], n: int, seed: int) -> tuple[torch.Tensor, int, float]:
-    from scoreflow.runs import sample_many
+    from scoreflow.evaluation.runs import sample_many
 
     start = time.perf_counter()
     if "ode" in spec:
@@ -81,7 +81,7 @@ def measure_weights(model, sde, *, train, test, n_bpd: int, n_quality: int, quic
     """Bits/dim and sample quality of one set of weights."""
     from scoreflow.evaluation import image_quality
     from scoreflow.pictures import save_samples_png
-    from scoreflow.runs import likelihood_many
+    from scoreflow.evaluation.runs import likelihood_many
 
     tol = 1e-3 if quick else 1e-5
     start = time.perf_counter()
@@ -113,7 +113,7 @@ FAST_BPD = {"solver": "rk4", "num_steps": 30, "time_variable": "log_sigma"}
 def fast_bpd(model, sde, test, n: int) -> dict[str, Any]:
     """Test bits/dim of the first ``n`` test images with :data:`FAST_BPD` (same images, probes and
     dequantization draws for every model)."""
-    from scoreflow.runs import likelihood_many
+    from scoreflow.evaluation.runs import likelihood_many
 
     start = time.perf_counter()
     res = likelihood_many(model, sde, test.x[:n], batch_size=100, seed=0, eps=1e-5, dequantize=True, **FAST_BPD)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import scoreflow as sf
-from scoreflow.runs import sample_many
+from scoreflow.evaluation.runs import sample_many
 
 
 @pytest.mark.parametrize("batch_size", [4, 8, 16])

@@ -101,7 +101,7 @@ def _sampling_plan(args: argparse.Namespace, sde):
 
 def _generate(args: argparse.Namespace, model, sde, shape, plan=None,
               interruptible: bool = False) -> tuple[torch.Tensor, int]:
-    from scoreflow.runs import sample_many
+    from scoreflow.evaluation.runs import sample_many
 
     sampler, ode_options = plan or _sampling_plan(args, sde)
     ode_options = dict(ode_options)
@@ -204,7 +204,7 @@ def _dataset_from_checkpoint(args: argparse.Namespace, split: str):
 
 
 def likelihood(args: argparse.Namespace) -> int:
-    from scoreflow.runs import likelihood_many, mean_and_standard_error
+    from scoreflow.evaluation.runs import likelihood_many, mean_and_standard_error
     from scoreflow.training import load_trained
 
     args.checkpoint = checkpoint_location(args.checkpoint)

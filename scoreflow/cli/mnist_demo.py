@@ -18,7 +18,7 @@ from scoreflow.errors import ScoreflowError
 from scoreflow.flow.probability_flow import ode_sample
 from scoreflow.pictures import save_panels_png, save_samples_png
 from scoreflow.pretrained import load_pretrained
-from scoreflow.runs import likelihood_many, mean_and_standard_error
+from scoreflow.evaluation.runs import likelihood_many, mean_and_standard_error
 from scoreflow.sampling.sampler import Sampler
 
 PRETRAINED = "mnist-tutorial"
