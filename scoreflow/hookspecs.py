@@ -92,6 +92,9 @@ HOOKS_BY_KIND: dict[str, str] = {
     "classifier": "scoreflow_register_classifiers",
 }
 
+#: Hook name -> the kind it fills.
+KIND_BY_HOOK: dict[str, str] = {hook: kind for kind, hook in HOOKS_BY_KIND.items()}
+
 #: The interface a component of each kind implements, as ``"module:Class"`` (imported when first needed, so
 #: the plugin layer does not import the component layers it serves). ``Registry.resolve`` passes instances
 #: of these through and refuses anything else.

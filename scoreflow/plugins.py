@@ -13,6 +13,7 @@ Environment controls (each also a constructor argument):
 
 from __future__ import annotations
 
+import functools
 import importlib
 
 import importlib.metadata
@@ -95,6 +96,8 @@ class PluginHost:
         self._order: list[str] = []
         self._dists: dict[str, importlib.metadata.Distribution | None] = {}
         self._registries: dict[str, Registry] | None = None
+        self._filling: dict[str, Registry] | None = None
+        self._failed_now: set[str] = set()
         self._loaded = False
         self._builtins = builtins
 
@@ -106,13 +109,17 @@ class PluginHost:
         return self._add_plugin(plugin, name, dist=None)
 
     def _add_plugin(self, plugin: object, name: str | None, dist: Any) -> str:
-        plugin_name = self.pm.register(plugin, name=name)
+        if any(getattr(p, "plugin", None) is plugin for p in self.pm.get_plugins()):
+            raise ValueError(f"plugin {plugin!r} is already registered")
+        guarded = _GuardedPlugin(plugin, self)
+        plugin_name = self.pm.register(guarded, name=name)
         if plugin_name is None:  # blocked inside pluggy
             return name or ""
+        guarded.name = plugin_name
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
-            self.pm.unregister(plugin)
+            self.pm.unregister(guarded)
             failure = PluginFailure(plugin_name, _dist_label(dist),
                                     f"{type(exc).__name__}: {exc}{_hook_name_hint(plugin)}")
             self._fail(failure, exc, PluginError)
@@ -189,31 +196,50 @@ class PluginHost:
         return lines
 
     def _fill_registries(self) -> dict[str, Registry]:
+        """Call each kind's hook through pluggy: the built-ins first (plugins may replace their names), then every
+        other plugin in one hook call, so pluggy's ``tryfirst``/``trylast`` and hook wrappers keep their meaning.
+        Each implementation runs guarded (see :class:`_GuardedPlugin`): a failing plugin loses every component it
+        added, in every kind, and the others load."""
         registries = {
             kind: Registry(kind, base=hookspecs.BASES_BY_KIND.get(kind), notes=self._notes)
             for kind in KINDS
         }
-        failed: set[str] = set()
-        for kind, hook_name in hookspecs.HOOKS_BY_KIND.items():
-            impls = {impl.plugin_name: impl for impl in getattr(self.pm.hook, hook_name).get_hookimpls()}
-            for plugin_name in list(self._order):
-                impl = impls.get(plugin_name)
-                if impl is None or plugin_name in failed:
-                    continue
-                reg = registries[kind]
-                reg.current_provider = plugin_name
-                try:
-                    impl.function(**{arg: reg for arg in impl.argnames if arg == "registry"})
-                except Exception as exc:
-                    failed.add(plugin_name)
-                    for filled in registries.values():  # all or nothing: roll back its other hooks too
-                        filled.remove_provider(plugin_name)
-                    dist = _dist_label(self._dists.get(plugin_name))
-                    failure = PluginFailure(plugin_name, dist, f"{hook_name}: {type(exc).__name__}: {exc}")
-                    self._fail(failure, exc, PluginError)
-                finally:
-                    reg.current_provider = BUILTIN_PROVIDER
+        self._filling = registries
+        self._failed_now: set[str] = set()
+        builtin = self.pm.get_plugin(BUILTIN_PROVIDER)
+        others = [p for p in self.pm.get_plugins() if p is not builtin]
+        try:
+            for kind, hook_name in hookspecs.HOOKS_BY_KIND.items():
+                if builtin is not None:
+                    self.pm.subset_hook_caller(hook_name, remove_plugins=others)(registry=registries[kind])
+                self.pm.subset_hook_caller(hook_name, remove_plugins=[builtin] if builtin else [])(
+                    registry=registries[kind])
+        finally:
+            self._filling = None
         return registries
+
+    def _call_guarded(self, plugin_name: str, hook_name: str, function: Any, args: tuple, kwargs: dict) -> Any:
+        """Run one plugin's hook implementation with the registry credited to it; on an exception, roll back what
+        the plugin added to every registry and record the failure (raised in strict mode)."""
+        registries = self._filling
+        if registries is None:  # called outside a registry fill (a user calling the hook): nothing to credit
+            return function(*args, **kwargs)
+        if plugin_name in self._failed_now:
+            return None
+        reg = registries[hookspecs.KIND_BY_HOOK[hook_name]]
+        reg.current_provider = plugin_name
+        try:
+            return function(*args, **kwargs)
+        except Exception as exc:
+            self._failed_now.add(plugin_name)
+            for filled in registries.values():  # all or nothing: roll back its other hooks too
+                filled.remove_provider(plugin_name)
+            dist = _dist_label(self._dists.get(plugin_name))
+            self._fail(PluginFailure(plugin_name, dist, f"{hook_name}: {type(exc).__name__}: {exc}"), exc,
+                       PluginError)
+            return None
+        finally:
+            reg.current_provider = BUILTIN_PROVIDER
 
     @property
     def sdes(self) -> Registry:
@@ -302,6 +328,39 @@ class PluginHost:
 def _normal(name: str) -> str:
     """Plugin and distribution names compare case-insensitively, with '-' and '_' alike."""
     return name.strip().lower().replace("-", "_")
+
+
+class _GuardedPlugin:
+    """A plugin as pluggy sees it: the plugin's hook implementations, with their pluggy options (``tryfirst``,
+    ``trylast``, ``wrapper``, ...) untouched, each run through :meth:`PluginHost._call_guarded` (wrappers run as
+    they are). ``plugin`` is the plugin object itself."""
+
+    def __init__(self, plugin: object, host: PluginHost) -> None:
+        self.plugin = plugin
+        self.name = ""
+        marker = f"{hookspecs.PROJECT_NAME}_impl"
+        for attr in dir(plugin):
+            try:
+                value = getattr(plugin, attr)
+            except Exception:  # noqa: S112 - a property that fails is not a hook implementation
+                continue
+            opts = getattr(value, marker, None)
+            if not isinstance(opts, dict) or not callable(value):
+                continue
+            if opts.get("wrapper") or opts.get("hookwrapper"):
+                setattr(self, attr, value)
+            else:
+                setattr(self, attr, self._guard(attr, value, host))
+
+    def _guard(self, hook_name: str, function: Any, host: PluginHost) -> Any:
+        @functools.wraps(function)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            return host._call_guarded(self.name, hook_name, function, args, kwargs)
+
+        return guarded
+
+    def __repr__(self) -> str:
+        return f"<scoreflow plugin {self.name!r}: {self.plugin!r}>"
 
 
 def _hook_name_hint(plugin: object) -> str:

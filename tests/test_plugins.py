@@ -71,6 +71,65 @@ def test_hook_that_raises_is_rolled_back():
     assert any(f.name == "half" for f in host.failures)
 
 
+def _adds(name):
+    class Adds:
+        @sf.hookimpl
+        def scoreflow_register_predictors(self, registry):
+            registry.add(name, DoubleEuler)
+
+    return Adds()
+
+
+def test_hooks_are_called_through_pluggy_so_tryfirst_and_wrappers_keep_their_meaning():
+    """Built-ins first; then pluggy's order (last registered first, tryfirst before); a wrapper sees the others."""
+    seen: list[list[str]] = []
+
+    class Early:
+        @sf.hookimpl(tryfirst=True)
+        def scoreflow_register_predictors(self, registry):
+            registry.add("early", DoubleEuler)
+
+    class Wrapper:
+        @sf.hookimpl(wrapper=True)
+        def scoreflow_register_predictors(self, registry):
+            seen.append(registry.names())  # before: only the built-ins
+            result = yield
+            seen.append(registry.names())  # after: every plugin's names
+            return result
+
+    host = sf.PluginHost(autoload=False, strict=True)
+    host.register(Early(), name="early_plugin")
+    host.register(_adds("first"), name="first_plugin")
+    host.register(_adds("second"), name="second_plugin")
+    host.register(Wrapper(), name="wrapper_plugin")
+    order = [e.name for e in host.predictors.entries() if e.provider != "scoreflow"]
+    assert order == ["early", "second", "first"]
+    assert host.predictors.entries()[0].provider == "scoreflow"
+    assert "early" not in seen[0] and "euler" in seen[0]
+    assert {"early", "first", "second"} <= set(seen[1])
+    assert host.predictors.get("early").provider == "early_plugin"
+
+
+def test_a_plugin_that_fails_in_one_hook_loses_its_other_kinds_too():
+    class TwoKinds:
+        @sf.hookimpl
+        def scoreflow_register_predictors(self, registry):
+            registry.add("kept_only_if_all_load", DoubleEuler)
+
+        @sf.hookimpl
+        def scoreflow_register_correctors(self, registry):
+            raise RuntimeError("corrector hook broke")
+
+    host = sf.PluginHost(autoload=False, strict=False)
+    host.register(TwoKinds(), name="two")
+    host.register(_adds("neighbour"), name="neighbour_plugin")
+    with pytest.warns(sf.ScoreflowPluginWarning, match="corrector hook broke"):
+        names = host.available("predictor")
+    assert "kept_only_if_all_load" not in names and "neighbour" in names
+    with pytest.raises(ValueError, match="already registered"):
+        host.register(host.pm.get_plugin("neighbour_plugin").plugin, name="again")
+
+
 def test_misspelt_hook_is_reported():
     class Typo:
         @sf.hookimpl
