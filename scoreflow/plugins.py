@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-
 import importlib.metadata
 import os
 import warnings
