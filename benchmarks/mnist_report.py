@@ -68,8 +68,8 @@ def _sample(model, sde, spec: dict[str, Any], n: int, seed: int) -> tuple[torch.
 
     start = time.perf_counter()
     if "ode" in spec:
-        x, nfe = sample_many(model, sde, (1, 28, 28), n, batch_size=250, seed=seed, ode_solver=spec["ode"],
-                             ode_options={"rtol": spec["rtol"], "atol": spec["atol"]})
+        sampler = sf.ProbabilityFlowSampler(solver=spec["ode"], rtol=spec["rtol"], atol=spec["atol"])
+        x, nfe = sample_many(model, sde, (1, 28, 28), n, batch_size=250, seed=seed, sampler=sampler)
     else:
         sampler = sf.Sampler(**spec)
         x, nfe = sample_many(model, sde, (1, 28, 28), n, batch_size=250, seed=seed, sampler=sampler)

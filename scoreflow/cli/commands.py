@@ -79,7 +79,7 @@ def _sampler_from_args(args: argparse.Namespace, **condition: Any):
 def _sampling_plan(args: argparse.Namespace, sde):
     """The sampler (or ODE options) the arguments ask for, checked against ``sde`` before any sampling."""
     from scoreflow.cli.conditional_commands import guidance_condition
-    from scoreflow.flow.probability_flow import resolve_solver
+    from scoreflow.flow.probability_flow import ProbabilityFlowSampler
 
     condition = guidance_condition(args, sde)  # --class with --ode-solver is refused here
     if args.ode_solver and (args.schedule is not None or args.predictor_options or args.resample):
@@ -89,25 +89,20 @@ def _sampling_plan(args: argparse.Namespace, sde):
         raise ValueError("--solver-options applies to --ode-solver sampling; for predictor-corrector sampling use "
                          "--predictor-options")
     if args.ode_solver:  # the solver is built here, so an unknown name or option fails before any sampling
-        solver = resolve_solver(args.ode_solver, **{"rtol": args.rtol, "atol": args.atol, **args.solver_options})
-        eps = 1e-3 if args.eps is None else args.eps
-        if not 0 < eps < sde.T:
-            raise ValueError(f"--eps must lie in (0, T={sde.T}), got {eps!r}")
-        return None, {"solver": solver, **({} if args.eps is None else {"eps": args.eps})}
-    sampler = _sampler_from_args(args, **condition)
-    sampler.check(sde)  # an incompatible predictor or corrector fails before any batch starts
-    return sampler, {}
+        sampler = ProbabilityFlowSampler(solver=args.ode_solver, rtol=args.rtol, atol=args.atol,
+                                         eps=1e-3 if args.eps is None else args.eps, solver_options=args.solver_options)
+    else:
+        sampler = _sampler_from_args(args, **condition)
+    sampler.check(sde)  # an incompatible predictor, corrector or eps fails before any batch starts
+    return sampler
 
 
-def _generate(args: argparse.Namespace, model, sde, shape, plan=None,
+def _generate(args: argparse.Namespace, model, sde, shape, sampler=None,
               interruptible: bool = False) -> tuple[torch.Tensor, int]:
     from scoreflow.evaluation.runs import sample_many
 
-    sampler, ode_options = plan or _sampling_plan(args, sde)
-    ode_options = dict(ode_options)
-    solver = ode_options.pop("solver", None)
-    return sample_many(model, sde, shape, args.num_samples, batch_size=args.batch_size, seed=args.seed,
-                       sampler=sampler, ode_solver=solver, ode_options=ode_options, device=args.device,
+    return sample_many(model, sde, shape, args.num_samples, sampler=sampler or _sampling_plan(args, sde),
+                       batch_size=args.batch_size, seed=args.seed, device=args.device,
                        progress=not args.no_progress, interruptible=interruptible)
 
 

@@ -47,10 +47,12 @@ def _blocks(n: int, size: int) -> list[tuple[int, int]]:
     return [(b, min(size, n - b * size)) for b in range((n + size - 1) // size)]
 
 
-def sample_many(model, sde, sample_shape: tuple[int, ...], n: int, *, batch_size: int = 64, seed: int = 0,
-                sampler=None, ode_solver: Any = None, ode_options: dict[str, Any] | None = None,
+def sample_many(model, sde, sample_shape: tuple[int, ...], n: int, *, sampler, batch_size: int = 64, seed: int = 0,
                 device: str = "cpu", progress: bool = False, interruptible: bool = False) -> tuple[torch.Tensor, int]:
     """``n`` samples in blocks of ``batch_size`` (this rank's blocks, gathered); returns ``(samples, nfe)``.
+
+    ``sampler`` is anything with the :class:`~scoreflow.Sampler`'s ``sample(model, sde, shape, *, generator,
+    device, progress)``: a ``Sampler`` or a :class:`~scoreflow.ProbabilityFlowSampler`.
 
     With ``interruptible`` (one process), SIGINT or SIGTERM stop sampling and raise
     :class:`~scoreflow.errors.SamplingInterrupted` holding the blocks finished so far.
@@ -59,8 +61,6 @@ def sample_many(model, sde, sample_shape: tuple[int, ...], n: int, *, batch_size
     for every block with fixed-step samplers), never a sum that would grow with the number of blocks.
     """
     from tqdm.auto import tqdm
-
-    from scoreflow.flow.probability_flow import ode_sample
 
     if n <= 0 or batch_size <= 0:
         raise ValueError(f"num_samples and batch_size must be positive, got {n} and {batch_size}")
@@ -74,11 +74,7 @@ def sample_many(model, sde, sample_shape: tuple[int, ...], n: int, *, batch_size
                 g = torch.Generator(device=device).manual_seed(block_seed(seed, b))
                 shape = (size, *sample_shape)
                 steps = progress and ddp.is_main()  # a per-step bar inside each block's bar
-                if ode_solver is not None:
-                    res = ode_sample(model, sde, shape, solver=ode_solver, generator=g, device=device,
-                                     progress=steps, **(ode_options or {}))
-                else:
-                    res = sampler.sample(model, sde, shape, generator=g, device=device, progress=steps)
+                res = sampler.sample(model, sde, shape, generator=g, device=device, progress=steps)
                 mine[b] = res.samples.cpu()
                 nfe = max(nfe, res.nfe)
     except (KeyboardInterrupt, _Terminated) as exc:

@@ -1,8 +1,9 @@
 """Probability-flow ODE sampling and likelihood."""
 
 from scoreflow.flow.likelihood import LikelihoodResult, log_likelihood
-from scoreflow.flow.probability_flow import ProbabilityFlowODE, ode_sample
+from scoreflow.flow.probability_flow import ProbabilityFlowODE, ProbabilityFlowSampler, ode_sample
 from scoreflow.flow.solvers import ODEResult, ODESolver, TorchdiffeqSolver
 
-__all__ = ["LikelihoodResult", "ODEResult", "ODESolver", "ProbabilityFlowODE", "TorchdiffeqSolver",
+__all__ = ["LikelihoodResult", "ODEResult", "ODESolver", "ProbabilityFlowODE", "ProbabilityFlowSampler",
+           "TorchdiffeqSolver",
            "log_likelihood", "ode_sample"]

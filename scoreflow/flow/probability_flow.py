@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import torch
 from torch import nn
 
@@ -144,3 +145,49 @@ def ode_sample(
                 func.close()
     check_finite("samples", x)
     return SampleResult(x, nfe)
+
+
+@attrs.define(kw_only=True)
+class ProbabilityFlowSampler:
+    """:func:`ode_sample` with the :class:`~scoreflow.Sampler`'s shape: options fixed once, then
+    ``sample(model, sde, shape, generator=..., ...) -> SampleResult``, so every consumer of samplers
+    (``evaluation.runs.sample_many``, the command line) has one sampling path.
+
+    The solver is resolved when the sampler is built, so an unknown name or option fails at once.
+    ``rtol``/``atol`` apply to a solver given by name (an instance carries its own).
+    """
+
+    solver: str | ODESolver = "dopri5"
+    rtol: float = 1e-5
+    atol: float = 1e-5
+    eps: float = 1e-3
+    solver_options: dict[str, Any] = attrs.field(factory=dict)
+    host: PluginHost | None = attrs.field(default=None, repr=False, eq=False)
+    _solver: ODESolver = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        options = {"rtol": self.rtol, "atol": self.atol, **self.solver_options} if isinstance(self.solver, str) \
+            else dict(self.solver_options)
+        self._solver = resolve_solver(self.solver, host=self.host, **options)
+
+    def check(self, sde: SDE) -> None:
+        """Raise now if ``eps`` does not lie in ``(0, sde.T)``."""
+        if not 0 < self.eps < sde.T:
+            raise ValueError(f"eps must lie in (0, T={sde.T}), got {self.eps!r}")
+
+    def sample(
+        self,
+        model: ScoreModel,
+        sde: SDE,
+        shape: tuple[int, ...] | torch.Size,
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        progress: bool = False,
+        dtype: torch.dtype = torch.float32,
+        init: torch.Tensor | None = None,
+    ) -> SampleResult:
+        """``shape[0]`` samples; ``init`` is the prior latent to start from (default: a draw from the prior)."""
+        self.check(sde)
+        return ode_sample(model, sde, shape, solver=self._solver, eps=self.eps, generator=generator, device=device,
+                          dtype=dtype, z=init, progress=progress)
