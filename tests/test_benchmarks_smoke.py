@@ -82,3 +82,20 @@ def test_kdiffusion_budgets_count_network_evaluations():
     assert levels_for_budget("heun", 50) == 25 and levels_for_budget("heun_churn10", 49) == 25
     with pytest.raises(KeyError):
         levels_for_budget("not_a_sampler", 10)
+
+
+def test_compare_lists_exactly_the_rows_that_moved(tmp_path):
+    import json
+
+    from benchmarks.compare import compare
+
+    rows = [{"oracle": "ring-2d", "sampler": s, "budget": 10, "nfe": 10, "weight_tv": 0.01, "spread_ratio": 1.0,
+             "logp_gap": g} for s, g in (("euler", 0.5), ("unipc", 2466.3186))]
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps({"quality": rows}))
+    moved = [dict(rows[0], logp_gap=0.4), dict(rows[1], logp_gap=2466.3177), dict(rows[0], sampler="deis")]
+    new.write_text(json.dumps({"quality": moved}))
+    result = compare(str(old), str(new))
+    assert result["equal"] == 1  # 2466.3186 -> 2466.3177 is within 1e-4 relative
+    assert result["changed"] == [(("ring-2d", "euler", 10), {"logp_gap": (0.5, 0.4)})]
+    assert result["only_new"] == [("ring-2d", "deis", 10)] and result["only_old"] == []
