@@ -37,6 +37,13 @@ def test_probability_flow_sampler_is_ode_sample_with_the_samplers_shape(oracle, 
     assert torch.equal(a.samples, b.samples) and a.nfe == b.nfe == 24
     start = torch.randn(5, 2, dtype=torch.float64) * ve.sigma_max
     assert ode.sample(score, ve, (5, 2), init=start).samples.dtype == torch.float64
+    reports = []
+    ode.sample(score, ve, (5, 2), callback=reports.append)
+    assert [r["nfe"] for r in reports] == [24] and reports[0]["x"].shape == (5, 2)
+    trajectory = sf.Sampler(predictor=sf.TorchsdeSolver(method="euler"), num_steps=7, eps=1e-2)
+    reports.clear()
+    result = trajectory.sample(score, ve, (5, 2), callback=reports.append)
+    assert [r["nfe"] for r in reports] == [result.nfe] and torch.equal(reports[0]["x"], result.samples)
     with pytest.raises(sf.UnknownOptionError, match="bogus"):
         sf.ProbabilityFlowSampler(solver="rk4", solver_options={"bogus": 1})
     with pytest.raises(ValueError, match="eps must lie in"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -186,8 +187,15 @@ class ProbabilityFlowSampler:
         progress: bool = False,
         dtype: torch.dtype = torch.float32,
         init: torch.Tensor | None = None,
+        callback: Callable[[dict[str, Any]], None] | None = None,
     ) -> SampleResult:
-        """``shape[0]`` samples; ``init`` is the prior latent to start from (default: a draw from the prior)."""
+        """``shape[0]`` samples; ``init`` is the prior latent to start from (default: a draw from the prior).
+        ``callback`` gets the :class:`~scoreflow.Sampler`'s ``{"i", "t", "x", "x_mean", "nfe"}`` once, at the end
+        (the solver chooses its own steps)."""
         self.check(sde)
-        return ode_sample(model, sde, shape, solver=self._solver, eps=self.eps, generator=generator, device=device,
-                          dtype=dtype, z=init, progress=progress)
+        result = ode_sample(model, sde, shape, solver=self._solver, eps=self.eps, generator=generator,
+                            device=device, dtype=dtype, z=init, progress=progress)
+        if callback is not None:
+            callback({"i": 0, "t": torch.tensor(self.eps), "x": result.samples, "x_mean": result.samples,
+                      "nfe": result.nfe})
+        return result

@@ -280,7 +280,8 @@ class Sampler:
             shape: ``(batch, ...)`` shape of the samples.
             generator: Makes sampling reproducible: same generator state, same samples.
             device: Where to sample (default: the model's device, else the generator's).
-            callback: Called after every step with ``{"i", "t", "x", "x_mean", "nfe"}``.
+            callback: Called after every step with ``{"i", "t", "x", "x_mean", "nfe"}`` (a whole-trajectory
+                solver has no steps to report: once, when it is done).
             progress: Show a tqdm progress bar.
             dtype: Floating dtype of the samples.
             init: Start from this state at the grid's first time instead of a draw from the prior
@@ -303,6 +304,9 @@ class Sampler:
                     generator=generator
                 )
                 x = self._condition.finalize(x)
+                if callback is not None:  # no steps to report: once, at the end
+                    callback({"i": 0, "t": torch.tensor(self.eps_for(sde)), "x": x, "x_mean": x,
+                              "nfe": counting.calls})
             else:
                 x = self._loop(x, sde, score, counting, generator, callback, progress)
         check_finite("samples", x)

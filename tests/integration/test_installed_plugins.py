@@ -47,11 +47,12 @@ def test_cli_lists_plugins_as_json():
     out = subprocess.run([sys.executable, "-m", "scoreflow", "plugins", "--json"], check=True,
                          capture_output=True, text=True, timeout=120)
     rows = {r["name"]: r for r in json.loads(out.stdout)}
-    assert rows["scoreflow"]["components"]["predictor"] == ["euler", "reverse_diffusion", "none", "torchsde"]
+    assert rows["scoreflow"]["components"]["predictor"] == ["euler", "reverse_diffusion", "none"]
+    assert rows["scoreflow"]["components"]["trajectory_solver"] == ["torchsde"]
     assert rows["vp"]["version"] == VP_VERSION
     assert rows["vp"]["components"] == {"sde": ["vp", "subvp"], "predictor": ["ancestral"]}
     if "fast" in rows:
         assert rows["fast"]["components"]["predictor"] == [
-            "edm_heun", "dpm_solver_2", "dpm_solver_3", "dpmpp_2m", "dpmpp_3m", "ipndm", "deis", "unipc",
-            "gotta_go_fast"]
+            "edm_heun", "dpm_solver_2", "dpm_solver_3", "dpmpp_2m", "dpmpp_3m", "ipndm", "deis", "unipc"]
+        assert rows["fast"]["components"]["trajectory_solver"] == ["gotta_go_fast"]
         assert rows["fast"]["components"]["corrector"] == ["ald"]
