@@ -43,6 +43,13 @@ SAMPLERS = {
 }
 #: the deterministic samplers the report compares
 DEFAULT = ("euler", "heun", "dpm_2", "lms", "dpmpp_2m")
+#: k-diffusion's noise-level schedules for a VE model (``get_sigmas_*``; ``vp`` needs a VP model): name -> options
+SCHEDULES = {"karras": {"rho": 7.0}, "exponential": {}, "polyexponential": {"rho": 2.0}}
+
+
+def sigmas_for(K, schedule: str, levels: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    """``levels`` decreasing noise levels from ``sigma_max`` to ``sigma_min``, then 0 (k-diffusion's convention)."""
+    return getattr(K.sampling, f"get_sigmas_{schedule}")(levels, sigma_min, sigma_max, **SCHEDULES[schedule])
 
 
 def levels_for_budget(sampler: str, budget: int) -> int:
@@ -54,11 +61,10 @@ def levels_for_budget(sampler: str, budget: int) -> int:
 
 
 def run(oracle_name: str, n: int, budgets: list[int], seed: int = 1,
-        samplers: list[str] | None = None) -> list[dict[str, Any]]:
+        samplers: list[str] | None = None, schedules: list[str] | None = None) -> list[dict[str, Any]]:
     import k_diffusion as K
 
     from benchmarks.oracles import digits64, ring
-    from scoreflow.oracles import mixture_report
 
     oracle = ring() if oracle_name == "ring-2d" else digits64()
     sde, gm = oracle.sde, oracle.mixture
@@ -74,27 +80,33 @@ def run(oracle_name: str, n: int, budgets: list[int], seed: int = 1,
     rows = []
     for budget in budgets:
         for name in samplers or DEFAULT:
-            function, options, _ = SAMPLERS[name]
-            levels = levels_for_budget(name, budget)
-            sigmas = K.sampling.get_sigmas_karras(levels, sde.sigma_min, sde.sigma_max, rho=7.0)
-            x = torch.randn(n, gm.dim, generator=torch.Generator().manual_seed(seed)) * sde.sigma_max
-            calls["n"] = 0
-            torch.manual_seed(seed)  # k-diffusion's stochastic samplers draw from the global generator
-            start = time.perf_counter()
-            try:
-                out = getattr(K.sampling, f"sample_{function}")(denoiser, x, sigmas, disable=True, **options)
-            except Exception as exc:  # report a peer's failure, do not hide it
-                rows.append({"peer": f"k-diffusion {name}", "budget": budget, "error": repr(exc)[:300]})
-                continue
-            seconds = time.perf_counter() - start
-            if not torch.isfinite(out).all():
-                rows.append({"peer": f"k-diffusion {name}", "budget": budget, "nfe": calls["n"],
-                             "error": "non-finite samples"})
-                continue
-            rep = mixture_report(gm, out.float(), oracle.reference_logp)
-            rows.append({"oracle": oracle.name, "peer": f"k-diffusion {name}", "budget": budget,
-                         "nfe": calls["n"], "seconds": round(seconds, 4), **attrs.asdict(rep)})
+            for schedule in schedules or ("karras",):
+                rows.append(_one(K, gm, sde, oracle, denoiser, calls, name, schedule, budget, n, seed))
     return rows
+
+
+def _one(K, gm, sde, oracle, denoiser, calls, name: str, schedule: str, budget: int, n: int, seed: int
+         ) -> dict[str, Any]:
+    from scoreflow.oracles import mixture_report
+
+    function, options, _ = SAMPLERS[name]
+    label = f"k-diffusion {name}" + ("" if schedule == "karras" else f"@{schedule}")
+    levels = levels_for_budget(name, budget)
+    sigmas = sigmas_for(K, schedule, levels, sde.sigma_min, sde.sigma_max)
+    x = torch.randn(n, gm.dim, generator=torch.Generator().manual_seed(seed)) * sde.sigma_max
+    calls["n"] = 0
+    torch.manual_seed(seed)  # k-diffusion's stochastic samplers draw from the global generator
+    start = time.perf_counter()
+    try:
+        out = getattr(K.sampling, f"sample_{function}")(denoiser, x, sigmas, disable=True, **options)
+    except Exception as exc:  # report a peer's failure, do not hide it
+        return {"peer": label, "budget": budget, "error": repr(exc)[:300]}
+    seconds = time.perf_counter() - start
+    if not torch.isfinite(out).all():
+        return {"peer": label, "budget": budget, "nfe": calls["n"], "error": "non-finite samples"}
+    rep = mixture_report(gm, out.float(), oracle.reference_logp)
+    return {"oracle": oracle.name, "peer": label, "schedule": schedule, "budget": budget, "nfe": calls["n"],
+            "seconds": round(seconds, 4), **attrs.asdict(rep)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,11 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budgets", type=int, nargs="+", default=[10, 20, 50, 100])
     parser.add_argument("--samplers", nargs="+", choices=list(SAMPLERS), default=None,
                         help="default: the deterministic ones the report compares (%(choices)s are allowed)")
+    parser.add_argument("--schedules", nargs="+", choices=list(SCHEDULES), default=None,
+                        help="k-diffusion noise-level schedules (default: karras only)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     from importlib.metadata import version
 
-    rows = run(args.oracle, args.n, args.budgets, seed=args.seed, samplers=args.samplers)
+    rows = run(args.oracle, args.n, args.budgets, seed=args.seed, samplers=args.samplers, schedules=args.schedules)
     json.dump({"k_diffusion": version("k-diffusion"), "torch": torch.__version__,
                "rows": rows}, sys.stdout)
     return 0

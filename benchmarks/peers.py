@@ -62,7 +62,8 @@ def diffusers_pc(oracle: Oracle, n: int, nfe: int, snr: float = 0.16) -> dict[st
 
 def kdiffusion_rows(oracle: Oracle, n: int, budgets: tuple[int, ...],
                     python: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
-    """k-diffusion's samplers, in this process when it imports, else in the environment of ``python``.
+    """k-diffusion at its best: every sampler it has (deterministic and stochastic) with every noise-level
+    schedule it offers for a VE model, in this process when it imports, else in the environment of ``python``.
 
     ``python`` defaults to ``$SCOREFLOW_KDIFFUSION_PYTHON``. Returns ``(rows, reason it is unavailable)``.
     """
@@ -77,14 +78,16 @@ def kdiffusion_rows(oracle: Oracle, n: int, budgets: tuple[int, ...],
                         "--kdiffusion-python (or SCOREFLOW_KDIFFUSION_PYTHON) at that environment's python")
         root = Path(__file__).resolve().parents[1]
         cmd = [python, "-m", "benchmarks.kdiffusion_peer", "--oracle", oracle.name, "--n", str(n),
-               "--budgets", *map(str, budgets)]
+               "--budgets", *map(str, budgets), "--samplers", *kdiffusion_peer.SAMPLERS,
+               "--schedules", *kdiffusion_peer.SCHEDULES]
         proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
         if proc.returncode != 0:
             return [], f"{python} -m benchmarks.kdiffusion_peer failed: {proc.stderr.strip().splitlines()[-1:]}"
         record = json.loads(proc.stdout)
         env = f"k-diffusion {record['k_diffusion']}, torch {record['torch']}, via {python}"
         return [{**row, "environment": env} for row in record["rows"]], None
-    return kdiffusion_peer.run(oracle.name, n, list(budgets)), None
+    return kdiffusion_peer.run(oracle.name, n, list(budgets), samplers=list(kdiffusion_peer.SAMPLERS),
+                               schedules=list(kdiffusion_peer.SCHEDULES)), None
 
 
 def run_suite(oracle: Oracle, n: int, budgets: tuple[int, ...], kdiffusion_python: str | None = None) -> dict[str, Any]:
