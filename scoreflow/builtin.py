@@ -77,7 +77,8 @@ def scoreflow_register_datasets(registry: Registry) -> None:
 @hookimpl
 def scoreflow_register_schedules(registry: Registry) -> None:
     registry.add("uniform_t", UniformT, summary="Uniform in t (the tutorial's grid; the built-in SDEs' default).")
-    registry.add("log_sigma", LogSigma, aliases=("log_snr",), summary="Uniform in the log of the noise level.")
+    registry.add("log_sigma", LogSigma, aliases=("log_snr", "polyexponential"),
+                 summary="Uniform in the log of the noise level (option rho: k-diffusion's polyexponential ramp).")
     registry.add("karras", Karras, aliases=("edm",), summary="Karras et al.'s rho ramp in the noise level (rho=7).")
     registry.add("uniform_sigma", UniformSigma, summary="Uniform in the noise level.")
     registry.add("tuned", TunedSchedule,

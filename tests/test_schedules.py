@@ -218,3 +218,17 @@ def test_cli_refuses_bad_schedules_before_sampling(tiny_run, tmp_path, capsys, a
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("scoreflow: error:") and match in err
     assert not (tmp_path / "s").exists()
+
+
+def test_log_sigma_rho_is_k_diffusions_polyexponential_ramp():
+    sde = sf.VESDE(sigma_min=0.01, sigma_max=50.0)
+    plain = sf.create("schedule", "log_sigma")(sde, 10, 1e-3)
+    torch.testing.assert_close(sf.create("schedule", "log_sigma", rho=1.0)(sde, 10, 1e-3), plain, rtol=0, atol=0)
+    grid = sf.create("schedule", "polyexponential", rho=2.0)(sde, 10, 1e-3)
+    s_max, s_min = (float(v) for v in sde.noise_level(torch.tensor([1.0, 1e-3], dtype=torch.float64)))
+    ramp = torch.linspace(1, 0, 11, dtype=torch.float64) ** 2
+    expected = torch.exp(math.log(s_min) + ramp * (math.log(s_max) - math.log(s_min)))
+    torch.testing.assert_close(sde.noise_level(grid), expected, rtol=1e-9, atol=0)
+    assert grid[0] == 1.0 and grid[-1] == 1e-3
+    with pytest.raises(ValueError, match="rho"):
+        sf.create("schedule", "log_sigma", rho=0.0)

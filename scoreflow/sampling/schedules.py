@@ -100,12 +100,23 @@ class UniformT(Schedule):
 
 @attrs.define(kw_only=True)
 class LogSigma(Schedule):
-    """Uniform in the log of the noise level ``s(t) = std(t) / alpha(t)`` (uniform log-SNR)."""
+    """Uniform in the log of the noise level ``s(t) = std(t) / alpha(t)`` (uniform log-SNR); with ``rho != 1``,
+    k-diffusion's polyexponential ramp ``log s_i = log s_min + (1 - i/N)^rho (log s_max - log s_min)``.
+
+    Attributes:
+        rho: Concentration towards low noise in ``log s`` (1: uniform; 2: denser at low noise).
+    """
+
+    rho: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
 
     def times(self, sde, num_steps, eps, dtype=torch.float64):
         s_max, s_min = _noise_levels(sde, eps)
-        levels = torch.exp(torch.linspace(math.log(s_max), math.log(s_min), num_steps + 1, dtype=torch.float64))
-        return _times_at(sde, levels)
+        if self.rho == 1.0:
+            log_levels = torch.linspace(math.log(s_max), math.log(s_min), num_steps + 1, dtype=torch.float64)
+        else:
+            ramp = torch.linspace(1, 0, num_steps + 1, dtype=torch.float64) ** self.rho
+            log_levels = math.log(s_min) + ramp * (math.log(s_max) - math.log(s_min))
+        return _times_at(sde, torch.exp(log_levels))
 
 
 @attrs.define(kw_only=True)

@@ -279,3 +279,23 @@ def test_a_tuned_grid_beats_karras_at_ten_evaluations(name, steps, karras_gap, r
         assert res.nfe <= 10
         gaps[schedule] = abs(mixture_report(gm, res.samples, ref).logp_gap)
     assert gaps["karras"] > karras_gap and gaps["tuned"] < min(0.6, gaps["karras"] / 3), gaps
+
+
+def test_dpmpp_2m_sde_without_noise_is_dpmpp_2m_and_with_noise_reproduces_the_mixture(ring):
+    from scoreflow_fast import DPMSolverPP2MSDE
+
+    gm, reference_logp = ring
+    sde = sf.VESDE(sigma_min=0.01, sigma_max=50.0)
+    score = gm.score_model(sde)
+    start = sde.prior_sampling((500, 2), generator=torch.Generator().manual_seed(3))
+
+    def draw(predictor, steps, seed=0, n=500):
+        schedule = {"schedule": "karras"} if n == 500 else {}
+        sampler = sf.Sampler(predictor=predictor, num_steps=steps, **schedule)
+        x = start if n == 500 else None
+        return sampler.sample(score, sde, (n, 2), init=x, generator=torch.Generator().manual_seed(seed)).samples
+
+    torch.testing.assert_close(draw(DPMSolverPP2MSDE(eta=0.0), 12), draw(DPMSolverPP2M(), 12), rtol=1e-5, atol=1e-5)
+    assert not torch.equal(draw(DPMSolverPP2MSDE(), 12, seed=1), draw(DPMSolverPP2MSDE(), 12, seed=2))
+    report = mixture_report(gm, draw("dpmpp_2m_sde", 199, n=N), reference_logp)  # its own log-sigma grid
+    assert report.weight_tv < 0.04 and abs(report.spread_ratio - 1) < 0.03 and abs(report.logp_gap) < 0.05, report

@@ -5,9 +5,11 @@ from __future__ import annotations
 import scoreflow
 from scoreflow_fast.adaptive import GottaGoFast
 from scoreflow_fast.langevin import AnnealedLangevin
-from scoreflow_fast.ode_solvers import DEIS, IPNDM, DPMSolver2, DPMSolver3, DPMSolverPP2M, DPMSolverPP3M, EDMHeun, UniPC
+from scoreflow_fast.ode_solvers import (DEIS, IPNDM, DPMSolver2, DPMSolver3, DPMSolverPP2M, DPMSolverPP2MSDE,
+                                        DPMSolverPP3M, EDMHeun, UniPC)
 
-__all__ = ["DEIS", "IPNDM", "AnnealedLangevin", "DPMSolver2", "DPMSolver3", "DPMSolverPP2M", "DPMSolverPP3M", "EDMHeun",
+__all__ = ["DEIS", "IPNDM", "AnnealedLangevin", "DPMSolver2", "DPMSolver3", "DPMSolverPP2M", "DPMSolverPP2MSDE",
+           "DPMSolverPP3M", "EDMHeun",
            "GottaGoFast", "UniPC"]
 
 
@@ -17,6 +19,7 @@ def scoreflow_register_predictors(registry) -> None:
     registry.add("dpm_solver_2", DPMSolver2, aliases=("dpm2",))
     registry.add("dpm_solver_3", DPMSolver3, aliases=("dpm3",))
     registry.add("dpmpp_2m", DPMSolverPP2M, aliases=("dpm_solver_pp_2m",))
+    registry.add("dpmpp_2m_sde", DPMSolverPP2MSDE, aliases=("dpm_solver_pp_2m_sde",))
     registry.add("dpmpp_3m", DPMSolverPP3M, aliases=("dpm_solver_pp_3m",))
     registry.add("ipndm", IPNDM, aliases=("improved_pndm",))
     registry.add("deis", DEIS, aliases=("deis_tab",))

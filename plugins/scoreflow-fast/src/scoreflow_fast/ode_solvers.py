@@ -17,6 +17,7 @@ import attrs
 import torch
 
 import scoreflow
+from scoreflow.tensor import randn_like
 from scoreflow_fast.sigma import Denoiser
 
 
@@ -133,6 +134,47 @@ class DPMSolverPP2M(_SigmaPredictor):
             d_hat = (1 + 1 / (2 * r)) * d - (1 / (2 * r)) * prev_d
         memory["prev"] = (d, h)
         return (s_next / s) * y - math.expm1(-h) * d_hat
+
+
+@attrs.define(kw_only=True)
+class DPMSolverPP2MSDE(_SigmaPredictor):
+    """DPM-Solver++(2M) for the reverse SDE (Lu et al. 2022b; k-diffusion's ``sample_dpmpp_2m_sde``, midpoint
+    variant): the exponential-integrator step of :class:`DPMSolverPP2M` with a fraction ``eta`` of the reverse
+    SDE's noise; each step keeps ``e^{-eta h}`` of the state and adds fresh noise of variance
+    ``s_next^2 (1 - e^{-2 eta h})`` (``h = log(s / s_next)``). ``eta = 0`` is the ODE solver. 1 NFE per step.
+
+    Attributes:
+        eta: Share of the reverse SDE's noise (1: the SDE; 0: the probability-flow ODE).
+        s_noise: Scale of the added noise (1 is exact).
+    """
+
+    #: uniform in log s: on the ring oracle at NFE 10 and 20 the gap is 3x and 2.5x smaller than on the Karras grid
+    preferred_schedule = "log_sigma"
+
+    eta: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
+    s_noise: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
+
+    def step(self, x, t, dt, *, sde, score, generator=None, state) -> scoreflow.Step:
+        levels, i = _levels(state, sde), state.index
+        a, a_next = levels.alphas[i], levels.alphas[i + 1]
+        y = x if a == 1.0 else x / a
+        s, s_next = levels.sigmas[i], levels.sigmas[i + 1]
+        d = Denoiser(sde, score)(y, s)
+        h = math.log(s / s_next)
+        eta_h = self.eta * h
+        keep = -math.expm1(-h - eta_h)  # 1 - e^{-(1 + eta) h}
+        y_next = (s_next / s) * math.exp(-eta_h) * y + keep * d
+        prev = state.memory.get("prev")
+        if prev is not None:
+            prev_d, prev_h = prev
+            y_next = y_next + 0.5 * keep * (h / prev_h) * (d - prev_d)
+        state.memory["prev"] = (d, h)
+        mean = y_next
+        if self.eta and self.s_noise:
+            noise = randn_like(y, generator)
+            y_next = y_next + noise * (s_next * math.sqrt(-math.expm1(-2 * eta_h)) * self.s_noise)
+        scale = 1.0 if a_next == 1.0 else a_next
+        return scoreflow.Step(y_next * scale, mean * scale)
 
 
 @attrs.define(kw_only=True)
