@@ -49,7 +49,8 @@ def variants(host: sf.PluginHost, oracle: Oracle) -> list[Variant]:
             name = p if c is None else f"{p}+{c}"
             out.append(Variant(name, "plugin" if host.predictors.get(p).provider != "scoreflow" else "pc",
                                _pc_runner(host, p, c, score, sde, oracle.eps)))
-        if getattr(proto, "preferred_schedule", None) and _deterministic(host, p, score, sde, oracle.eps):
+        if getattr(proto, "preferred_schedule", None) and _deterministic(host, p, score, sde, oracle.eps,
+                                                                         oracle.mixture.dim):
             # a step-wise ODE solver: also on a grid tuned to it (tune-schedule matches ODE end points)
             out.append(Variant(f"{p}@tuned", "tuned", _tuned_runner(host, p, score, sde, oracle.eps)))
     for p in host.available("trajectory_solver"):  # whole-trajectory solvers: no corrector; torchsde by method below
@@ -73,10 +74,10 @@ def _pc_runner(host, predictor, corrector, score, sde, eps, **options):
     return run
 
 
-def _deterministic(host, predictor, score, sde, eps) -> bool:
+def _deterministic(host, predictor, score, sde, eps, dim: int) -> bool:
     """Whether ``predictor`` draws no noise: two generators give the same samples from the same start."""
     sampler = sf.Sampler(predictor=predictor, num_steps=3, eps=eps, host=host)
-    x = sde.prior_sampling((2, 2), generator=torch.Generator().manual_seed(0))
+    x = sde.prior_sampling((2, dim), generator=torch.Generator().manual_seed(0))
     a, b = (sampler.sample(score, sde, x.shape, init=x, generator=torch.Generator().manual_seed(seed)).samples
             for seed in (1, 2))
     return torch.equal(a, b)
