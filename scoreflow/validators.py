@@ -22,6 +22,12 @@ def one_of(options: Iterable[str]):
     return check
 
 
+def check_eps(eps: float, T: float) -> None:
+    """The smallest time of a sampler or an integral must lie strictly inside ``(0, T)``."""
+    if not 0 < eps < T:
+        raise ValueError(f"eps must lie in (0, T={T}), got {eps!r}")
+
+
 def positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     """The value must be an integer (not a bool) above zero."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

@@ -20,6 +20,7 @@ from scoreflow.data.base import dequantize
 from scoreflow.errors import DroppedOptionsError, NonFiniteError
 from scoreflow.flow.probability_flow import ProbabilityFlowODE, _solver_name, resolve_solver
 from scoreflow.tensor import as_time, check_finite, per_sample_dim, sum_except_batch
+from scoreflow.validators import check_eps
 
 if TYPE_CHECKING:
     from scoreflow.flow.solvers import ODESolver
@@ -189,8 +190,7 @@ def log_likelihood(
         raise ValueError(f"n_probes must be a positive integer, got {n_probes!r}")
     if not isinstance(x, torch.Tensor) or x.dim() < 2:
         raise ValueError(f"x must be a (batch, ...) tensor, got {getattr(x, 'shape', type(x).__name__)}")
-    if not (0 < eps < sde.T):
-        raise ValueError(f"eps must lie in (0, T={sde.T}), got {eps!r}")
+    check_eps(eps, sde.T)
     if time_variable not in TIME_VARIABLES:
         raise ValueError(f"Unknown time_variable {time_variable!r}. Available: {', '.join(TIME_VARIABLES)}.")
     if logp_atol is not None and not isinstance(solver, str):

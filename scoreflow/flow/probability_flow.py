@@ -13,7 +13,8 @@ from scoreflow.errors import DroppedOptionsError, NonFiniteError
 from scoreflow.flow.solvers import ODESolver
 from scoreflow.registry import check_instance
 from scoreflow.tensor import as_time, check_finite
-from scoreflow.sampling.sampler import SampleResult, check_shape, model_device
+from scoreflow.validators import check_eps
+from scoreflow.sampling.sampler import SampleResult, check_shape, final_report, model_device
 
 if TYPE_CHECKING:
     from scoreflow.models.base import ScoreModel
@@ -124,8 +125,7 @@ def ode_sample(
     from scoreflow.models.base import make_score_fn
 
     shape = check_shape(shape)
-    if not (0 < eps < sde.T):
-        raise ValueError(f"eps must lie in (0, T={sde.T}), got {eps!r}")
+    check_eps(eps, sde.T)
     options = {"rtol": rtol, "atol": atol} if isinstance(solver, str) else {}
     ode_solver = resolve_solver(solver, host=host, **options)
     device = model_device(model, device if device is not None else (generator.device if generator else None))
@@ -173,8 +173,7 @@ class ProbabilityFlowSampler:
 
     def check(self, sde: SDE) -> None:
         """Raise now if ``eps`` does not lie in ``(0, sde.T)``."""
-        if not 0 < self.eps < sde.T:
-            raise ValueError(f"eps must lie in (0, T={sde.T}), got {self.eps!r}")
+        check_eps(self.eps, sde.T)
 
     def sample(
         self,
@@ -192,10 +191,8 @@ class ProbabilityFlowSampler:
         """``shape[0]`` samples; ``init`` is the prior latent to start from (default: a draw from the prior).
         ``callback`` gets the :class:`~scoreflow.Sampler`'s ``{"i", "t", "x", "x_mean", "nfe"}`` once, at the end
         (the solver chooses its own steps)."""
-        self.check(sde)
         result = ode_sample(model, sde, shape, solver=self._solver, eps=self.eps, generator=generator,
                             device=device, dtype=dtype, z=init, progress=progress)
         if callback is not None:
-            callback({"i": 0, "t": torch.tensor(self.eps), "x": result.samples, "x_mean": result.samples,
-                      "nfe": result.nfe})
+            callback(final_report(self.eps, result.samples, result.nfe))
         return result

@@ -305,8 +305,7 @@ class Sampler:
                 )
                 x = self._condition.finalize(x)
                 if callback is not None:  # no steps to report: once, at the end
-                    callback({"i": 0, "t": torch.tensor(self.eps_for(sde)), "x": x, "x_mean": x,
-                              "nfe": counting.calls})
+                    callback(final_report(self.eps_for(sde), x, counting.calls))
             else:
                 x = self._loop(x, sde, score, counting, generator, callback, progress)
         check_finite("samples", x)
@@ -348,6 +347,11 @@ class Sampler:
             return condition.finalize(x, state)
         finished = predictor.finish(x, sde=sde, score=score, state=state)
         return condition.finalize(x_mean if finished is None else finished, state)
+
+
+def final_report(eps: float, x: torch.Tensor, nfe: int) -> dict[str, Any]:
+    """The callback's ``{"i", "t", "x", "x_mean", "nfe"}`` for a sampler that reports once, at the end."""
+    return {"i": 0, "t": torch.tensor(eps), "x": x, "x_mean": x, "nfe": nfe}
 
 
 def resolve_predictor(obj: str | Predictor | TrajectorySolver, *, host: Any, **options: Any

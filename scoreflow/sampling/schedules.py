@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import torch
 
+from scoreflow.validators import check_eps
+
 if TYPE_CHECKING:
     from scoreflow.sde.base import SDE
 
@@ -53,8 +55,7 @@ def check_times(times: Any, sde: SDE | None = None) -> torch.Tensor:
 def _check_request(sde: SDE, num_steps: int, eps: float) -> None:
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps <= 0:
         raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
-    if not (0 < eps < sde.T):
-        raise ValueError(f"eps must lie in (0, T={sde.T}), got {eps!r}")
+    check_eps(eps, sde.T)
 
 
 class Schedule(abc.ABC):
