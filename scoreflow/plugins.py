@@ -204,7 +204,7 @@ class PluginHost:
             for kind in KINDS
         }
         self._filling = registries
-        self._failed_now: set[str] = set()
+        self._failed_now = set()
         builtin = self.pm.get_plugin(BUILTIN_PROVIDER)
         others = [p for p in self.pm.get_plugins() if p is not builtin]
         try:

@@ -124,21 +124,11 @@ class Sampler:
             return (self.host or get_host()).registry(kind).resolve(obj, **options)
         return check_instance(kind, obj, BASES_BY_KIND[kind])
 
-    def _resolve_predictor(self) -> Predictor | TrajectorySolver:
-        """A step-wise predictor, or a whole-trajectory solver (its own kind) that replaces the step loop."""
-        if isinstance(self.predictor, str) or self.host is not None:
-            from scoreflow.plugins import get_host
-
-            return resolve_predictor(self.predictor, host=self.host or get_host(), **self.predictor_options)
-        if isinstance(self.predictor, TrajectorySolver):
-            return self.predictor
-        return check_instance("predictor", self.predictor, (Predictor, TrajectorySolver))
-
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.predictor, str) and self.predictor_options:
             raise DroppedOptionsError(f"predictor_options {sorted(self.predictor_options)} cannot apply to the "
                                       f"predictor instance {type(self.predictor).__name__}; set them on it")
-        self._predictor = self._resolve_predictor()
+        self._predictor = resolve_predictor(self.predictor, host=self.host, **self.predictor_options)
         corrector = "none" if self.corrector is None else self.corrector
         given = {k: v for k, v in (("snr", self.snr), ("n_steps", self.n_steps)) if v is not None}
         if not isinstance(corrector, str) and (given or self.corrector_options):
@@ -354,13 +344,17 @@ def final_report(eps: float, x: torch.Tensor, nfe: int) -> dict[str, Any]:
     return {"i": 0, "t": torch.tensor(eps), "x": x, "x_mean": x, "nfe": nfe}
 
 
-def resolve_predictor(obj: str | Predictor | TrajectorySolver, *, host: Any, **options: Any
+def resolve_predictor(obj: str | Predictor | TrajectorySolver, *, host: Any = None, **options: Any
                       ) -> Predictor | TrajectorySolver:
     """``obj`` by name from the ``predictor`` registry, else from the ``trajectory_solver`` registry (an unknown
-    name lists both), or an instance of either kind after a type check."""
-    predictors, solvers = host.registry("predictor"), host.registry("trajectory_solver")
+    name lists both), or an instance of either kind after a type check (which needs no plugin host)."""
     if not isinstance(obj, str):
         return check_instance("predictor", obj, (Predictor, TrajectorySolver))
+    if host is None:
+        from scoreflow.plugins import get_host
+
+        host = get_host()
+    predictors, solvers = host.registry("predictor"), host.registry("trajectory_solver")
     if obj not in predictors and obj in solvers:
         return solvers.create(obj, **options)
     try:
