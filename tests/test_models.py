@@ -26,6 +26,17 @@ def test_unet_default_is_the_tutorial_architecture(ve):
     assert net.embed[0].W.std() == pytest.approx(30, rel=0.2) and not net.embed[0].W.requires_grad
 
 
+def test_unet_without_the_embedding_dense_layer_is_the_seed_tutorials(ve):
+    net = sf.create("score_net", "unet", sde=ve, fourier_scale=8.0, embed_dense=False)
+    # the seed notebook's network: 256 * 256 + 256 fewer trainable parameters than Song's Colab
+    assert sum(p.numel() for p in net.parameters()) == 1_115_297 - 256 * 256 - 256 and len(net.embed) == 1
+    assert net.embed[0].W.std() == pytest.approx(8, rel=0.2)
+    x = torch.randn(2, 1, 28, 28)
+    assert net(x, torch.tensor([1e-3, 1.0])).shape == x.shape
+    with pytest.raises(ValueError, match="embed_dense must be true or false, got 'no'"):
+        sf.create("score_net", "unet", sde=ve, embed_dense="no")
+
+
 def test_unet_divides_by_marginal_std(ve):
     net = sf.UNet(ve, image_size=8, channels=(8, 16, 16, 16), embed_dim=16)
     x = torch.randn(2, 1, 8, 8)

@@ -35,8 +35,9 @@ def _plan_sizes(image_size: int, padding: int) -> list[int] | None:
 class UNet(ScoreNet):
     """4-level encoder/decoder with skip connections, GroupNorm and swish.
 
-    Time enters through Gaussian random Fourier features (scale 30) and a dense
-    layer per level; the output is divided by the SDE's marginal std, so the
+    Time enters through Gaussian random Fourier features (scale 30), optionally
+    followed by one dense layer (Song's notebook has it, the seed tutorial's
+    variant does not), and a dense layer per level; the output is divided by the SDE's marginal std, so the
     network learns a score whose magnitude matches ``1/std``.
 
     Args:
@@ -49,6 +50,9 @@ class UNet(ScoreNet):
             used for 28x28); ``"same"`` pads by one and suits small images such as
             8x8; ``"auto"`` picks ``"valid"`` where its sizes work.
         fourier_scale: Standard deviation of the random Fourier frequencies.
+        embed_dense: Apply a dense layer to the Fourier features before the
+            per-level layers (``embed.1``); the seed tutorial's network feeds the
+            features straight to them (``False``).
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class UNet(ScoreNet):
         image_size: int = 28,
         padding: Literal["auto", "valid", "same"] = "auto",
         fourier_scale: float = 30.0,
+        embed_dense: bool = True,
     ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
@@ -78,7 +83,12 @@ class UNet(ScoreNet):
         self.in_channels = in_channels
         self.image_size = image_size
         c0, c1, c2, c3 = channels
-        self.embed = nn.Sequential(GaussianFourierProjection(embed_dim, fourier_scale), nn.Linear(embed_dim, embed_dim))
+        if not isinstance(embed_dense, bool):
+            raise ValueError(f"embed_dense must be true or false, got {embed_dense!r}")
+        layers: list[nn.Module] = [GaussianFourierProjection(embed_dim, fourier_scale)]
+        if embed_dense:
+            layers.append(nn.Linear(embed_dim, embed_dim))
+        self.embed = nn.Sequential(*layers)
         conv = dict(kernel_size=3, padding=pad, bias=False)
         self.conv1 = nn.Conv2d(in_channels, c0, stride=1, **conv)
         self.conv2 = nn.Conv2d(c0, c1, stride=2, **conv)
