@@ -169,14 +169,14 @@ def _save_pictures(results: dict[str, Any], quick: bool) -> None:
     inp = results["inpainting"]
     if "_repaint_pictures" in inp:
         save_rows_png(inp.pop("_repaint_pictures"), IMAGES / "mnist-inpaint-repaint.png",
-                      title="bottom half of MNIST test digits filled in with RePaint resampling (mnist-tutorial EMA)")
+                      title="bottom half of MNIST test digits filled in with RePaint resampling (mnist-sigma25 EMA)")
     if "_pictures" in inp:  # absent when only the RePaint row was measured: the stored picture stays
         orig, top, filled = inp.pop("_pictures")
         rows = [("original", orig), ("top half", top), ("inpainted", filled)]
         if "_smc_pictures" in inp:
             rows.append(("SMC", inp.pop("_smc_pictures")))
         save_rows_png(rows, IMAGES / "mnist-inpaint.png", title="bottom half of MNIST test digits filled in "
-                                                                 "(mnist-tutorial EMA, predictor-corrector)")
+                                                                 "(mnist-sigma25 EMA, predictor-corrector)")
     for scale, grid in results["guidance"].pop("_pictures", {}).items():
         save_samples_png(grid.reshape(-1, 1, 28, 28), IMAGES / f"mnist-guided-{scale}.png",
                          title=f"classifier guidance scale {scale}: one row per digit 0-9")
@@ -184,11 +184,11 @@ def _save_pictures(results: dict[str, Any], quick: bool) -> None:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(0)
-    model, sde, _ = sf.load_pretrained("mnist-tutorial", ema=True)
+    model, sde, _ = sf.load_pretrained("mnist-sigma25", ema=True)
     data = {split: sf.create("dataset", "mnist", split=split, data_dir=args.data_dir) for split in ("train", "test")}
     clf = cached_classifier(data["train"], Path(args.data_dir) / "classifiers")
     noisy, meta = sf.load_classifier(args.classifier)
-    results: dict[str, Any] = {"model": "mnist-tutorial (EMA)", "classifier_test_accuracy": float(
+    results: dict[str, Any] = {"model": "mnist-sigma25 (EMA)", "classifier_test_accuracy": float(
         (_predict(clf, data["test"].x) == data["test"].labels).double().mean()),
         "noise_classifier": {"path": str(args.classifier),
                              "accuracy_by_noise_level": meta.get("test_accuracy_by_noise_level")},
@@ -224,7 +224,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         "## Inpainting the bottom half of test digits",
         "",
-        f"The first {inp['n']} MNIST test digits, bottom half hidden (`scoreflow inpaint --checkpoint mnist-tutorial "
+        f"The first {inp['n']} MNIST test digits, bottom half hidden (`scoreflow inpaint --checkpoint mnist-sigma25 "
         "--images test --mask bottom-half`). 'Keeps its label' is the fraction the real-data classifier gives the "
         "digit's true label.",
         "",
@@ -262,7 +262,7 @@ def render(results: dict[str, Any]) -> str:
               "## Class-conditional samples (classifier guidance)", "",
               f"{gd['n'] // 10} samples of each digit, guided by the noise-conditional classifier "
               f"`{Path(results['noise_classifier']['path']).name}` "
-              "(`scoreflow sample --checkpoint mnist-tutorial --class 3 --classifier ... --guidance-scale S`); "
+              "(`scoreflow sample --checkpoint mnist-sigma25 --class 3 --classifier ... --guidance-scale S`); "
               "its test accuracy at noise levels (standard deviation: accuracy): "
               + ", ".join(f"{k}: {v:.3f}" for k, v in (results["noise_classifier"]["accuracy_by_noise_level"]
                                                        or {}).items()) + ".",

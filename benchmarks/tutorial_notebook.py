@@ -1,12 +1,16 @@
-"""A transcription of the classic tutorial notebook's model, loss and training loop.
+"""Transcriptions of the two score-based MNIST notebooks' models, losses and training loop.
 
-It is the reference scoreflow's ``mnist-tutorial`` preset is checked against: the same
-``ScoreNet`` (attribute names as in the notebook, so its ``state_dict`` is what the
-notebook's ``ckpt.pth`` holds), the same ``loss_fn`` and the same epoch loop, written
-without scoreflow. ``python -m benchmarks.tutorial_notebook --data-dir DIR --epochs 1``
-trains it on MNIST and prints the notebook's per-epoch line; ``--modes fp32 bf16 --out FILE`` runs it
-once in float32 and once under bfloat16 autocast (reduced-precision convolutions, as TF32 GPUs run them)
-and writes each mode's epoch losses as JSON for the MNIST reproduction report.
+``ScoreNet``/``loss_fn`` are Song's original Colab (``dx = 25^t dw``, Fourier scale 30 and a dense layer
+on the time features, t ~ U(1e-5, 1)): the reference of the ``mnist-sigma25`` preset. ``SeedScoreNet``/
+``loss_func`` are the seed tutorial's variant (the deeplearning.ai optional notebook whose log prints
+479, 191, 144, ...: VE SDE with sigma(t) = 0.01 (22/0.01)^t and kernel variance sigma(t)^2 - 0.01^2,
+Fourier scale 8 fed straight to the per-level dense layers, t ~ U(1e-3, 1)): the reference of the
+``mnist-tutorial`` preset. Attribute names are the notebooks', so a ``state_dict`` is what a
+notebook's ``ckpt.pth`` holds; the epoch loop is the notebooks' shared one, written without scoreflow.
+
+``python -m benchmarks.tutorial_notebook --data-dir DIR --epochs 1`` trains the seed tutorial's variant on
+MNIST and prints the notebook's per-epoch line (``--variant colab``: Song's); ``--out FILE`` writes each
+variant's epoch losses as JSON for the MNIST reproduction report.
 """
 
 from __future__ import annotations
@@ -32,6 +36,12 @@ class GaussianFourierProjection(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_proj = x[:, None] * self.W[None, :] * 2 * math.pi
         return torch.cat([torch.sin(x_proj), torch.cos(x_proj)], dim=-1)
+
+
+def noise_scale(t: torch.Tensor, sigma_min: float = 0.01, sigma_max: float = 22.0) -> torch.Tensor:
+    """The seed tutorial's kernel std ``sqrt(sigma(t)^2 - sigma_min^2)``, ``sigma(t) = sigma_min (sigma_max/sigma_min)^t``."""
+    noise = sigma_min * (sigma_max / sigma_min) ** t
+    return torch.sqrt(noise**2 - sigma_min**2)
 
 
 class Dense(nn.Module):
@@ -89,6 +99,23 @@ class ScoreNet(nn.Module):
         return h / self.marginal_prob_std(t)[:, None, None, None]
 
 
+class SeedScoreNet(ScoreNet):
+    """The seed tutorial's network: the same U-Net, time features of scale 8 with no dense layer after them."""
+
+    def __init__(self, noise_scale=noise_scale, channels=(32, 64, 128, 256), embed_dim: int = 256):
+        super().__init__(noise_scale, channels, embed_dim)
+        self.embed = GaussianFourierProjection(embed_dim=embed_dim, scale=8.0)
+
+
+def loss_func(model, x: torch.Tensor, noise_scale=noise_scale, eps: float = 1e-3) -> torch.Tensor:
+    """The seed tutorial's loss: ``||s std + z||^2`` summed over pixels, ``t ~ U(1e-3, 1)``."""
+    random_t = torch.rand(x.shape[0], device=x.device) * (1.0 - eps) + eps
+    std = noise_scale(random_t)
+    z = torch.randn_like(x)
+    score = model(x + z * std[:, None, None, None], random_t)
+    return torch.sum((score * std[:, None, None, None] + z).reshape(x.shape[0], -1) ** 2, dim=-1).mean()
+
+
 def loss_fn(model, x: torch.Tensor, marginal_prob_std=marginal_prob_std, eps: float = 1e-5) -> torch.Tensor:
     random_t = torch.rand(x.shape[0], device=x.device) * (1.0 - eps) + eps
     z = torch.randn_like(x)
@@ -98,10 +125,16 @@ def loss_fn(model, x: torch.Tensor, marginal_prob_std=marginal_prob_std, eps: fl
 
 
 def train(images: torch.Tensor, *, n_epochs: int = 1, batch_size: int = 32, lr: float = 1e-4, seed: int = 0,
-          max_steps: int | None = None) -> list[float]:
-    """The notebook's loop (shuffled batches, Adam), returning each epoch's average loss."""
+          max_steps: int | None = None, variant: str = "colab") -> list[float]:
+    """The notebooks' loop (shuffled batches, Adam), returning each epoch's average loss.
+
+    ``variant``: ``"colab"`` (Song's, ``ScoreNet`` + ``loss_fn``) or ``"seed"`` (``SeedScoreNet`` + ``loss_func``).
+    """
+    if variant not in ("colab", "seed"):
+        raise ValueError(f"variant must be 'colab' or 'seed', got {variant!r}")
     torch.manual_seed(seed)
-    model = ScoreNet()
+    model = SeedScoreNet() if variant == "seed" else ScoreNet()
+    objective = loss_func if variant == "seed" else loss_fn
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images), batch_size=batch_size,
                                          shuffle=True)
@@ -109,7 +142,7 @@ def train(images: torch.Tensor, *, n_epochs: int = 1, batch_size: int = 32, lr: 
     for epoch in range(n_epochs):
         avg_loss, num_items = 0.0, 0
         for (x,) in loader:
-            loss = loss_fn(model, x)
+            loss = objective(model, x)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -123,40 +156,25 @@ def train(images: torch.Tensor, *, n_epochs: int = 1, batch_size: int = 32, lr: 
     return averages
 
 
-def _bf16_loss_fn(model, x, marginal_prob_std=marginal_prob_std, eps: float = 1e-5) -> torch.Tensor:
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        return _fp32_loss_fn(model, x, marginal_prob_std, eps).float()
-
-
-_fp32_loss_fn = loss_fn
-
-
 def main() -> None:
-    import contextlib
-    import io
     import json
 
     import scoreflow as sf
 
-    global loss_fn
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="folder with the MNIST IDX files")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--modes", nargs="+", choices=("fp32", "bf16"), default=["fp32"])
-    parser.add_argument("--out", default=None, help="write {mode: {epoch_losses, seconds}} as JSON here")
+    parser.add_argument("--variant", nargs="+", choices=("seed", "colab"), default=["seed"],
+                        help="seed: the seed tutorial's notebook; colab: Song's original Colab")
+    parser.add_argument("--out", default=None, help="write {variant: {epoch_losses, seconds}} as JSON here")
     args = parser.parse_args()
-    torch.set_num_threads(1)
     data = sf.create("dataset", "mnist", split="train", data_dir=args.data_dir)
     results = {}
-    for mode in args.modes:
-        loss_fn = _bf16_loss_fn if mode == "bf16" else _fp32_loss_fn
+    for variant in args.variant:
         start = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()):
-            losses = train(data.x, n_epochs=args.epochs, seed=args.seed)
-        loss_fn = _fp32_loss_fn
-        results[mode] = {"epoch_losses": losses, "seconds": time.perf_counter() - start}
-        print(mode, results[mode], flush=True)
+        losses = train(data.x, n_epochs=args.epochs, seed=args.seed, variant=variant)
+        results[variant] = {"epoch_losses": losses, "seconds": time.perf_counter() - start}
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(results, fh, indent=1)

@@ -92,7 +92,7 @@ CLI_CASES = [
     (TRAIN + ["--sde-options", '{"sigma_min": -1}'], "sigma_min"),
     (TRAIN + ["--sde-options", '{"sigma_min": 5, "sigma_max": 1}'], "sigma_max"),
     (TRAIN + ["--dataset-options", '{"n": 0}'], "n"),
-    (TRAIN + ["--preset", "nope"], "Unknown preset 'nope'. Available: mnist-likelihood, mnist-tutorial"),
+    (TRAIN + ["--preset", "nope"], "Unknown preset 'nope'. Available: mnist-likelihood, mnist-sigma25, mnist-tutorial"),
     (TRAIN + ["--device", "bogus"], "Unknown device 'bogus'"), (TRAIN + ["--device", "cuda:7"], "cuda:7"),
     # train: configs and folders
     (CONFIG + ["{tmp}/missing.toml"], "missing.toml"), (CONFIG + ["{tmp}/bad.toml"], "bad.toml"),

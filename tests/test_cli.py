@@ -67,6 +67,12 @@ def test_train_sample_likelihood_evaluate_end_to_end(tmp_path, capsys):
                  "--out", str(tmp_path / "l.json"), "--no-progress"]) == 0
     summary = json.loads((tmp_path / "l.json").read_text())
     assert summary["n"] == 8 and summary["dequantized"] is False and summary["mean_bpd"] == summary["mean_bpd"]
+    from scoreflow.training import load_checkpoint
+
+    assert summary["eps"] == load_checkpoint(run)["meta"]["config"]["eps"]  # from the run's training eps
+    assert main(["likelihood", "--checkpoint", str(run), "--max-samples", "2", "--rtol", "1e-3", "--atol", "1e-3",
+                 "--eps", "0.01", "--out", str(tmp_path / "l2.json"), "--no-progress"]) == 0
+    assert json.loads((tmp_path / "l2.json").read_text())["eps"] == 0.01
     assert main(["evaluate", "--checkpoint", str(run), "--num-samples", "64", "--num-steps", "20",
                  "--out", str(tmp_path / "e.json"), "--no-progress"]) == 0
     quality = json.loads((tmp_path / "e.json").read_text())

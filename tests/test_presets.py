@@ -13,21 +13,52 @@ TINY = dict(dataset="digits", model_options={"channels": [8, 16, 16, 16], "embed
             log_every=2)
 
 
-def test_mnist_tutorial_preset_is_the_tutorials_recipe():
+def test_mnist_tutorial_preset_is_the_seed_tutorials_recipe():
     assert "mnist-tutorial" in available_presets()
     config = TrainConfig.from_dict(load_preset("mnist-tutorial").train)
-    assert (config.dataset, config.model, config.sde) == ("mnist", "unet", "ve_tutorial")
-    assert config.sde_options == {"sigma": 25.0}
-    assert config.model_options == {"channels": [32, 64, 128, 256], "embed_dim": 256}
-    assert (config.batch_size, config.lr, config.optimizer, config.epochs, config.eps) == (32, 1e-4, "adam", 50, 1e-5)
+    assert (config.dataset, config.model, config.sde) == ("mnist", "unet", "ve")
+    assert config.sde_options == {"sigma_min": 0.01, "sigma_max": 22.0}
+    assert config.model_options == {"channels": [32, 64, 128, 256], "embed_dim": 256, "fourier_scale": 8.0,
+                                    "embed_dense": False}
+    assert (config.batch_size, config.lr, config.optimizer, config.epochs, config.eps) == (32, 1e-4, "adam", 50, 1e-3)
     assert config.grad_clip is None and config.weighting == "sigma2" and not config.dequantize
     assert config.weight_decay == 0 and config.warmup == 0
 
 
+def test_mnist_tutorial_preset_builds_the_seed_notebooks_network_and_loss():
+    """Same weights -> the same scores as the transcribed seed notebook, and the same loss for the same draws."""
+    from benchmarks.tutorial_notebook import SeedScoreNet, loss_func
+    from scoreflow.data.base import TensorData
+    from scoreflow.pretrained.tutorial_import import tutorial_key
+    from scoreflow.training.losses import dsm_loss
+    from scoreflow.training.trainer import build_components
+
+    config = TrainConfig.from_dict(load_preset("mnist-tutorial").train)
+    sde, model = build_components(config, TensorData(torch.zeros(1, 1, 28, 28), None, "image"))
+    torch.manual_seed(0)
+    notebook = SeedScoreNet()
+    model.load_state_dict({tutorial_key(k): v for k, v in notebook.state_dict().items()})
+    x, t = torch.rand(4, 1, 28, 28), torch.tensor([1e-3, 0.05, 0.4, 1.0])
+    with torch.no_grad():  # the notebook's sqrt(sigma^2 - sigma_min^2) cancels in float32 at small t (~1e-4)
+        torch.testing.assert_close(model(x, t), notebook(x, t), rtol=1e-3, atol=1e-3)
+    torch.manual_seed(1)
+    expected = loss_func(notebook, x)
+    torch.manual_seed(1)
+    t = torch.rand(4) * (1.0 - 1e-3) + 1e-3
+    z = torch.randn_like(x)
+    torch.testing.assert_close(dsm_loss(model, sde, x, t, z).mean(), expected, rtol=1e-5, atol=1e-3)
+
+
+def test_mnist_sigma25_preset_is_songs_colab_recipe():
+    config = TrainConfig.from_dict(load_preset("mnist-sigma25").train)
+    assert (config.sde, config.sde_options, config.eps) == ("ve_tutorial", {"sigma": 25.0}, 1e-5)
+    assert config.model_options == {"channels": [32, 64, 128, 256], "embed_dim": 256}
+
+
 def test_mnist_likelihood_preset_changes_only_the_documented_fields():
-    """The better recipe is the tutorial's run with dequantization, likelihood weighting with importance-sampled
+    """The better recipe is Song's Colab run with dequantization, likelihood weighting with importance-sampled
     time, and 30 of the 50 epochs; everything else (network, SDE, optimizer, batch, lr, eps, EMA) is the same."""
-    tutorial, better = load_preset("mnist-tutorial").train, load_preset("mnist-likelihood").train
+    tutorial, better = load_preset("mnist-sigma25").train, load_preset("mnist-likelihood").train
     changed = {k for k in tutorial.keys() | better.keys() if tutorial.get(k) != better.get(k)}
     assert changed == {"dequantize", "weighting", "importance_sampling", "epochs"}
     config = TrainConfig.from_dict(better)
@@ -36,7 +67,7 @@ def test_mnist_likelihood_preset_changes_only_the_documented_fields():
 
 
 def test_unknown_preset_names_the_known_ones():
-    with pytest.raises(UnknownPresetError, match="'mnist-tutorail'.*Available: mnist-likelihood, mnist-tutorial"):
+    with pytest.raises(UnknownPresetError, match="'mnist-tutorail'.*Available: mnist-likelihood, mnist-sigma25, mnist-tutorial"):
         load_preset("mnist-tutorail")
 
 
@@ -120,7 +151,7 @@ def test_cli_preset_with_flag_overrides(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "epoch: 0, average loss: " in out
     config = load_checkpoint(tmp_path)["meta"]["config"]
-    assert config["sde"] == "ve_tutorial" and config["lr"] == 1e-4 and config["batch_size"] == 512
+    assert config["sde"] == "ve" and config["lr"] == 1e-4 and config["batch_size"] == 512
     assert config["grad_clip"] is None and config["epochs"] == 1
 
 
@@ -129,7 +160,7 @@ def test_cli_lists_presets_and_refuses_unknown_ones(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "mnist-tutorial" in out and "batch_size = 32" in out
     assert main(["train", "--preset", "nope", "--out", str(tmp_path)]) == 2
-    assert "Unknown preset 'nope'. Available: mnist-likelihood, mnist-tutorial" in capsys.readouterr().err
+    assert "Unknown preset 'nope'. Available: mnist-likelihood, mnist-sigma25, mnist-tutorial" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not __import__("pathlib").Path(__file__).resolve().parents[2].joinpath(

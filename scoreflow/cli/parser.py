@@ -18,7 +18,7 @@ TRAIN_HELP = {
     "model": "score network name (see `scoreflow list score_net`)",
     "model_options": 'JSON object of network options, e.g. \'{"channels": [32, 64, 128, 256]}\'',
     "sde": "SDE name (see `scoreflow list sde`)",
-    "sde_options": 'JSON object of SDE options, e.g. \'{"sigma_max": 25}\'',
+    "sde_options": 'JSON object of SDE options, e.g. \'{"sigma_min": 0.01, "sigma_max": 22}\' (the seed tutorial\'s)',
     "weighting": "loss weighting: sigma2 (the tutorial's) or likelihood (g^2)",
     "importance_sampling": "with --weighting likelihood, sample t in proportion to the weight",
     "steps": "total optimisation steps (ignored when --epochs is given)",
@@ -219,7 +219,8 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 def _cmd_import_checkpoint(args: argparse.Namespace) -> int:
     from scoreflow.pretrained.tutorial_import import import_tutorial_checkpoint
 
-    folder = import_tutorial_checkpoint(args.path, args.out, sigma=args.sigma, overwrite=args.overwrite)
+    folder = import_tutorial_checkpoint(args.path, args.out, sigma=args.sigma, sigma_min=args.sigma_min,
+                                        sigma_max=args.sigma_max, overwrite=args.overwrite)
     print(f"wrote {folder}; sample it with: scoreflow sample --checkpoint {args.out} --no-ema")
     return 0
 
@@ -282,11 +283,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list the registered components of one kind")
     p.add_argument("kind", choices=KINDS)
     p.set_defaults(func=_cmd_list)
-    p = sub.add_parser("import-checkpoint", help="import the tutorial notebook's ckpt.pth (ScoreNet state_dict) "
+    p = sub.add_parser("import-checkpoint", help="import a tutorial notebook's ckpt.pth (ScoreNet state_dict) "
                                                  "as a scoreflow run (loaded with weights_only: no code runs)")
-    p.add_argument("path", help="the notebook's ckpt.pth")
+    p.add_argument("path", help="the notebook's ckpt.pth (the seed tutorial's or Song's Colab, told apart by "
+                                "its weights)")
     p.add_argument("--out", required=True, help="run folder to write")
-    p.add_argument("--sigma", type=float, default=25.0, help="the notebook's sigma (default: %(default)s)")
+    p.add_argument("--sigma-min", type=float, default=0.01,
+                   help="the seed tutorial's sigma_min (default: %(default)s)")
+    p.add_argument("--sigma-max", type=float, default=22.0,
+                   help="the seed tutorial's sigma_max (default: %(default)s)")
+    p.add_argument("--sigma", type=float, default=25.0,
+                   help="Song's Colab's sigma in dx = sigma^t dw (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.set_defaults(func=_cmd_import_checkpoint)
     p = sub.add_parser("presets", help="list the shipped training presets (scoreflow train --preset NAME)")
@@ -359,8 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-steps", type=_positive_int, default=None, help="steps of a fixed-grid --solver (rk4)")
     p.add_argument("--time-variable", choices=("t", "log_sigma"), default="t",
                    help="integrate in t (the tutorial's way) or in the log noise level (default: %(default)s)")
-    p.add_argument("--eps", type=float, default=1e-5,
-                   help="smallest time of the ODE integral, in (0, T) (default: %(default)s, the tutorial's)")
+    p.add_argument("--eps", type=float, default=None,
+                   help="smallest time of the ODE integral, in (0, T) (default: the run's training eps, as both "
+                        "tutorial notebooks do: 1e-3 for mnist-tutorial, 1e-5 for mnist-sigma25)")
     p.add_argument("--dequantize", action=argparse.BooleanOptionalAction, default=None,
                    help="uniform dequantization of 8-bit images (default: on for image data)")
     p.add_argument("--seed", type=int, default=0)

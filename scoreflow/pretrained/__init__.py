@@ -34,9 +34,12 @@ SHIPPED_SHA256: dict[str, dict[str, str]] = _manifest()
 
 #: One line about each shipped model (``scoreflow list pretrained``).
 SHIPPED_SUMMARIES: dict[str, str] = {
-    "mnist-tutorial": "The classic tutorial's MNIST run (preset mnist-tutorial, 50 epochs on CPU); raw and EMA weights.",
-    "mnist-likelihood": "The tutorial's network trained for likelihood (preset mnist-likelihood: dequantization, "
-                        "likelihood weighting, importance-sampled t, 30 epochs); sample with the EMA weights.",
+    "mnist-tutorial": "The seed tutorial's MNIST run (preset mnist-tutorial: VE(0.01, 22), 50 epochs on CPU); raw and "
+                      "EMA weights.",
+    "mnist-sigma25": "Song's original Colab MNIST run (preset mnist-sigma25: dx = 25^t dw, 50 epochs on CPU); raw and "
+                     "EMA weights; the model behind the controllable-generation and few-step figures.",
+    "mnist-likelihood": "Song's Colab network and SDE (sigma 25) trained for likelihood (preset mnist-likelihood: "
+                        "dequantization, likelihood weighting, importance-sampled t, 30 epochs); sample with EMA.",
 }
 
 

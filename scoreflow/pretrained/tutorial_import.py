@@ -1,4 +1,9 @@
-"""Import the classic tutorial notebook's ``ckpt.pth`` (a ``ScoreNet`` state_dict) as a scoreflow run.
+"""Import a tutorial notebook's ``ckpt.pth`` (a ``ScoreNet`` state_dict) as a scoreflow run.
+
+Two notebooks are recognised by their weights: the seed tutorial's (Fourier time features fed straight
+to the per-level layers, ``embed.W``; VE SDE ``sigma_min = 0.01, sigma_max = 22``, preset
+``mnist-tutorial``) and Song's original Colab (a dense layer after the features, ``embed.0.W`` and
+``embed.1.*``; ``dx = sigma^t dw`` with ``sigma = 25``, preset ``mnist-sigma25``).
 
 The file is read with ``torch.load(weights_only=True)``: PyTorch's restricted unpickler,
 which builds only tensors and plain containers and never runs code from the file.
@@ -18,6 +23,7 @@ from scoreflow.errors import CheckpointError
 
 #: The notebook's ``ScoreNet`` attribute -> scoreflow ``UNet`` attribute (per layer prefix).
 _RENAMES: tuple[tuple[str, str], ...] = (
+    (r"^embed\.W$", "embed.0.W"),  # the seed tutorial's embedding is the Fourier projection itself
     (r"^dense([1-7])\.dense\.", "dense.{0}."),
     (r"^gnorm([1-4])\.", "gnorm.{0}."),
     (r"^tgnorm4\.", "gnorm.4."),
@@ -32,8 +38,9 @@ def tutorial_key(key: str) -> str:
     for pattern, target in _RENAMES:
         match = re.match(pattern, key)
         if match:
-            index = int(match.group(1)) - 1 if match.groups() else None
-            return target.format(index) + key[match.end():]
+            if not match.groups():
+                return target + key[match.end():]
+            return target.format(int(match.group(1)) - 1) + key[match.end():]
     return key
 
 
@@ -60,11 +67,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def import_tutorial_checkpoint(path: str | Path, out: str | Path, *, sigma: float = 25.0,
-                               overwrite: bool = False) -> Path:
-    """Write the notebook's ``ScoreNet`` weights in ``path`` as a scoreflow run folder ``out``.
+                               sigma_min: float = 0.01, sigma_max: float = 22.0, overwrite: bool = False) -> Path:
+    """Write a notebook's ``ScoreNet`` weights in ``path`` as a scoreflow run folder ``out``.
 
-    The run's config is the ``mnist-tutorial`` preset (VE SDE ``sigma``, the tutorial
-    U-Net with the channel widths read from the weights); sample or evaluate it with
+    The notebook is told apart by its weights (module docstring). The run's config is that notebook's
+    preset with the channel widths read from the weights and its SDE: ``sigma_min``/``sigma_max`` for the
+    seed tutorial's, ``sigma`` for Song's Colab. Sample or evaluate it with
     ``scoreflow sample --checkpoint OUT --no-ema``. Returns the checkpoint folder.
     """
     from scoreflow.data.base import TensorData
@@ -76,19 +84,24 @@ def import_tutorial_checkpoint(path: str | Path, out: str | Path, *, sigma: floa
     state = {tutorial_key(k): v for k, v in read_state_dict(path).items()}
     try:
         channels = [int(state[f"conv{i}.weight"].shape[0]) for i in range(1, 5)]
-        embed_dim = int(state["embed.1.weight"].shape[0])
+        embed_dim = 2 * int(state["embed.0.W"].shape[0])
         in_channels = int(state["conv1.weight"].shape[1])
     except KeyError as exc:
         raise CheckpointError(f"{path}: not the tutorial's ScoreNet: no parameter {exc.args[0]!r}") from None
     out = Path(out)
     if (out / "checkpoints").exists() and not overwrite:
         raise FileExistsError(f"{out} already holds a run; choose another --out or pass --overwrite")
-    values = {**load_preset("mnist-tutorial").train, "sde_options": {"sigma": float(sigma)},
-              "model_options": {"channels": channels, "embed_dim": embed_dim}, "epochs": None, "steps": 1}
+    if "embed.1.weight" in state:  # Song's Colab
+        preset, sde_options = "mnist-sigma25", {"sigma": float(sigma)}
+        model_options: dict[str, Any] = {"channels": channels, "embed_dim": embed_dim}
+    else:  # the seed tutorial
+        preset, sde_options = "mnist-tutorial", {"sigma_min": float(sigma_min), "sigma_max": float(sigma_max)}
+        model_options = {"channels": channels, "embed_dim": embed_dim, "embed_dense": False}
+    values = {**load_preset(preset).train, "sde_options": sde_options, "epochs": None, "steps": 1,
+              "model_options": {**load_preset(preset).train.get("model_options", {}), **model_options}}
     config = TrainConfig.from_dict(values)
     fake = TensorData(torch.zeros(1, in_channels, 28, 28), None, "image")
     sde, model = build_components(config, fake)
-    missing, unexpected = [], []
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -100,5 +113,6 @@ def import_tutorial_checkpoint(path: str | Path, out: str | Path, *, sigma: floa
         raise CheckpointError(f"{path}: parameter shapes differ from the U-Net's for {shapes[:5]}")
     model.load_state_dict(state)
     meta = {"config": config.to_dict(), "sde": repr(sde), "versions": versions(), "losses": [],
-            "data_shape": [in_channels, 28, 28], "data_kind": "image", "imported_from": Path(path).name}
+            "data_shape": [in_channels, 28, 28], "data_kind": "image", "imported_from": Path(path).name,
+            "notebook": preset}
     return save_checkpoint(out, 0, model=model, ema=None, optimizer=None, rng={}, meta=meta)
