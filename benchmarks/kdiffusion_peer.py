@@ -7,6 +7,9 @@ environment's Python (``--kdiffusion-python`` or ``SCOREFLOW_KDIFFUSION_PYTHON``
 
     /path/to/kd-env/bin/python -m benchmarks.kdiffusion_peer --n 5000 --budgets 10 20 50
 
+``--pretrained NAME --data-dir DIR`` runs them on a shipped MNIST model instead, judged by the MNIST
+classifier metric (rows as :mod:`benchmarks.mnist_samplers` writes them).
+
 ``--samplers`` also runs k-diffusion's stochastic samplers (SDE variants, ancestral, Heun with churn),
 which the report leaves out; ``--seed`` sets both the prior draw and their noise.
 
@@ -109,6 +112,61 @@ def _one(K, gm, sde, oracle, denoiser, calls, name: str, schedule: str, budget: 
             "seconds": round(seconds, 4), **attrs.asdict(rep)}
 
 
+def run_pretrained(name: str, n: int, budgets: list[int], data_dir: str | None, seed: int = 1000,
+                   samplers: list[str] | None = None, schedules: list[str] | None = None,
+                   eps: float = 1e-3) -> list[dict[str, Any]]:
+    """k-diffusion's samplers on a shipped pretrained image model, from its prior std down to the noise
+    level at ``eps`` (scoreflow's samplers stop there too), then 0; quality by the MNIST classifier metric."""
+    import k_diffusion as K
+
+    import scoreflow as sf
+    from scoreflow.data.sources import DEFAULT_DATA_DIR
+    from scoreflow.evaluation import image_quality
+    from scoreflow.models.base import make_score_fn
+
+    model, sde, _ = sf.load_pretrained(name, ema=True)
+    score = make_score_fn(model, sde)
+    train = sf.create("dataset", "mnist", split="train", data_dir=data_dir)
+    test = sf.create("dataset", "mnist", split="test", data_dir=data_dir)
+    ends = sde.noise_level(torch.tensor([eps, sde.T], dtype=torch.float64))
+    sigma_min, sigma_max = float(ends[0]), float(ends[1])
+    calls = {"n": 0}
+
+    @torch.no_grad()
+    def denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        s = sigma.double().reshape(-1).expand(x.shape[0])
+        t = sde.time_at_noise_level(s).float()
+        return x + (s.float() ** 2)[:, None, None, None] * score(x, t)
+
+    rows = []
+    for budget in budgets:
+        for sampler in samplers or DEFAULT:
+            for schedule in schedules or ("karras",):
+                function, options, _ = SAMPLERS[sampler]
+                label = f"k-diffusion {sampler}" + ("" if schedule == "karras" else f"@{schedule}")
+                sigmas = sigmas_for(K, schedule, levels_for_budget(sampler, budget), sigma_min, sigma_max)
+                x = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed)) * sigma_max
+                calls["n"] = 0
+                torch.manual_seed(seed)
+                start = time.perf_counter()
+                try:
+                    out = getattr(K.sampling, f"sample_{function}")(denoiser, x, sigmas, disable=True, **options)
+                except Exception as exc:  # report a peer's failure, do not hide it
+                    rows.append({"sampler": label, "budget": budget, "error": repr(exc)[:300]})
+                    continue
+                seconds = time.perf_counter() - start
+                if not torch.isfinite(out).all():
+                    rows.append({"sampler": label, "budget": budget, "nfe": calls["n"], "error": "non-finite"})
+                    continue
+                rows.append({"sampler": label, "budget": budget, "nfe": calls["n"], "seconds": round(seconds, 2),
+                             "schedule": schedule, "peer": "k-diffusion",
+                             **image_quality(out, train, test, DEFAULT_DATA_DIR / "classifiers")})
+                print(f"{label:<40} budget {budget:>4} NFE {calls['n']:>4} FD {rows[-1]['frechet_distance']:7.2f}",
+                      file=sys.stderr, flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--oracle", default="ring-2d", choices=["ring-2d", "digits-64d"])
@@ -119,9 +177,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--schedules", nargs="+", choices=list(SCHEDULES), default=None,
                         help="k-diffusion noise-level schedules (default: karras only)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--pretrained", default=None, help="a shipped image model (e.g. mnist-tutorial) instead of "
+                                                            "an oracle")
+    parser.add_argument("--data-dir", default=None, help="MNIST IDX files, for --pretrained")
     args = parser.parse_args(argv)
     from importlib.metadata import version
 
+    if args.pretrained:
+        rows = run_pretrained(args.pretrained, args.n, args.budgets, args.data_dir, samplers=args.samplers,
+                              schedules=args.schedules)
+        json.dump({"k_diffusion": version("k-diffusion"), "torch": torch.__version__, "rows": rows}, sys.stdout)
+        return 0
     rows = run(args.oracle, args.n, args.budgets, seed=args.seed, samplers=args.samplers, schedules=args.schedules)
     json.dump({"k_diffusion": version("k-diffusion"), "torch": torch.__version__,
                "rows": rows}, sys.stdout)

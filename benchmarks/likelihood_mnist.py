@@ -43,7 +43,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 REFERENCE = {"rtol": 1e-7, "atol": 1e-7}
 
 
-def _run(net, sde, x: torch.Tensor, probe: torch.Tensor, spec: dict[str, Any]) -> tuple[torch.Tensor, int, float]:
+def _run(net, sde, x: torch.Tensor, probe: torch.Tensor, spec: dict[str, Any], eps: float
+         ) -> tuple[torch.Tensor, int, float]:
     """Per-image bits/dim, network evaluations and seconds of one variant on one batch."""
     dim = x[0].numel()
     start = time.perf_counter()
@@ -51,13 +52,13 @@ def _run(net, sde, x: torch.Tensor, probe: torch.Tensor, spec: dict[str, Any]) -
         score = sf.make_score_fn(net, sde)
         with torch.no_grad():
             logp, calls = tutorial_log_likelihood(lambda s, t: score(s.float(), t.float()).double(), sde, x.double(),
-                                                  tol=spec["tutorial"], probe=probe[0])
+                                                  tol=spec["tutorial"], probe=probe[0], eps=eps)
         nfe = 2 * calls  # the notebook evaluates the score and the divergence separately
     else:
         original = lik.make_probes
         lik.make_probes = lambda *args: probe.clone()
         try:
-            res = sf.log_likelihood(net, sde, x, **spec)
+            res = sf.log_likelihood(net, sde, x, eps=eps, **spec)
         finally:
             lik.make_probes = original
         logp, nfe = res.logp.double(), res.nfe
@@ -65,24 +66,26 @@ def _run(net, sde, x: torch.Tensor, probe: torch.Tensor, spec: dict[str, Any]) -
     return -logp / (dim * math.log(2)) + 8, nfe, seconds
 
 
-def run(data_dir: str | None, images: int, batch: int, repeats: int, ema: bool) -> dict[str, Any]:
+def run(data_dir: str | None, images: int, batch: int, repeats: int, ema: bool, pretrained: str = "mnist-sigma25",
+        eps: float | None = None) -> dict[str, Any]:
     from scoreflow.data.sources import mnist
 
-    net, sde, _ = sf.load_pretrained("mnist-tutorial", ema=ema)
+    net, sde, config = sf.load_pretrained(pretrained, ema=ema)
+    eps = config.eps if eps is None else eps  # the notebooks integrate from their training eps
     test = mnist("test", data_dir=data_dir)
     order = torch.randperm(len(test.x), generator=torch.Generator().manual_seed(0))[:images]
     x_all = lik.dequantize_uniform(test.x[order].float(), torch.Generator().manual_seed(1))
     probes = torch.randn((1, *x_all.shape), generator=torch.Generator().manual_seed(2))
     batches = [(x_all[i:i + batch], probes[:, i:i + batch]) for i in range(0, images, batch)]
-    _run(net, sde, batches[0][0][:2], batches[0][1][:, :2], {"solver": "rk4", "num_steps": 2})  # warm up
-    reference = torch.cat([_run(net, sde, x, p, REFERENCE)[0] for x, p in batches])
+    _run(net, sde, batches[0][0][:2], batches[0][1][:, :2], {"solver": "rk4", "num_steps": 2}, eps)  # warm up
+    reference = torch.cat([_run(net, sde, x, p, REFERENCE, eps)[0] for x, p in batches])
     rows: dict[str, dict[str, Any]] = {name: {"seconds": [], "nfe": 0} for name in VARIANTS}
     values: dict[str, torch.Tensor] = {}
     load = []
     for _ in range(repeats):
         for name, spec in VARIANTS.items():  # interleaved: a busy spell hits every variant alike
             load.append(os.getloadavg()[0])
-            out = [_run(net, sde, x, p, spec) for x, p in batches]
+            out = [_run(net, sde, x, p, spec, eps) for x, p in batches]
             values[name] = torch.cat([o[0] for o in out])
             rows[name]["seconds"].append(sum(o[2] for o in out))
             rows[name]["nfe"] = sum(o[1] for o in out)
@@ -103,7 +106,8 @@ def run(data_dir: str | None, images: int, batch: int, repeats: int, ema: bool) 
         summary = {"bound_bpd": 0.01, "tutorial": fastest["tutorial"]["variant"],
                    "scoreflow": fastest["scoreflow"]["variant"],
                    "speedup": round(fastest["tutorial"]["seconds"] / fastest["scoreflow"]["seconds"], 2)}
-    return {"images": images, "batch": batch, "repeats": repeats, "weights": "ema" if ema else "raw",
+    return {"pretrained": pretrained, "eps": eps, "images": images, "batch": batch, "repeats": repeats,
+            "weights": "ema" if ema else "raw",
             "fastest_within_0.01_bpd": summary,
             "reference": f"dopri5 in t, rtol=atol={REFERENCE['rtol']:g}", "reference_mean_bpd": float(reference.mean()),
             "load_average": {"min": min(load), "max": max(load)}, "threads": torch.get_num_threads(),
@@ -117,9 +121,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--raw-weights", action="store_true")
+    parser.add_argument("--pretrained", default="mnist-sigma25", help="shipped model to measure")
+    parser.add_argument("--eps", type=float, default=None, help="lower time limit (default: the run's training eps)")
     parser.add_argument("--out", default="benchmarks/results/likelihood-mnist.json")
     args = parser.parse_args()
-    result = run(args.data_dir, args.images, args.batch, args.repeats, ema=not args.raw_weights)
+    result = run(args.data_dir, args.images, args.batch, args.repeats, ema=not args.raw_weights,
+                 pretrained=args.pretrained, eps=args.eps)
     Path(args.out).write_text(json.dumps(result, indent=1))
     for row in result["rows"]:
         print(f"{row['variant']:<62} NFE {row['nfe']:>5}  {row['seconds']:>7.2f} s  x{row['speedup_vs_tutorial_1e-5']:<5}"

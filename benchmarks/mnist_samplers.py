@@ -92,12 +92,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                      schedule_options={"path": str(tuned_dir), "predictor": name})
                 rows.append(measure(f"{name} (tuned grid)", sampler, budget, schedule="tuned",
                                     tune_seconds=tune_seconds))
+    peers, why = kdiffusion_rows(args)
     return {"pretrained": args.pretrained, "weights": "raw" if args.raw_weights else "ema", "n": args.n,
-            "reference_steps": args.reference_steps, "budgets": list(args.budgets), "rows": rows,
+            "reference_steps": args.reference_steps, "budgets": list(args.budgets), "rows": rows + peers,
             "references": quality_references(args.n, train, test, cache),
             "load_average": {"min": min(load), "max": max(load)}, "threads": torch.get_num_threads(),
-            "peers": "not run: k-diffusion needs its own environment (see benchmarks/peers.py); diffusers is "
-                     "not installed here"}
+            "peers": why or "k-diffusion: every sampler on every schedule it offers for a VE model (same seeds "
+                            "for the prior draw; EMA weights); diffusers is not installed here"}
+
+
+def kdiffusion_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None]:
+    """k-diffusion's samplers on the same model and budgets, run in its own environment
+    (``--kdiffusion-python``, see :mod:`benchmarks.kdiffusion_peer`)."""
+    import subprocess
+    import sys
+
+    from benchmarks import kdiffusion_peer
+
+    if not args.kdiffusion_python:
+        return [], "not run: pass --kdiffusion-python (k-diffusion needs its own environment, see benchmarks/peers.py)"
+    cmd = [args.kdiffusion_python, "-m", "benchmarks.kdiffusion_peer", "--pretrained", args.pretrained,
+           "--n", str(args.n), "--budgets", *map(str, args.budgets), "--samplers", *kdiffusion_peer.SAMPLERS,
+           "--schedules", *kdiffusion_peer.SCHEDULES]
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=sys.stderr,
+                          text=True)
+    if proc.returncode != 0:
+        return [], f"{args.kdiffusion_python} -m benchmarks.kdiffusion_peer failed with code {proc.returncode}"
+    return [r for r in json.loads(proc.stdout)["rows"] if "error" not in r], None
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -109,9 +132,18 @@ def markdown(result: dict[str, Any]) -> str:
              f"images {real:.2f}, Euler-Maruyama with {result['reference_steps']} steps {ref['frechet_distance']:.2f}.",
              ""]
     for budget in result["budgets"]:
-        lines += [f"**NFE {budget}**", "", "| sampler | NFE | Frechet distance | confident | seconds |",
+        here = [r for r in result["rows"] if r["budget"] == budget]
+        ours = min((r for r in here if not r.get("peer")), key=lambda r: r["frechet_distance"], default=None)
+        peer = min((r for r in here if r.get("peer")), key=lambda r: r["frechet_distance"], default=None)
+        summary = f"**NFE {budget}**"
+        if ours:
+            summary += (f": best scoreflow `{ours['sampler']}` {ours['frechet_distance']:.2f} "
+                        f"({ours['frechet_distance'] / ref['frechet_distance']:.2f}x the reference)")
+        if peer:
+            summary += f", best k-diffusion `{peer['sampler'].removeprefix('k-diffusion ')}` {peer['frechet_distance']:.2f}"
+        lines += [summary, "", "| sampler | NFE | Frechet distance | confident | seconds |",
                   "| --- | ---: | ---: | ---: | ---: |"]
-        for r in sorted((r for r in result["rows"] if r["budget"] == budget), key=lambda r: r["frechet_distance"]):
+        for r in sorted(here, key=lambda r: r["frechet_distance"]):
             lines.append(f"| {r['sampler']} | {r['nfe']} | {r['frechet_distance']:.2f} | "
                          f"{r['confident_fraction']:.3f} | {r['seconds']} |")
         lines.append("")
@@ -121,7 +153,7 @@ def markdown(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--pretrained", default="mnist-tutorial")
+    parser.add_argument("--pretrained", default="mnist-sigma25")
     parser.add_argument("--raw-weights", action="store_true")
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--batch", type=int, default=256)
@@ -130,6 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tune", action="store_true", help="also tune grids for ipndm and dpmpp_2m at NFE 5, 10")
     parser.add_argument("--tune-trajectories", type=int, default=64)
     parser.add_argument("--tune-sweeps", type=int, default=4)
+    parser.add_argument("--kdiffusion-python", default=os.environ.get("SCOREFLOW_KDIFFUSION_PYTHON"),
+                        help="python of an environment with k-diffusion (runs its samplers on the same model)")
     parser.add_argument("--out", default="benchmarks/results/mnist-samplers.json")
     args = parser.parse_args(argv)
     result = run(args)

@@ -84,6 +84,23 @@ def test_kdiffusion_budgets_count_network_evaluations():
         levels_for_budget("not_a_sampler", 10)
 
 
+def test_mnist_sampler_tables_name_the_best_of_each_library():
+    from benchmarks.mnist_samplers import markdown
+
+    def row(sampler, budget, fd, peer=None):
+        return {"sampler": sampler, "budget": budget, "nfe": budget or 1000, "frechet_distance": fd,
+                "confident_fraction": 0.5, "seconds": 1.0, **({"peer": peer} if peer else {})}
+
+    result = {"pretrained": "m", "weights": "ema", "n": 8, "reference_steps": 1000, "budgets": [5],
+              "references": {"real_images": {"frechet_distance": 8.0}},
+              "rows": [row("euler_maruyama (reference)", None, 20.0), row("ipndm", 5, 30.0), row("unipc", 5, 40.0),
+                       row("k-diffusion lms@exponential", 5, 35.0, "k-diffusion")]}
+    text = markdown(result)
+    assert "**NFE 5**: best scoreflow `ipndm` 30.00 (1.50x the reference), best k-diffusion `lms@exponential` 35.00" \
+        in text
+    assert text.index("| ipndm |") < text.index("| k-diffusion lms@exponential |") < text.index("| unipc |")
+
+
 def test_compare_lists_exactly_the_rows_that_moved(tmp_path):
     import json
 
