@@ -88,25 +88,38 @@ def run(oracle_name: str, n: int, budgets: list[int], seed: int = 1,
     return rows
 
 
-def _one(K, gm, sde, oracle, denoiser, calls, name: str, schedule: str, budget: int, n: int, seed: int
-         ) -> dict[str, Any]:
-    from scoreflow.oracles import mixture_report
-
+def _draw(K, denoiser, calls, name: str, schedule: str, budget: int, x: torch.Tensor, sigma_min: float,
+          sigma_max: float, seed: int) -> tuple[torch.Tensor, float] | str:
+    """One k-diffusion sampler from the prior draw ``x`` (already scaled by ``sigma_max``): its samples and
+    seconds, or why it failed (a peer's failure is reported, not hidden)."""
     function, options, _ = SAMPLERS[name]
-    label = f"k-diffusion {name}" + ("" if schedule == "karras" else f"@{schedule}")
-    levels = levels_for_budget(name, budget)
-    sigmas = sigmas_for(K, schedule, levels, sde.sigma_min, sde.sigma_max)
-    x = torch.randn(n, gm.dim, generator=torch.Generator().manual_seed(seed)) * sde.sigma_max
+    sigmas = sigmas_for(K, schedule, levels_for_budget(name, budget), sigma_min, sigma_max)
     calls["n"] = 0
     torch.manual_seed(seed)  # k-diffusion's stochastic samplers draw from the global generator
     start = time.perf_counter()
     try:
         out = getattr(K.sampling, f"sample_{function}")(denoiser, x, sigmas, disable=True, **options)
-    except Exception as exc:  # report a peer's failure, do not hide it
-        return {"peer": label, "budget": budget, "error": repr(exc)[:300]}
-    seconds = time.perf_counter() - start
+    except Exception as exc:  # noqa: BLE001
+        return repr(exc)[:300]
     if not torch.isfinite(out).all():
-        return {"peer": label, "budget": budget, "nfe": calls["n"], "error": "non-finite samples"}
+        return "non-finite samples"
+    return out, time.perf_counter() - start
+
+
+def _label(name: str, schedule: str) -> str:
+    return f"k-diffusion {name}" + ("" if schedule == "karras" else f"@{schedule}")
+
+
+def _one(K, gm, sde, oracle, denoiser, calls, name: str, schedule: str, budget: int, n: int, seed: int
+         ) -> dict[str, Any]:
+    from scoreflow.oracles import mixture_report
+
+    label = _label(name, schedule)
+    x = torch.randn(n, gm.dim, generator=torch.Generator().manual_seed(seed)) * sde.sigma_max
+    drawn = _draw(K, denoiser, calls, name, schedule, budget, x, sde.sigma_min, sde.sigma_max, seed)
+    if isinstance(drawn, str):
+        return {"peer": label, "budget": budget, "nfe": calls["n"], "error": drawn}
+    out, seconds = drawn
     rep = mixture_report(gm, out.float(), oracle.reference_logp)
     return {"oracle": oracle.name, "peer": label, "schedule": schedule, "budget": budget, "nfe": calls["n"],
             "seconds": round(seconds, 4), **attrs.asdict(rep)}
@@ -143,22 +156,13 @@ def run_pretrained(name: str, n: int, budgets: list[int], data_dir: str | None, 
     for budget in budgets:
         for sampler in samplers or DEFAULT:
             for schedule in schedules or ("karras",):
-                function, options, _ = SAMPLERS[sampler]
-                label = f"k-diffusion {sampler}" + ("" if schedule == "karras" else f"@{schedule}")
-                sigmas = sigmas_for(K, schedule, levels_for_budget(sampler, budget), sigma_min, sigma_max)
+                label = _label(sampler, schedule)
                 x = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed)) * sigma_max
-                calls["n"] = 0
-                torch.manual_seed(seed)
-                start = time.perf_counter()
-                try:
-                    out = getattr(K.sampling, f"sample_{function}")(denoiser, x, sigmas, disable=True, **options)
-                except Exception as exc:  # report a peer's failure, do not hide it
-                    rows.append({"sampler": label, "budget": budget, "error": repr(exc)[:300]})
+                drawn = _draw(K, denoiser, calls, sampler, schedule, budget, x, sigma_min, sigma_max, seed)
+                if isinstance(drawn, str):
+                    rows.append({"sampler": label, "budget": budget, "nfe": calls["n"], "error": drawn})
                     continue
-                seconds = time.perf_counter() - start
-                if not torch.isfinite(out).all():
-                    rows.append({"sampler": label, "budget": budget, "nfe": calls["n"], "error": "non-finite"})
-                    continue
+                out, seconds = drawn
                 rows.append({"sampler": label, "budget": budget, "nfe": calls["n"], "seconds": round(seconds, 2),
                              "schedule": schedule, "peer": "k-diffusion",
                              **image_quality(out, train, test, DEFAULT_DATA_DIR / "classifiers")})
@@ -186,9 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.pretrained:
         rows = run_pretrained(args.pretrained, args.n, args.budgets, args.data_dir, samplers=args.samplers,
                               schedules=args.schedules)
-        json.dump({"k_diffusion": version("k-diffusion"), "torch": torch.__version__, "rows": rows}, sys.stdout)
-        return 0
-    rows = run(args.oracle, args.n, args.budgets, seed=args.seed, samplers=args.samplers, schedules=args.schedules)
+    else:
+        rows = run(args.oracle, args.n, args.budgets, seed=args.seed, samplers=args.samplers,
+                   schedules=args.schedules)
     json.dump({"k_diffusion": version("k-diffusion"), "torch": torch.__version__,
                "rows": rows}, sys.stdout)
     return 0

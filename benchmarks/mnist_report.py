@@ -86,18 +86,35 @@ def _sample(model, sde, spec: dict[str, Any], n: int, seed: int) -> tuple[torch.
     start = time.perf_counter()
     if "ode" in spec:
         sampler = sf.ProbabilityFlowSampler(solver=spec["ode"], rtol=spec["rtol"], atol=spec["atol"])
-        x, nfe = sample_many(model, sde, (1, 28, 28), n, batch_size=250, seed=seed, sampler=sampler)
     else:
         sampler = sf.Sampler(**spec)
-        x, nfe = sample_many(model, sde, (1, 28, 28), n, batch_size=250, seed=seed, sampler=sampler)
+    x, nfe = sample_many(model, sde, (1, 28, 28), n, batch_size=250, seed=seed, sampler=sampler)
     return x, nfe, time.perf_counter() - start
+
+
+def sample_quality(model, sde, *, train, test, cache: Path, n: int, quick: bool, images: Path | None,
+                   prefix: str, title: str) -> dict[str, dict[str, Any]]:
+    """The classifier metric of every sampler of :func:`samplers` (seed 1), with a picture of 64 samples
+    each as ``images/{prefix}-{sampler}.png`` titled ``{sampler label}, {title}``."""
+    from scoreflow.evaluation import image_quality
+    from scoreflow.pictures import save_samples_png
+
+    out = {}
+    for label, spec in samplers(quick).items():
+        x, nfe, seconds = _sample(model, sde, spec, n, seed=1)
+        quality = image_quality(x, train, test, cache)
+        quality.update(nfe=nfe, seconds=round(seconds, 1))
+        if images is not None:
+            path = images / f"{prefix}-{label.split(' ')[0].lower().replace('-', '_')}.png"
+            save_samples_png(x[:64], path, title=f"{label}, {title}")
+            quality["picture"] = path.name
+        out[label] = quality
+    return out
 
 
 def measure_weights(model, sde, *, train, test, n_bpd: int, n_quality: int, quick: bool, images: Path | None,
                     tag: str, cache: Path) -> dict[str, Any]:
     """Bits/dim and sample quality of one set of weights."""
-    from scoreflow.evaluation import image_quality
-    from scoreflow.pictures import save_samples_png
     from scoreflow.evaluation.runs import likelihood_many
 
     tol = 1e-3 if quick else 1e-5
@@ -108,18 +125,9 @@ def measure_weights(model, sde, *, train, test, n_bpd: int, n_quality: int, quic
     out: dict[str, Any] = {
         "bpd": {**mean_and_standard_error(res["bpd"]), "rtol": tol, "atol": tol, "eps": eps,
                 "seconds": round(time.perf_counter() - start, 1)},
-        "samplers": {},
+        "samplers": sample_quality(model, sde, train=train, test=test, cache=cache, n=n_quality, quick=quick,
+                                   images=images, prefix=tag, title=f"{tag} weights"),
     }
-    for label, spec in samplers(quick).items():
-        x, nfe, seconds = _sample(model, sde, spec, n_quality, seed=1)
-        quality = image_quality(x, train, test, cache)
-        quality.update(nfe=nfe, seconds=round(seconds, 1))
-        if images is not None:
-            slug = label.split(" ")[0].lower().replace("-", "_")
-            path = images / f"{tag}-{slug}.png"
-            save_samples_png(x[:64], path, title=f"{label}, {tag} weights")
-            quality["picture"] = path.name
-        out["samplers"][label] = quality
     return out
 
 
@@ -160,8 +168,6 @@ def measure_better(args: argparse.Namespace, results: dict[str, Any]) -> dict[st
     samples with the tutorial model's samplers and seeds (or, with ``--better-samples-from``, the samples
     measured before, same samplers and seeds)."""
     from scoreflow.data.sources import DEFAULT_DATA_DIR
-    from scoreflow.evaluation import image_quality
-    from scoreflow.pictures import save_samples_png
     from scoreflow.pretrained import resolve_pretrained
     from scoreflow.training import load_checkpoint
 
@@ -184,14 +190,10 @@ def measure_better(args: argparse.Namespace, results: dict[str, Any]) -> dict[st
         old = json.loads(Path(args.better_samples_from).read_text())["better"]
         out["samplers"], out["samples_measured"] = old["samplers"], old["date"]
     else:
-        for label, spec in samplers(args.quick).items():
-            x, nfe, seconds = _sample(better, sde, spec, args.n_quality, seed=1)
-            quality = image_quality(x, train, test, cache)
-            quality.update(nfe=nfe, seconds=round(seconds, 1))
-            slug = label.split(" ")[0].lower().replace("-", "_")
-            save_samples_png(x[:64], images / f"better-{slug}.png", title=f"{label}, {args.better} (EMA)")
-            quality["picture"] = f"better-{slug}.png"
-            out["samplers"][label] = quality
+        out["samplers"] = sample_quality(better, sde, train=train, test=test, cache=cache, n=args.n_quality,
+                                         quick=args.quick, images=images, prefix="better",
+                                         title=f"{args.better} (EMA)")
+        for label, quality in out["samplers"].items():
             print(label, quality["frechet_distance"], flush=True)
     out["load_average_end"] = os.getloadavg()[0]
     return out

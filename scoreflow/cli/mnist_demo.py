@@ -22,9 +22,9 @@ from scoreflow.evaluation.runs import likelihood_many, mean_and_standard_error
 from scoreflow.sampling.sampler import Sampler
 
 PRETRAINED = "mnist-tutorial"
-#: The seed notebook's end times: its SDE samplers stop at t = 1e-3, its ODE sampler at 1e-2, and its
-#: likelihood integral starts at 1e-3 (its training eps).
-SDE_EPS, ODE_EPS, LIKELIHOOD_EPS = 1e-3, 1e-2, 1e-3
+#: The seed notebook's end times: its SDE samplers stop at t = 1e-3 and its ODE sampler at 1e-2 (its
+#: likelihood integral starts at its training eps, which the run's config holds, as `scoreflow likelihood`).
+SDE_EPS, ODE_EPS = 1e-3, 1e-2
 
 
 def run_mnist_demo(out: str | Path, *, data_dir: str | Path | None = None, num_samples: int = 64,
@@ -34,7 +34,7 @@ def run_mnist_demo(out: str | Path, *, data_dir: str | Path | None = None, num_s
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    model, sde, _ = load_pretrained(PRETRAINED, ema=ema)
+    model, sde, config = load_pretrained(PRETRAINED, ema=ema)
     report: dict[str, Any] = {"weights": "EMA" if ema else "raw", "load_s": time.perf_counter() - start,
                               "num_samples": num_samples, "num_steps": num_steps, "samplers": {}}
     shape = (num_samples, 1, 28, 28)
@@ -60,12 +60,13 @@ def run_mnist_demo(out: str | Path, *, data_dir: str | Path | None = None, num_s
         report["samplers"][name] = {"nfe": res.nfe, "seconds": seconds, "picture": f"samples-{slug}.png"}
     save_panels_png({f"{name} (NFE {report['samplers'][name]['nfe']})": x[:64] for name, x in pictures.items()},
                     out / "samples.png")
-    report["bpd"] = _test_bpd(model, sde, data_dir, bpd_images, tolerance, seed, progress)
+    report["bpd"] = _test_bpd(model, sde, data_dir, bpd_images, tolerance, config.eps, seed, progress)
     (out / "report.md").write_text(_markdown(report))
     return report
 
 
-def _test_bpd(model, sde, data_dir, n: int, tolerance: float, seed: int, progress: bool) -> dict[str, Any]:
+def _test_bpd(model, sde, data_dir, n: int, tolerance: float, eps: float, seed: int, progress: bool
+              ) -> dict[str, Any]:
     from scoreflow.data.sources import mnist
 
     if n <= 0:
@@ -78,7 +79,7 @@ def _test_bpd(model, sde, data_dir, n: int, tolerance: float, seed: int, progres
         print(f"test bits/dim on {n} MNIST test images", flush=True)
     start = time.perf_counter()
     res = likelihood_many(model, sde, test.x[:n], batch_size=min(n, 100), seed=seed, progress=progress,
-                          rtol=tolerance, atol=tolerance, eps=LIKELIHOOD_EPS, dequantize=True)
+                          rtol=tolerance, atol=tolerance, eps=eps, dequantize=True)
     return {**mean_and_standard_error(res["bpd"]), "seconds": time.perf_counter() - start}
 
 

@@ -97,8 +97,9 @@ def import_tutorial_checkpoint(path: str | Path, out: str | Path, *, sigma: floa
     else:  # the seed tutorial
         preset, sde_options = "mnist-tutorial", {"sigma_min": float(sigma_min), "sigma_max": float(sigma_max)}
         model_options = {"channels": channels, "embed_dim": embed_dim, "embed_dense": False}
-    values = {**load_preset(preset).train, "sde_options": sde_options, "epochs": None, "steps": 1,
-              "model_options": {**load_preset(preset).train.get("model_options", {}), **model_options}}
+    train = load_preset(preset).train
+    values = {**train, "sde_options": sde_options, "epochs": None, "steps": 1,
+              "model_options": {**train.get("model_options", {}), **model_options}}
     config = TrainConfig.from_dict(values)
     fake = TensorData(torch.zeros(1, in_channels, 28, 28), None, "image")
     sde, model = build_components(config, fake)
