@@ -116,3 +116,38 @@ def test_compare_lists_exactly_the_rows_that_moved(tmp_path):
     assert result["equal"] == 1  # 2466.3186 -> 2466.3177 is within 1e-4 relative
     assert result["changed"] == [(("ring-2d", "euler", 10), {"logp_gap": (0.5, 0.4)})]
     assert result["only_new"] == [("ring-2d", "deis", 10)] and result["only_old"] == []
+
+
+def test_mnist_sampler_tables_report_the_confirmed_means_and_peer_labels_parse_back():
+    from benchmarks.mnist_samplers import markdown, peer_choice
+
+    assert peer_choice("k-diffusion dpmpp_2m_sde_eta3@exponential") == ("dpmpp_2m_sde_eta3", "exponential")
+    assert peer_choice("k-diffusion lms") == ("lms", "karras")
+    rows = [{"sampler": "euler_maruyama (reference)", "budget": None, "nfe": 1000, "frechet_distance": 20.0,
+             "confident_fraction": 0.5, "seconds": 1.0}]
+    confirmed = [{"sampler": "euler_maruyama (reference)", "budget": None, "peer": None, "seeds": [1000, 2000],
+                  "frechet_distances": [20.0, 22.0], "mean": 21.0},
+                 {"sampler": "deis", "budget": 5, "peer": None, "seeds": [1000, 2000],
+                  "frechet_distances": [40.0, 44.0], "mean": 42.0}]
+    result = {"pretrained": "m", "weights": "ema", "n": 8, "reference_steps": 1000, "budgets": [5],
+              "references": {"real_images": {"frechet_distance": 8.0}}, "rows": rows, "confirmed": confirmed}
+    text = markdown(result)
+    assert "the ratio to the reference's mean 21.00" in text
+    assert "| 5 | deis | 42.00 | 2.000 | 40.0, 44.0 |" in text
+
+
+def test_mnist_sampler_candidates_run_stochastic_predictors_on_more_grids_and_noise_shares():
+    import scoreflow as sf
+    from benchmarks.mnist_samplers import STOCHASTIC_ETAS, STOCHASTIC_SCHEDULES, candidates
+
+    host = sf.get_host()
+    if "dpmpp_2m_sde" not in host.available("predictor"):
+        pytest.skip("scoreflow-fast is not installed")
+    found = {label: (sampler, extra) for label, sampler, extra in candidates(host, sf.create("sde", "ve"), 10)}
+    sampler, extra = found["dpmpp_2m_sde(eta=3)@uniform_t"]
+    assert (sampler.schedule, sampler.predictor_options, extra) == ("uniform_t", {"eta": 3.0},
+                                                                     {"schedule": "uniform_t", "eta": 3.0})
+    assert len([label for label in found if label.startswith("dpmpp_2m_sde")]) == \
+        1 + len(STOCHASTIC_SCHEDULES) * len(STOCHASTIC_ETAS)
+    assert not any(label.startswith("deis(") for label in found)  # deterministic: its preferred grid only
+    assert found["deis"][1] == {"schedule": "karras"}
