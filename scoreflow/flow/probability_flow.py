@@ -12,9 +12,9 @@ from torch import nn
 from scoreflow.errors import DroppedOptionsError, NonFiniteError
 from scoreflow.flow.solvers import ODESolver
 from scoreflow.registry import check_instance
+from scoreflow.sampling.sampler import SampleResult, check_shape, final_report, model_device
 from scoreflow.tensor import as_time, check_finite
 from scoreflow.validators import check_eps
-from scoreflow.sampling.sampler import SampleResult, check_shape, final_report, model_device
 
 if TYPE_CHECKING:
     from scoreflow.models.base import ScoreModel
