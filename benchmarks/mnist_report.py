@@ -169,27 +169,28 @@ def measure_better(args: argparse.Namespace, results: dict[str, Any]) -> dict[st
     measured before, same samplers and seeds)."""
     from scoreflow.data.sources import DEFAULT_DATA_DIR
     from scoreflow.pretrained import resolve_pretrained
-    from scoreflow.training import load_checkpoint
+    from scoreflow.training import TrainConfig, load_checkpoint
 
     train = sf.create("dataset", "mnist", split="train", data_dir=args.data_dir)
     test = sf.create("dataset", "mnist", split="test", data_dir=args.data_dir)
     cache = DEFAULT_DATA_DIR / "classifiers"
     images = Path(args.out) / "images"
     images.mkdir(parents=True, exist_ok=True)
-    meta = load_checkpoint(resolve_pretrained(args.better))["meta"]
-    better, sde, config = sf.load_pretrained(args.better, ema=True)
+    meta = load_checkpoint(resolve_pretrained(args.better))["meta"]  # its epoch losses and config
     levels = {k: v for k, v in comparison_levels().items() if k in args.levels}
-    out: dict[str, Any] = {"name": args.better, "config": config.to_dict(), "epoch_losses": meta.get("epoch_losses", []),
-                           "levels": levels, "bpd": {}, "samplers": {}, "date": time.strftime("%Y-%m-%d"),
-                           "load_average_start": os.getloadavg()[0]}
+    out: dict[str, Any] = {"name": args.better, "config": TrainConfig.from_dict(meta["config"]).to_dict(),
+                           "epoch_losses": meta.get("epoch_losses", []), "levels": levels, "bpd": {}, "samplers": {},
+                           "date": time.strftime("%Y-%m-%d"), "load_average_start": os.getloadavg()[0]}
+    loaded = {}  # (name, ema) -> (model, sde, config): each compared model is read once
     for tag, (name, ema) in compared_models(args).items():
-        model, model_sde, _ = sf.load_pretrained(name, ema=ema)
+        loaded[name, ema] = model, model_sde, _ = sf.load_pretrained(name, ema=ema)
         out["bpd"][tag] = {level: fast_bpd(model, model_sde, test, args.n_bpd, s) for level, s in levels.items()}
         print(tag, out["bpd"][tag], flush=True)
     if args.better_samples_from:
         old = json.loads(Path(args.better_samples_from).read_text())["better"]
         out["samplers"], out["samples_measured"] = old["samplers"], old["date"]
     else:
+        better, sde, _ = loaded[args.better, True]  # compared_models always includes the better recipe's EMA
         out["samplers"] = sample_quality(better, sde, train=train, test=test, cache=cache, n=args.n_quality,
                                          quick=args.quick, images=images, prefix="better",
                                          title=f"{args.better} (EMA)")
