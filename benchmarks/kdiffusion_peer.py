@@ -191,13 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from importlib.metadata import version
 
+    seed = {} if args.seed is None else {"seed": args.seed}  # else each runner's own default
     if args.pretrained:
-        rows = run_pretrained(args.pretrained, args.n, args.budgets, args.data_dir,
-                              seed=1000 if args.seed is None else args.seed, samplers=args.samplers,
-                              schedules=args.schedules)
+        rows = run_pretrained(args.pretrained, args.n, args.budgets, args.data_dir, samplers=args.samplers,
+                              schedules=args.schedules, **seed)
     else:
-        rows = run(args.oracle, args.n, args.budgets, seed=1 if args.seed is None else args.seed, samplers=args.samplers,
-                   schedules=args.schedules)
+        rows = run(args.oracle, args.n, args.budgets, samplers=args.samplers, schedules=args.schedules, **seed)
     json.dump({"k_diffusion": version("k-diffusion"), "torch": torch.__version__,
                "rows": rows}, sys.stdout)
     return 0

@@ -32,20 +32,11 @@ TUNED = ("ipndm", "dpmpp_2m", "deis")
 #: with fresh noise each step)
 STOCHASTIC_SCHEDULES = ("karras", "uniform_t")
 STOCHASTIC_ETAS = (1.0, 3.0)
+#: seed of every sampler's first draw (k-diffusion's too); ``--confirm-seeds`` adds more
+FIRST_SEED = 1000
 
 
-def ode_predictors(host: sf.PluginHost) -> list[str]:
-    """Registered step-wise predictors that ask for a noise-level schedule (the few-step solvers)."""
-    names = []
-    for name in host.available("predictor"):
-        proto = host.create("predictor", name)
-        if isinstance(proto, sf.Predictor) and getattr(proto, "preferred_schedule", None):
-            names.append(name)
-    return names
-
-
-def _draw(model, sde, sampler: sf.Sampler, n: int, batch: int, seed: int = 1000
-          ) -> tuple[torch.Tensor, int, float]:
+def _draw(model, sde, sampler: sf.Sampler, n: int, batch: int, seed: int) -> tuple[torch.Tensor, int, float]:
     start = time.perf_counter()
     parts, nfe = [], 0
     for i, offset in enumerate(range(0, n, batch)):
@@ -57,15 +48,18 @@ def _draw(model, sde, sampler: sf.Sampler, n: int, batch: int, seed: int = 1000
 
 
 def candidates(host: sf.PluginHost, sde, budget: int) -> list[tuple[str, sf.Sampler, dict[str, Any]]]:
-    """``(label, sampler, row fields)`` for every step-wise predictor at ``budget`` evaluations: each on its
-    preferred grid, the stochastic ones also on :data:`STOCHASTIC_SCHEDULES` with :data:`STOCHASTIC_ETAS`."""
+    """``(label, sampler, row fields)`` for every registered step-wise predictor that asks for a noise-level
+    schedule (the few-step solvers, plugins included) at ``budget`` evaluations: each on its preferred grid, the
+    stochastic ones also on :data:`STOCHASTIC_SCHEDULES` with :data:`STOCHASTIC_ETAS`."""
     out = []
-    for name in ode_predictors(host):
+    for name in host.available("predictor"):
+        proto = host.create("predictor", name)
+        if not (isinstance(proto, sf.Predictor) and getattr(proto, "preferred_schedule", None)):
+            continue
         try:
             steps = steps_for_nfe(name, budget, sde)
         except ValueError:
             continue  # e.g. a 3-evaluation-per-step method at NFE 5
-        proto = host.create("predictor", name)
         out.append((name, sf.Sampler(predictor=name, num_steps=steps),
                     {"schedule": proto.preferred_schedule}))
         if hasattr(proto, "eta"):
@@ -90,7 +84,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     load = [os.getloadavg()[0]]
     samplers: dict[tuple[str, int | None], sf.Sampler] = {}
 
-    def measure(label: str, sampler: sf.Sampler, budget: int | None, seed: int = 1000, **extra: Any
+    def measure(label: str, sampler: sf.Sampler, budget: int | None, seed: int = FIRST_SEED, **extra: Any
                 ) -> dict[str, Any]:
         samplers[label, budget] = sampler
         x, nfe, seconds = _draw(model, sde, sampler, args.n, args.batch, seed)
@@ -101,8 +95,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
               f"confident {row['confident_fraction']:.3f} {seconds:6.1f} s", flush=True)
         return row
 
-    reference = "euler_maruyama (reference)"
-    rows = [measure(reference, sf.Sampler(predictor="euler", num_steps=args.reference_steps), None)]
+    rows = [measure("euler_maruyama (reference)", sf.Sampler(predictor="euler", num_steps=args.reference_steps),
+                    None)]
     tuned_dir = Path(tempfile.mkdtemp(prefix="scoreflow-tuned-"))
     for budget in args.budgets:
         rows.append(measure("euler_maruyama", sf.Sampler(predictor="euler", num_steps=budget), budget))
@@ -158,7 +152,7 @@ def confirm(args: argparse.Namespace, rows: list[dict[str, Any]], samplers: dict
                 sampler = samplers[row["sampler"], budget]
                 values.append(measure(row["sampler"], sampler, budget, seed)["frechet_distance"])
         out.append({"sampler": row["sampler"], "budget": budget, "peer": row.get("peer"),
-                    "seeds": [1000, *args.confirm_seeds], "frechet_distances": values,
+                    "seeds": [FIRST_SEED, *args.confirm_seeds], "frechet_distances": values,
                     "mean": sum(values) / len(values)})
     return out
 
@@ -169,7 +163,7 @@ def peer_choice(label: str) -> tuple[str, str]:
     return name, schedule or "karras"
 
 
-def kdiffusion_rows(args: argparse.Namespace, seed: int = 1000, only: tuple[str, int] | None = None
+def kdiffusion_rows(args: argparse.Namespace, seed: int = FIRST_SEED, only: tuple[str, int] | None = None
                     ) -> tuple[list[dict[str, Any]], str | None]:
     """k-diffusion's samplers on the same model and budgets, run in its own environment
     (``--kdiffusion-python``, see :mod:`benchmarks.kdiffusion_peer`); ``only``: one row's label and budget."""
