@@ -120,6 +120,11 @@ def markdown(r: dict[str, Any]) -> str:
         for e in lk["estimators"]:
             lines.append(f"| {e['estimator']} | {e['n_probes']} | {e['mean_error']:.4f} | {e['error_std']:.4f} | "
                          f"{e['mean_abs_error']:.4f} | {e['nfe']} | {e['seconds']} |")
+        if lk.get("methods"):
+            lines += ["", "Fixed-cost settings (exact trace, so only the integration error is left):", "",
+                      "| setting | NFE | mean error | mean abs error | seconds |", "| --- | ---: | ---: | ---: | ---: |"]
+            lines += [f"| {m['method']} | {m['nfe']} | {m['mean_error']:.4f} | {m['mean_abs_error']:.4f} | "
+                      f"{m['seconds']} |" for m in lk["methods"]]
         c = lk["vs_tutorial"]
         lines += ["", f"Against the tutorial's approach (scipy RK45, numpy round trip, score and divergence as "
                   f"separate calls) at tolerance {c['tolerance']:g} on {c['n']} points: scoreflow "

@@ -63,6 +63,14 @@ def run_suite(oracle: Oracle, n: int, probes: tuple[int, ...], tol: float, host:
             rows.append({"estimator": estimator, "n_probes": p, "mean_error": float(err.mean()),
                          "error_std": float(err.std()), "mean_abs_error": float(err.abs().mean()),
                          "seconds": round(seconds, 4), "nfe": res.nfe})
+    methods = []  # fixed-cost settings with the exact trace: only the integration error is left
+    for label, options in (("rk4 in log sigma, 30 steps", {"solver": "rk4", "num_steps": 30, "time_variable": "log_sigma"}),
+                           *((f"exponential, {n} steps", {"method": "exponential", "num_steps": n}) for n in (10, 20, 40))):
+        start = time.perf_counter()
+        res = sf.log_likelihood(score, sde, x, estimator="exact", host=host, **options)
+        err = res.logp.double() - exact
+        methods.append({"method": label, "nfe": res.nfe, "seconds": round(time.perf_counter() - start, 4),
+                        "mean_error": float(err.mean()), "mean_abs_error": float(err.abs().mean())})
     start = time.perf_counter()
     ours = sf.log_likelihood(score, sde, x, estimator="gaussian", rtol=tol, atol=tol,
                              generator=torch.Generator().manual_seed(0), host=host)
@@ -80,4 +88,4 @@ def run_suite(oracle: Oracle, n: int, probes: tuple[int, ...], tol: float, host:
                                 "mean_abs_error": float((theirs - exact).abs().mean())},
     }
     comparison["time_ratio_tutorial_over_scoreflow"] = theirs_s / ours_s if ours_s > 0 else None
-    return {"oracle": oracle.name, "estimators": rows, "vs_tutorial": comparison}
+    return {"oracle": oracle.name, "estimators": rows, "methods": methods, "vs_tutorial": comparison}

@@ -29,6 +29,8 @@ from scoreflow.flow import likelihood as lik
 VARIANTS: dict[str, dict[str, Any]] = {
     "tutorial RK45 tol 1e-2": {"tutorial": 1e-2},
     "tutorial RK45 tol 1e-3": {"tutorial": 1e-3},
+    "tutorial RK45 tol 5e-4": {"tutorial": 5e-4},
+    "tutorial RK45 tol 2e-4": {"tutorial": 2e-4},
     "tutorial RK45 tol 1e-4": {"tutorial": 1e-4},
     "tutorial RK45 tol 1e-5": {"tutorial": 1e-5},
     "scoreflow dopri5 in t, tol 1e-5 (old default)": {"rtol": 1e-5, "atol": 1e-5},
@@ -39,6 +41,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "scoreflow rk4 in log sigma, 40 steps": {"solver": "rk4", "num_steps": 40, "time_variable": "log_sigma"},
     "scoreflow dopri5 in log sigma, x tol 1e-2, logp atol 1e-2": {
         "rtol": 1e-2, "atol": 1e-2, "logp_atol": 1e-2, "time_variable": "log_sigma"},
+    **{f"scoreflow exponential in log sigma, {n} steps": {"method": "exponential", "num_steps": n}
+       for n in (13, 16, 18, 20, 24)},
 }
 REFERENCE = {"rtol": 1e-7, "atol": 1e-7}
 

@@ -63,6 +63,8 @@ def test_quick_benchmarks_are_complete_and_correct(tmp_path):
         assert at100[name]["nfe"] <= 101 and abs(at100[name]["logp_gap"]) < 0.3 and at100[name]["weight_tv"] < 0.1
     exact = next(e for e in record["likelihood"]["estimators"] if e["estimator"] == "exact")
     assert exact["mean_abs_error"] < 0.05
+    methods = {m["method"]: m for m in record["likelihood"]["methods"]}
+    assert methods["exponential, 40 steps"]["nfe"] == 121 and methods["exponential, 40 steps"]["mean_abs_error"] < 0.05
     tutorial = record["likelihood"]["vs_tutorial"]["tutorial_scipy_rk45"]
     assert tutorial["function_calls"] > 0 and abs(tutorial["mean_error"]) < 4.0  # ~4 standard errors: one Gaussian probe, 100 points
     assert set(record["overhead"]["results"]) == {"tiny MLP", "exact mixture score"}

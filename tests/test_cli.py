@@ -73,6 +73,14 @@ def test_train_sample_likelihood_evaluate_end_to_end(tmp_path, capsys):
     assert main(["likelihood", "--checkpoint", str(run), "--max-samples", "2", "--rtol", "1e-3", "--atol", "1e-3",
                  "--eps", "0.01", "--out", str(tmp_path / "l2.json"), "--no-progress"]) == 0
     assert json.loads((tmp_path / "l2.json").read_text())["eps"] == 0.01
+    assert main(["likelihood", "--checkpoint", str(run), "--max-samples", "2", "--method", "exponential",
+                 "--num-steps", "4", "--out", str(tmp_path / "l3.json"), "--no-progress"]) == 0
+    fast = json.loads((tmp_path / "l3.json").read_text())
+    assert fast["method"] == "exponential" and fast["nfe_per_batch"] == {"min": 13, "max": 13}
+    capsys.readouterr()
+    assert main(["likelihood", "--checkpoint", str(run), "--max-samples", "2", "--method", "exponential",
+                 "--solver", "rk4", "--out", str(tmp_path / "l4.json"), "--no-progress"]) == 2
+    assert "solver do not apply to method='exponential'" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(run), "--num-samples", "64", "--num-steps", "20",
                  "--out", str(tmp_path / "e.json"), "--no-progress"]) == 0
     quality = json.loads((tmp_path / "e.json").read_text())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -225,3 +226,57 @@ def test_a_stuck_adaptive_solver_is_a_scoreflow_error():
     solver = sf.create("ode_solver", "dopri5", rtol=1e-12, atol=1e-12, options={"max_num_steps": 5})
     with pytest.raises(sf.ScoreflowError, match="'dopri5' could not advance .*loosen rtol/atol"):
         solver.solve(lambda t, y: -50 * y, torch.ones(3), 1.0, 0.0)
+
+
+@pytest.mark.parametrize("sde_name", ["ve", "vp"])
+def test_exponential_method_matches_the_true_density(sde_name, ve, oracle, data):
+    """The exponential integrator with the divergence integrated over its nodes reaches the exact density of the
+    mixture as closely as the adaptive solve at 40 steps, and the error falls fast as the steps grow (on the ring,
+    mean |error| 0.24 / 0.066 / 0.0068 nats at 10 / 20 / 40 steps on the VE SDE)."""
+    sde = ve if sde_name == "ve" else sf.PluginHost(autoload=True, strict=True).create("sde", "vp")
+    score = oracle.score_model(sde)
+    exact = oracle.log_prob(data)
+    adaptive = sf.log_likelihood(score, sde, data, estimator="exact")
+    err_adaptive = float((adaptive.logp.double() - exact).abs().mean())
+    errors = {}
+    for steps in (10, 40):
+        res = sf.log_likelihood(score, sde, data, estimator="exact", method="exponential", num_steps=steps)
+        assert res.nfe == 3 * steps + 1
+        errors[steps] = float((res.logp.double() - exact).abs().mean())
+        torch.testing.assert_close(res.logp, res.prior_logp + res.delta_logp)
+    assert errors[40] < max(0.02, 2 * err_adaptive), (errors, err_adaptive)
+    assert errors[40] < errors[10] / 8, errors
+
+
+def test_exponential_method_takes_two_vjps_and_one_forward_per_step(ve, oracle, data):
+    vjp_calls, plain_calls = [], []
+    exact_score = oracle.score_model(ve)
+
+    def counting(x, t):
+        (vjp_calls if torch.is_grad_enabled() and x.requires_grad else plain_calls).append(x.shape)
+        return exact_score(x, t)
+
+    res = sf.log_likelihood(counting, ve, data[:10], n_probes=2, method="exponential", num_steps=4,
+                            generator=torch.Generator().manual_seed(0))
+    assert (len(vjp_calls), len(plain_calls), res.nfe) == (2 * 4 + 1, 4, 13)
+
+
+def test_spline_weights_integrate_cubics_exactly():
+    from scoreflow.flow.exponential_likelihood import spline_weights
+
+    nodes = np.sort(np.random.default_rng(0).uniform(-3, 2, 9))
+    nodes[0], nodes[-1] = -3.0, 2.0
+    cubic = 0.5 * nodes**3 - nodes**2 + 4
+    exact = (0.125 * 2**4 - 2**3 / 3 + 8) - (0.125 * 81 + 9 + -12)
+    assert abs(float(spline_weights(nodes) @ cubic) - exact) < 1e-10
+
+
+def test_exponential_method_refuses_options_it_would_ignore(ve):
+    score = lambda x, t: -x
+    for option in ({"solver": "rk4"}, {"rtol": 1e-3}, {"logp_atol": 1e-2}, {"time_variable": "log_sigma"}):
+        with pytest.raises(sf.DroppedOptionsError, match=f"{next(iter(option))} do not apply"):
+            sf.log_likelihood(score, ve, torch.zeros(2, 2), method="exponential", **option)
+    with pytest.raises(ValueError, match="Unknown method 'adams'. Available: ode, exponential"):
+        sf.log_likelihood(score, ve, torch.zeros(2, 2), method="adams")
+    with pytest.raises(ValueError, match="num_steps must be a positive integer, got 0"):
+        sf.log_likelihood(score, ve, torch.zeros(2, 2), method="exponential", num_steps=0)

@@ -212,11 +212,12 @@ def likelihood(args: argparse.Namespace) -> int:
     res = likelihood_many(model, sde, x.to(args.device), batch_size=args.batch_size, seed=args.seed,
                           progress=not args.no_progress, estimator=args.estimator, n_probes=args.n_probes,
                           solver=args.solver, rtol=args.rtol, atol=args.atol, eps=eps, dequantize=dequantize,
-                          time_variable=args.time_variable, logp_atol=args.logp_atol, num_steps=args.num_steps)
+                          time_variable=args.time_variable, logp_atol=args.logp_atol, num_steps=args.num_steps,
+                          method=args.method)
     summary = {"split": args.split, "n": len(x), "mean_logp_nats": float(res["logp"].mean()),
                "mean_bpd": mean_and_standard_error(res["bpd"])["mean"],
                "bpd_std_error": mean_and_standard_error(res["bpd"])["std_error"] if len(x) > 1 else 0.0, "dequantized": dequantize, "eps": eps, "estimator": args.estimator,
-               "solver": args.solver, "time_variable": args.time_variable,
+               "method": args.method, "solver": args.solver, "time_variable": args.time_variable,
                "nfe_per_batch": {"min": int(res["nfe"].min()), "max": int(res["nfe"].max())}}
     if ddp.is_main():
         _write_json(args.out, summary)

@@ -357,13 +357,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--estimator", choices=("gaussian", "rademacher", "exact"), default="gaussian")
     p.add_argument("--n-probes", type=_positive_int, default=1)
-    p.add_argument("--solver", default="dopri5", help="ODE solver (default: %(default)s; the fast setting is "
-                                                        "--solver rk4 --num-steps 30 --time-variable log_sigma)")
+    p.add_argument("--method", choices=("ode", "exponential"), default="ode",
+                   help="ode: solve the augmented ODE with --solver; exponential: --num-steps (default 20) steps of a "
+                        "third-order exponential integrator in the log noise level, the fast setting (default: "
+                        "%(default)s)")
+    p.add_argument("--solver", default="dopri5", help="ODE solver of --method ode (default: %(default)s)")
     p.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance (default: %(default)s)")
     p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default: %(default)s)")
     p.add_argument("--logp-atol", type=float, default=None,
                    help="absolute tolerance of the log-density integral in nats (default: --rtol/--atol as for x)")
-    p.add_argument("--num-steps", type=_positive_int, default=None, help="steps of a fixed-grid --solver (rk4)")
+    p.add_argument("--num-steps", type=_positive_int, default=None, help="steps of a fixed-grid --solver (rk4) or of --method exponential")
     p.add_argument("--time-variable", choices=("t", "log_sigma"), default="t",
                    help="integrate in t (the tutorial's way) or in the log noise level (default: %(default)s)")
     p.add_argument("--eps", type=float, default=None,

@@ -1,0 +1,127 @@
+"""Likelihood with a third-order exponential integrator in the log noise level.
+
+In ``u = log s`` (``s`` the SDE's noise level) the probability flow of a VE SDE is semi-linear,
+``dx/du = x - D(x, u)`` with ``D = x - dx/du`` the denoiser: near the data ``D ~ x`` and at large noise
+``D ~ const``, and an exponential integrator is exact in both limits (a Runge-Kutta method on ``x``
+must follow ``e^u`` growth and loses about 1 % of the state at 12 steps on the MNIST U-Net). Each step
+is the three-stage exponential Runge-Kutta method of DPM-Solver-3 (stages at ``h/3`` and ``2h/3``),
+written for any ODE through the split ``x + (dx/du - x)``, so it converges for every SDE and is exact in
+the limits above for VE ones.
+
+The divergence needs the state only where it is evaluated, not at every stage: a vector-Jacobian
+product is taken at each step's start and at its ``2h/3`` stage (the ``h/3`` stage is a plain forward
+pass), and ``int div dt`` is the integral of the cubic spline (not-a-knot) through those nodes. On the
+tutorial's MNIST U-Net 20 steps (61 network passes, 41 of them with a VJP) match a tolerance-1e-7 solve to
+0.004 bits/dim on each of 48 test images, where RK4 in ``u`` takes 80 VJP passes for 0.006 on 16
+(docs/benchmarks.md, 0b). Fewer steps are not reliably enough: that network sees ``t`` through random
+Fourier features ``sin(2 pi w t)`` with ``w ~ N(0, 8^2)``, up to about 3 periods per unit of ``u``, which
+13-16 steps do not resolve, and single images' errors then swing by up to 0.02 bits/dim as the grid moves.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from scipy.interpolate import CubicSpline
+
+from scoreflow.errors import NonFiniteError
+from scoreflow.flow.probability_flow import ProbabilityFlowODE
+from scoreflow.tensor import as_time
+
+if TYPE_CHECKING:
+    from scoreflow.flow.likelihood import DivergenceODE
+    from scoreflow.sde.base import SDE
+
+GRID_POWER = 1.3
+"""Steps are uniform in ``v`` with ``u = u_eps + (u_T - u_eps) v ** GRID_POWER``: a little denser at low noise,
+where the divergence climbs fastest."""
+
+STAGES = (0.0, 1.0 / 3.0, 2.0 / 3.0)
+"""Stage positions within a step; the divergence is taken at the first and the last."""
+DIVERGENCE_STAGES = (0, 2)
+
+
+def log_noise_grid(sde: SDE, eps: float, num_steps: int, power: float = GRID_POWER) -> np.ndarray:
+    """``num_steps + 1`` increasing values of ``u = log s`` from ``log s(eps)`` to ``log s(T)`` (float64)."""
+    levels = sde.noise_level(torch.tensor([eps, sde.T], dtype=torch.float64))
+    lo, hi = math.log(float(levels[0])), math.log(float(levels[1]))
+    return lo + (hi - lo) * np.linspace(0.0, 1.0, num_steps + 1) ** power
+
+
+def spline_weights(nodes: np.ndarray) -> np.ndarray:
+    """Weights ``w`` with ``sum_j w_j g(u_j)`` the integral of the not-a-knot cubic spline through the nodes."""
+    basis = CubicSpline(nodes, np.eye(len(nodes)), axis=0, bc_type="not-a-knot")
+    return basis.integrate(nodes[0], nodes[-1])
+
+
+def _times_and_rates(sde: SDE, u: np.ndarray) -> tuple[list[float], list[float]]:
+    """``t(u)`` and ``dt/du = s / (ds/dt)`` at each ``u`` (float64 autograd on the noise level)."""
+    t64 = sde.time_at_noise_level(torch.tensor(np.exp(u), dtype=torch.float64))
+    with torch.enable_grad():
+        t_var = t64.clone().requires_grad_(True)
+        level = sde.noise_level(t_var)
+        (ds_dt,) = torch.autograd.grad(level.sum(), t_var)
+    return t64.tolist(), (level.detach() / ds_dt).tolist()
+
+
+def _phi(h: float) -> tuple[float, float, float]:
+    """``e^h``, ``phi_1(h) = (e^h - 1)/h`` and ``phi_2(h) = (e^h - 1 - h)/h^2`` (series for tiny ``h``)."""
+    if abs(h) < 1e-4:
+        return math.exp(h), 1 + h / 2 + h * h / 6, 0.5 + h / 6 + h * h / 24
+    e = math.exp(h)
+    return e, (e - 1) / h, (e - 1 - h) / (h * h)
+
+
+def integrate_exponential(
+    divergence: DivergenceODE, sde: SDE, x: torch.Tensor, eps: float, num_steps: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """State at ``T`` and ``delta_logp = int_eps^T div F dt`` per sample, with the network passes spent.
+
+    ``divergence`` is the augmented dynamics in ``t`` (drift and Hutchinson or exact divergence); the
+    plain forward passes use its ``flow``.
+    """
+    flow: ProbabilityFlowODE = divergence.flow
+    grid = log_noise_grid(sde, eps, num_steps)
+    steps = np.diff(grid)
+    stage_u = (grid[:-1, None] + steps[:, None] * np.array(STAGES)[None, :]).reshape(-1)
+    all_u = np.concatenate([stage_u, grid[-1:]])
+    times, rates = _times_and_rates(sde, all_u)
+    zero = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+    nodes: list[float] = []
+    values: list[torch.Tensor] = []
+    passes = 0
+
+    def velocity(state: torch.Tensor, k: int, with_divergence: bool) -> torch.Tensor:
+        """``dx/du`` at stage ``k``; records ``d delta/du`` there when asked."""
+        nonlocal passes
+        passes += 1
+        t, rate = times[k], rates[k]
+        if with_divergence:
+            drift, div = divergence(torch.tensor(t, dtype=state.dtype, device=state.device), (state, zero))
+            nodes.append(float(all_u[k]))
+            values.append(div * rate)
+        else:
+            with torch.no_grad():
+                drift = flow(as_time(t, state.shape[0], state), state)
+        return drift * rate
+
+    for i, h in enumerate(steps):
+        k = 3 * i
+        n1 = velocity(x, k, 0 in DIVERGENCE_STAGES) - x  # the nonlinear part N = dx/du - x = -D
+        e1, a1, _ = _phi(h / 3)
+        x1 = e1 * x + (h / 3) * a1 * n1
+        n2 = velocity(x1, k + 1, 1 in DIVERGENCE_STAGES) - x1
+        e2, b1, b2 = _phi(2 * h / 3)
+        x2 = e2 * x + (2 * h / 3) * (b1 * n1 + 2 * b2 * (n2 - n1))
+        n3 = velocity(x2, k + 2, 2 in DIVERGENCE_STAGES) - x2
+        e, p1, p2 = _phi(h)
+        x = e * x + h * (p1 * n1 + 1.5 * p2 * (n3 - n1))
+        if not torch.isfinite(x).all():
+            raise NonFiniteError(f"the state became non-finite in step {i + 1} of {num_steps} (u = {grid[i + 1]:.4g})")
+    velocity(x, len(all_u) - 1, True)  # the divergence at T closes the quadrature
+    weights = torch.tensor(spline_weights(np.array(nodes)), dtype=x.dtype, device=x.device)
+    delta = (torch.stack(values) * weights[:, None]).sum(0)
+    return x, delta, passes
