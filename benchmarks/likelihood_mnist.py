@@ -71,8 +71,13 @@ def _run(net, sde, x: torch.Tensor, probe: torch.Tensor, spec: dict[str, Any], e
 
 
 def run(data_dir: str | None, images: int, batch: int, repeats: int, ema: bool, pretrained: str = "mnist-sigma25",
-        eps: float | None = None) -> dict[str, Any]:
+        eps: float | None = None, variants: list[str] | None = None) -> dict[str, Any]:
     from scoreflow.data.sources import mnist
+
+    unknown = sorted(set(variants or ()) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"Unknown variants {unknown}. Available: {', '.join(VARIANTS)}")
+    chosen = {name: spec for name, spec in VARIANTS.items() if variants is None or name in variants}
 
     net, sde, config = sf.load_pretrained(pretrained, ema=ema)
     eps = config.eps if eps is None else eps  # the notebooks integrate from their training eps
@@ -83,23 +88,24 @@ def run(data_dir: str | None, images: int, batch: int, repeats: int, ema: bool, 
     batches = [(x_all[i:i + batch], probes[:, i:i + batch]) for i in range(0, images, batch)]
     _run(net, sde, batches[0][0][:2], batches[0][1][:, :2], {"solver": "rk4", "num_steps": 2}, eps)  # warm up
     reference = torch.cat([_run(net, sde, x, p, REFERENCE, eps)[0] for x, p in batches])
-    rows: dict[str, dict[str, Any]] = {name: {"seconds": [], "nfe": 0} for name in VARIANTS}
+    rows: dict[str, dict[str, Any]] = {name: {"seconds": [], "nfe": 0} for name in chosen}
     values: dict[str, torch.Tensor] = {}
     load = []
     for _ in range(repeats):
-        for name, spec in VARIANTS.items():  # interleaved: a busy spell hits every variant alike
+        for name, spec in chosen.items():  # interleaved: a busy spell hits every variant alike
             load.append(os.getloadavg()[0])
             out = [_run(net, sde, x, p, spec, eps) for x, p in batches]
             values[name] = torch.cat([o[0] for o in out])
             rows[name]["seconds"].append(sum(o[2] for o in out))
             rows[name]["nfe"] = sum(o[1] for o in out)
-    tutorial = statistics.median(rows["tutorial RK45 tol 1e-5"]["seconds"])
+    baseline = "tutorial RK45 tol 1e-5"
+    tutorial = statistics.median(rows[baseline]["seconds"]) if baseline in rows else None
     table = []
-    for name in VARIANTS:
+    for name in chosen:
         err = values[name] - reference
         seconds = statistics.median(rows[name]["seconds"])
         table.append({"variant": name, "nfe": rows[name]["nfe"], "seconds": round(seconds, 3),
-                      "speedup_vs_tutorial_1e-5": round(tutorial / seconds, 2),
+                      "speedup_vs_tutorial_1e-5": round(tutorial / seconds, 2) if tutorial else None,
                       "mean_abs_error_bpd": float(err.abs().mean()), "max_abs_error_bpd": float(err.abs().max()),
                       "mean_error_bpd": float(err.mean())})
     within = [r for r in table if r["max_abs_error_bpd"] <= 0.01]
@@ -127,13 +133,15 @@ def main() -> None:
     parser.add_argument("--raw-weights", action="store_true")
     parser.add_argument("--pretrained", default="mnist-sigma25", help="shipped model to measure")
     parser.add_argument("--eps", type=float, default=None, help="lower time limit (default: the run's training eps)")
+    parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",
+                        help="run only these variants (names as in the table; default: all)")
     parser.add_argument("--out", default="benchmarks/results/likelihood-mnist.json")
     args = parser.parse_args()
     result = run(args.data_dir, args.images, args.batch, args.repeats, ema=not args.raw_weights,
-                 pretrained=args.pretrained, eps=args.eps)
+                 pretrained=args.pretrained, eps=args.eps, variants=args.variants)
     Path(args.out).write_text(json.dumps(result, indent=1))
     for row in result["rows"]:
-        print(f"{row['variant']:<62} NFE {row['nfe']:>5}  {row['seconds']:>7.2f} s  x{row['speedup_vs_tutorial_1e-5']:<5}"
+        print(f"{row['variant']:<62} NFE {row['nfe']:>5}  {row['seconds']:>7.2f} s  x{str(row['speedup_vs_tutorial_1e-5']):<5}"
               f"  mean |err| {row['mean_abs_error_bpd']:.5f}  max {row['max_abs_error_bpd']:.5f} bits/dim")
     print(f"load average {result['load_average']}, reference mean {result['reference_mean_bpd']:.5f} bits/dim")
     print("fastest of each within 0.01 bits/dim of the reference (every image):", result["fastest_within_0.01_bpd"])

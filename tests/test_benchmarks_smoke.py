@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -153,3 +155,24 @@ def test_mnist_sampler_candidates_run_stochastic_predictors_on_more_grids_and_no
         1 + len(STOCHASTIC_SCHEDULES) * len(STOCHASTIC_ETAS)
     assert not any(label.startswith("deis(") for label in found)  # deterministic: its preferred grid only
     assert found["deis"][1] == {"schedule": "karras"}
+
+
+MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+@pytest.mark.skipif(not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
+                    reason="MNIST IDX files not in ../shared/data/mnist")
+def test_likelihood_mnist_quick():
+    """benchmarks/likelihood_mnist on two test images with two of its variants, against its tight reference."""
+    from benchmarks import likelihood_mnist
+
+    chosen = ["tutorial RK45 tol 1e-2", "scoreflow exponential in log sigma, 13 steps"]
+    record = likelihood_mnist.run(str(MNIST_DIR), images=2, batch=2, repeats=1, ema=True, pretrained="mnist-tutorial",
+                                  variants=chosen)
+    rows = {r["variant"]: r for r in record["rows"]}
+    assert list(rows) == chosen and record["eps"] == 1e-3
+    assert rows[chosen[1]]["nfe"] == 40 and rows[chosen[1]]["max_abs_error_bpd"] < 0.05
+    assert rows[chosen[0]]["nfe"] > 40 and rows[chosen[0]]["max_abs_error_bpd"] < 0.2
+    assert 1.5 < record["reference_mean_bpd"] < 3.5
+    with pytest.raises(ValueError, match="Unknown variants \\['rk5'\\]"):
+        likelihood_mnist.run(str(MNIST_DIR), images=2, batch=2, repeats=1, ema=True, variants=["rk5"])

@@ -213,8 +213,7 @@ def log_likelihood(
                                                       ("time_variable", time_variable, "t"))
                    if value is not default and value != default]
         if dropped:
-            raise DroppedOptionsError(f"{', '.join(dropped)} do not apply to method='exponential' (it takes "
-                                      "num_steps only)")
+            raise DroppedOptionsError(f"method='exponential' takes num_steps only; it would ignore {', '.join(dropped)}")
         if num_steps is not None and (not isinstance(num_steps, int) or num_steps < 1):
             raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
     if logp_atol is not None and not isinstance(solver, str):
