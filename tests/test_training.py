@@ -230,3 +230,30 @@ def test_trainer_from_instances_needs_no_plugin_host_and_trains_as_from_names(tm
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(TypeError, match="expected a score_net name or a ScoreNet instance, got Linear"):
         Trainer(config, tmp_path / "bad", data=data, sde=sde, model=torch.nn.Linear(2, 2), progress=False)
+
+
+def test_ema_update_is_the_ramped_average_and_follows_integer_buffers():
+    """The in-place (foreach) EMA equals ``d * ema + (1 - d) * current`` with ``d = min(decay, (1+n)/(10+n))``;
+    integer buffers (BatchNorm's counter) are copied, not averaged."""
+    from torch.optim.swa_utils import AveragedModel
+
+    from scoreflow.training.trainer import ema_with_warmup
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(0.9), use_buffers=True)
+    expected: dict[str, torch.Tensor] = {}
+    for step in range(5):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.0)
+        model(torch.randn(8, 3))
+        ema.update_parameters(model)
+        current = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        d = min(0.9, (1 + step) / (10 + step))
+        expected = current if step == 0 else {
+            k: expected[k] * d + v * (1 - d) if v.is_floating_point() else v for k, v in current.items()}
+    got = {k.removeprefix("module."): v for k, v in ema.state_dict().items() if k.startswith("module.")}
+    for k, v in expected.items():
+        torch.testing.assert_close(got[k], v)
+    assert int(got["1.num_batches_tracked"]) == 5

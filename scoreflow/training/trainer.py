@@ -77,10 +77,16 @@ def ema_with_warmup(decay: float):
     initial weights (22% after 1500 steps at 0.999), which ruins samples.
     """
 
-    def update(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
         n = float(num_averaged)
         d = min(decay, (1 + n) / (10 + n))
-        return averaged * d + current * (1 - d)
+        # in place over all tensors at once (AveragedModel's multi_avg_fn): the per-tensor form built two
+        # temporaries per tensor and copied the result back, 1.1 ms of a 47 ms step at batch 32
+        if averaged and not averaged[0].is_floating_point():  # a group of integer buffers (counters): follow
+            for a, c in zip(averaged, current, strict=True):
+                a.copy_(c)
+            return
+        torch._foreach_lerp_(averaged, current, 1 - d)
 
     return update
 
@@ -126,7 +132,7 @@ class Trainer:
         if config.dequantize and self.data.kind != "image":
             raise ValueError("dequantize applies to 8-bit image data only")
         self.model.to(self.device)
-        self.ema = AveragedModel(self.model, avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
+        self.ema = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
         opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt_cls(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.generator = torch.Generator().manual_seed(config.seed)
