@@ -28,6 +28,7 @@ import torch
 from scipy.interpolate import CubicSpline
 
 from scoreflow.errors import NonFiniteError
+from scoreflow.flow.likelihood import times_and_rates
 from scoreflow.flow.probability_flow import ProbabilityFlowODE
 from scoreflow.tensor import as_time
 
@@ -57,16 +58,6 @@ def spline_weights(nodes: np.ndarray) -> np.ndarray:
     return basis.integrate(nodes[0], nodes[-1])
 
 
-def _times_and_rates(sde: SDE, u: np.ndarray) -> tuple[list[float], list[float]]:
-    """``t(u)`` and ``dt/du = s / (ds/dt)`` at each ``u`` (float64 autograd on the noise level)."""
-    t64 = sde.time_at_noise_level(torch.tensor(np.exp(u), dtype=torch.float64))
-    with torch.enable_grad():
-        t_var = t64.clone().requires_grad_(True)
-        level = sde.noise_level(t_var)
-        (ds_dt,) = torch.autograd.grad(level.sum(), t_var)
-    return t64.tolist(), (level.detach() / ds_dt).tolist()
-
-
 def _phi(h: float) -> tuple[float, float, float]:
     """``e^h``, ``phi_1(h) = (e^h - 1)/h`` and ``phi_2(h) = (e^h - 1 - h)/h^2`` (series for tiny ``h``)."""
     if abs(h) < 1e-4:
@@ -88,7 +79,7 @@ def integrate_exponential(
     steps = np.diff(grid)
     stage_u = (grid[:-1, None] + steps[:, None] * np.array(STAGES)[None, :]).reshape(-1)
     all_u = np.concatenate([stage_u, grid[-1:]])
-    times, rates = _times_and_rates(sde, all_u)
+    times, rates = (v.tolist() for v in times_and_rates(sde, torch.from_numpy(all_u)))
     zero = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     nodes: list[float] = []
     values: list[torch.Tensor] = []

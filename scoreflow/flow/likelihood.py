@@ -105,15 +105,21 @@ class LogNoiseLevelTime(nn.Module):
         return float(self.sde.time_at_noise_level(torch.tensor([math.exp(u)], dtype=torch.float64))[0])
 
     def forward(self, u: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        t64 = self.sde.time_at_noise_level(torch.exp(u.detach().to("cpu", torch.float64).reshape(1)))
-        with torch.enable_grad():
-            t_var = t64.clone().requires_grad_(True)
-            level = self.sde.noise_level(t_var)
-            (ds_dt,) = torch.autograd.grad(level.sum(), t_var)
-        dt_du = float(level.detach()[0] / ds_dt[0])
+        t64, dt_du = times_and_rates(self.sde, u.detach().to("cpu", torch.float64).reshape(1))
         ref = state[0]
         out = self.func(torch.tensor(float(t64[0]), dtype=ref.dtype, device=ref.device), state)
-        return tuple(o * dt_du for o in out)
+        return tuple(o * float(dt_du[0]) for o in out)
+
+
+def times_and_rates(sde: SDE, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``t(u)`` and ``dt/du = s / (ds/dt)`` at log noise levels ``u`` (float64; ``ds/dt`` by autograd on
+    :meth:`SDE.noise_level`)."""
+    t64 = sde.time_at_noise_level(torch.exp(u.to(torch.float64)))
+    with torch.enable_grad():
+        t_var = t64.clone().requires_grad_(True)
+        level = sde.noise_level(t_var)
+        (ds_dt,) = torch.autograd.grad(level.sum(), t_var)
+    return t64, level.detach() / ds_dt
 
 
 def _batched_vjp(out: torch.Tensor, x: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
