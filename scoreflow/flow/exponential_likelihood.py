@@ -28,7 +28,7 @@ import torch
 from scipy.interpolate import CubicSpline
 
 from scoreflow.errors import NonFiniteError
-from scoreflow.flow.likelihood import times_and_rates
+from scoreflow.flow.likelihood import log_noise_bounds, times_and_rates
 from scoreflow.flow.probability_flow import ProbabilityFlowODE
 from scoreflow.tensor import as_time
 
@@ -47,8 +47,7 @@ DIVERGENCE_STAGES = (0, 2)
 
 def log_noise_grid(sde: SDE, eps: float, num_steps: int, power: float = GRID_POWER) -> np.ndarray:
     """``num_steps + 1`` increasing values of ``u = log s`` from ``log s(eps)`` to ``log s(T)`` (float64)."""
-    levels = sde.noise_level(torch.tensor([eps, sde.T], dtype=torch.float64))
-    lo, hi = math.log(float(levels[0])), math.log(float(levels[1]))
+    lo, hi = log_noise_bounds(sde, eps)
     return lo + (hi - lo) * np.linspace(0.0, 1.0, num_steps + 1) ** power
 
 

@@ -111,6 +111,12 @@ class LogNoiseLevelTime(nn.Module):
         return tuple(o * float(dt_du[0]) for o in out)
 
 
+def log_noise_bounds(sde: SDE, eps: float) -> tuple[float, float]:
+    """``(log s(eps), log s(T))``: where an integration in the log noise level starts and ends."""
+    levels = sde.noise_level(torch.tensor([eps, sde.T], dtype=torch.float64))
+    return math.log(float(levels[0])), math.log(float(levels[1]))
+
+
 def times_and_rates(sde: SDE, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``t(u)`` and ``dt/du = s / (ds/dt)`` at log noise levels ``u`` (float64; ``ds/dt`` by autograd on
     :meth:`SDE.noise_level`)."""
@@ -258,8 +264,7 @@ def log_likelihood(
     start, end = eps, sde.T
     if time_variable == "log_sigma":
         func = LogNoiseLevelTime(func, sde)
-        levels = sde.noise_level(torch.tensor([eps, sde.T], dtype=torch.float64))
-        start, end = math.log(float(levels[0])), math.log(float(levels[1]))
+        start, end = log_noise_bounds(sde, eps)
     try:
         (z, delta), nfe = ode_solver.solve(func, (x, delta0), start, end)
     except NonFiniteError as exc:
