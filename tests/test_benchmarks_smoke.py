@@ -31,11 +31,15 @@ def test_handwritten_loop_does_the_same_updates():
 def test_train_throughput_record_is_complete():
     from benchmarks.train_throughput import run as run_training
 
-    record = run_training([4], blocks=1, steps_per_block=1, data_dir=None, variants=("fp32", "channels_last", "bf16"))
+    record = run_training([4], blocks=2, steps_per_block=1, data_dir=None,
+                          variants=("fp32", "fused_adam", "channels_last", "bf16"))
     res = record["results"]["4"]
     assert set(res["images_per_s"]) == {"scoreflow", "hand-written"} and res["ratio_scoreflow_over_handwritten"] > 0
+    pairs = res["paired_block_ratios"]
+    assert 0 < pairs["min"] <= pairs["median"] <= pairs["max"]
+    assert len(record["loadavg_before"]) == len(record["loadavg_after"]) == 3
     effects = record["variant_effects"]["variants"]
-    assert set(effects) == {"fp32", "channels_last", "bf16"}
+    assert set(effects) == {"fp32", "fused_adam", "channels_last", "bf16"}
     for name, row in effects.items():  # a number, or the honest reason it could not run
         assert ("error" in row) or (row["images_per_s"] > 0 and row["ratio_to_fp32"] > 0), (name, row)
     assert effects["fp32"]["ratio_to_fp32"] == 1.0
