@@ -82,6 +82,22 @@ def test_ode_sampler_bad_input(ve):
         sf.ode_sample(lambda x, t: x, ve, (2, 2), z=torch.zeros(3, 2))
 
 
+@pytest.mark.parametrize("method", ["dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun"])
+def test_adaptive_solvers_never_probe_outside_the_interval_on_a_vp_flow(method, oracle, oracle_logp):
+    """From the VP prior the exact rate is near zero, so torchdiffeq's first-step guess reaches t = -2 (the
+    samplers failed with a non-finite score there); every evaluation now stays in [eps, T] and samples are right."""
+    vp = sf.PluginHost(autoload=True, strict=True).create("sde", "vp")
+    times: list[float] = []
+
+    def score(x, t):
+        times.append(float(t.reshape(-1)[0]))
+        return oracle.score(x, t, vp)
+
+    res = sf.ode_sample(score, vp, (N, 2), solver=method, eps=1e-3, generator=torch.Generator().manual_seed(0))
+    assert min(times) >= 1e-3 - 1e-9 and max(times) <= vp.T, (min(times), max(times))
+    assert_mixture_close(oracle, res.samples, reference_logp=oracle_logp, label=method)
+
+
 @pytest.mark.parametrize("name", sf.PluginHost(autoload=False).available("ode_solver"))
 def test_builtin_ode_solvers_conform(name, host):
     check_ode_solver(host.create("ode_solver", name))

@@ -77,6 +77,16 @@ def test_bad_tuned_files_are_refused_clearly(tmp_path, content):
         sf.create("schedule", "tuned", path=str(tmp_path / "missing.json"))
 
 
+def test_tune_schedule_on_a_vp_flow_beats_its_starting_grids(oracle):
+    """The teacher's dopri5 starts where the VP rate is near zero; its first-step probe once left [eps, T]."""
+    vp = sf.PluginHost(autoload=True, strict=True).create("sde", "vp")
+    result = sf.tune_schedule(oracle.score_model(vp), vp, (64, 2), 5, predictor="ipndm", eps=1e-3,
+                              generator=torch.Generator().manual_seed(0))
+    grid = result.grids[5]
+    assert float(grid.times[0]) == pytest.approx(vp.T) and float(grid.times[-1]) == pytest.approx(1e-3)
+    assert math.isfinite(grid.error) and grid.error <= grid.karras_error
+
+
 def test_tune_schedule_refuses_a_stochastic_predictor(ve, oracle):
     with pytest.raises(ValueError, match="deterministic"):
         sf.tune_schedule(oracle.score_model(ve), ve, (8, 2), 4, predictor="euler")

@@ -46,6 +46,25 @@ class ODESolver(abc.ABC):
         """Return the state at ``t1`` and the number of ``func`` evaluations."""
 
 
+class ClampedTime(torch.nn.Module):
+    """Wraps ``func(t, y)`` so that it is only ever evaluated for ``t`` in ``[lo, hi]``.
+
+    torchdiffeq's adaptive methods choose their first step by evaluating ``func`` at ``t0 + h0`` with a
+    guessed ``h0`` that can reach far past the end time (``h0 = 0.01 |y0| / |f0|``: huge where the rate is
+    near zero, as for a VP flow started from its Gaussian prior), where the dynamics may be undefined
+    (``t < 0``). Such a probe is answered at the end time; the error control then sizes the real steps,
+    and ``step_t`` keeps every step inside the interval, so a solve that never probed outside is unchanged.
+    """
+
+    def __init__(self, func: Callable[[torch.Tensor, State], State], lo: float, hi: float) -> None:
+        super().__init__()
+        self.func = func
+        self.lo, self.hi = min(lo, hi), max(lo, hi)
+
+    def forward(self, t: torch.Tensor, y: State) -> State:
+        return self.func(t.clamp(self.lo, self.hi), y)
+
+
 def _valid_tol(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     """A positive number, or a tuple of them (one per component of a tuple state)."""
     values = value if isinstance(value, tuple) else (value,)
@@ -90,6 +109,7 @@ class TorchdiffeqSolver(ODESolver):
 
         ref = y0[0] if isinstance(y0, tuple) else y0
         counted = _Counted(func)
+        rhs: torch.nn.Module = counted
         options = dict(self.options)
         ts = torch.tensor([t0, t1], dtype=ref.dtype, device=ref.device)
         if self.method in FIXED_METHODS:
@@ -99,12 +119,13 @@ class TorchdiffeqSolver(ODESolver):
         else:
             # Never step past the end time: the dynamics may be undefined beyond it (t < 0).
             options.setdefault("step_t", ts[1:])
+            rhs = ClampedTime(counted, t0, t1)  # nor probe past it when choosing the first step
         odeint = torchdiffeq.odeint_adjoint if self.adjoint else torchdiffeq.odeint
         kwargs: dict[str, Any] = {}
         if self.adjoint:
-            kwargs["adjoint_params"] = tuple(p for p in counted.parameters())
+            kwargs["adjoint_params"] = tuple(p for p in rhs.parameters())
         try:
-            out = odeint(counted, y0, ts, method=self.method, rtol=self.rtol, atol=self.atol,
+            out = odeint(rhs, y0, ts, method=self.method, rtol=self.rtol, atol=self.atol,
                          options=options or None, **kwargs)
         except AssertionError as exc:  # torchdiffeq signals a stuck integration with a bare assert
             raise SolverError(f"torchdiffeq's {self.method!r} could not advance from t0={t0:g} to t1={t1:g} after "

@@ -105,11 +105,15 @@ def teacher_trajectories(score: Callable[[torch.Tensor, torch.Tensor], torch.Ten
     import torchdiffeq
 
     from scoreflow.flow.probability_flow import ProbabilityFlowODE
+    from scoreflow.flow.solvers import ClampedTime
 
     ode = ProbabilityFlowODE(sde, score)
     ts = times.to(device=x_start.device, dtype=x_start.dtype)
-    with torch.no_grad():  # step_t: never step past the last time (the dynamics may be undefined beyond it)
-        states = torchdiffeq.odeint(ode, x_start, ts, rtol=rtol, atol=atol, method="dopri5",
+    # step_t: never step past the last time (the dynamics may be undefined beyond it); ClampedTime: nor probe
+    # past it when choosing the first step
+    rhs = ClampedTime(ode, float(ts[0]), float(ts[-1]))
+    with torch.no_grad():
+        states = torchdiffeq.odeint(rhs, x_start, ts, rtol=rtol, atol=atol, method="dopri5",
                                     options={"step_t": ts[-1:]})
     return states, ode.calls
 
