@@ -23,12 +23,12 @@ SIDE_BY_SIDE = ("dpmpp_2m", "dpm_solver_3", "edm_heun", "unipc", "euler", "euler
 
 SUITES = ("quality", "likelihood", "overhead", "training", "peers", "end_to_end")
 
-QUICK = {"budgets": (20, 100), "n_ring": 1000, "digits": False, "lik_n": 100, "probes": (1, 4),
+QUICK = {"budgets": (20, 100), "sde_budgets": (100,), "n_ring": 1000, "digits": False, "lik_n": 100, "probes": (1, 4),
          "overhead": dict(repeats=3, steps=50, batch=128), "training": dict(batch_sizes=[32], blocks=2,
                                                                              steps_per_block=2,
                                                                              variants=("fp32", "channels_last", "bf16")),
          "end_to_end": dict(steps=60, n_samples=200, n_bpd=32, scale=0.1)}
-FULL = {"budgets": (5, 10, 20, 50, 100, 200, 500, 1000), "n_ring": 5000, "digits": True, "lik_n": 300,
+FULL = {"budgets": (5, 10, 20, 50, 100, 200, 500, 1000), "sde_budgets": (5, 10, 20, 50, 100), "n_ring": 5000, "digits": True, "lik_n": 300,
         "probes": (1, 4, 16), "overhead": dict(repeats=7, steps=200, batch=256),
         "training": dict(batch_sizes=[32, 128], blocks=40, steps_per_block=5),
         "end_to_end": dict(steps=1500, n_samples=359, n_bpd=128, scale=1.0)}
@@ -39,7 +39,7 @@ def run_all(out: Path, *, quick: bool, suites: tuple[str, ...] = SUITES, device:
             budgets: tuple[int, ...] | None = None) -> dict[str, Any]:
     """Run ``suites`` and write ``results.json``, ``report.md`` and ``quality.png`` into ``out``."""
     from benchmarks import end_to_end, likelihood, overhead, peers, quality, train_throughput
-    from benchmarks.oracles import digits64, ring
+    from benchmarks.oracles import digits64, ring, under_registered_sdes
 
     cfg = dict(QUICK if quick else FULL)
     if budgets:
@@ -61,6 +61,10 @@ def run_all(out: Path, *, quick: bool, suites: tuple[str, ...] = SUITES, device:
     ring_oracle = ring(50_000 if quick else 400_000)
     if "quality" in suites:
         rows = quality.run_suite(ring_oracle, cfg["budgets"], cfg["n_ring"], host)
+        sde_oracles, record["quality_sdes_skipped"] = under_registered_sdes(ring_oracle, host)
+        sde_budgets = tuple(b for b in cfg["budgets"] if b in cfg["sde_budgets"]) or cfg["sde_budgets"]
+        for oracle in sde_oracles:  # the ring under every other registered SDE (plugins' included)
+            rows += quality.run_suite(oracle, sde_budgets, cfg["n_ring"], host)
         if cfg["digits"]:
             budgets = tuple(b for b in cfg["budgets"] if b in (20, 100, 500))  # its score costs 1797 components
             rows += quality.run_suite(digits64(), budgets, 500, host)
@@ -112,6 +116,9 @@ def markdown(r: dict[str, Any]) -> str:
             lines.append(f"| {q['oracle']} | {q['sampler']} | {_f(q['budget'])} | {_mixture_cells(q)} | "
                          f"{q.get('seconds', '')} |")
         lines.append("")
+        if r.get("quality_sdes_skipped"):
+            lines += ["Registered SDEs left out (they could not be built with default options): " + "; ".join(
+                f"`{k}`: {v}" for k, v in r["quality_sdes_skipped"].items()), ""]
     if "likelihood" in r:
         lk = r["likelihood"]
         lines += ["## 2. Likelihood against the exact log-density", "",

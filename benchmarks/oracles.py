@@ -16,17 +16,41 @@ class Oracle:
     mixture: sf.GaussianMixture
     sde: sf.SDE
     reference_logp: float
+    #: The noise level every sampler stops at (default: the VE SDE's ``sigma_min``).
+    stop_level: float | None = None
 
     @property
     def eps(self) -> float:
-        """The time at which the VE noise level is ``sigma_min``: every sampler stops there.
+        """The time at which the noise level is :attr:`stop_level` (VE: ``sigma_min``): every sampler stops there.
 
         ``VESDE``'s perturbation std is exact, so ``t = 1e-3`` would be a noise level far below
         ``sigma_min`` (0.0013 for [0.01, 50]); stopping at ``sigma_min`` compares samplers (and peers,
-        which use ``sigma_min`` as their last level) over the same noise range.
+        which use ``sigma_min`` as their last level) over the same noise range. An SDE whose noise level
+        cannot reach :attr:`stop_level` inside ``(0, T)`` stops at its own ``default_eps``.
         """
-        level = torch.tensor([self.sde.sigma_min], dtype=torch.float64)
-        return float(self.sde.time_at_noise_level(level)[0])
+        stop = self.stop_level if self.stop_level is not None else self.sde.sigma_min
+        t = float(self.sde.time_at_noise_level(torch.tensor([stop], dtype=torch.float64))[0])
+        return t if 0.0 < t < self.sde.T else float(self.sde.default_eps)
+
+
+def under_registered_sdes(base: Oracle, host: sf.PluginHost) -> tuple[list[Oracle], dict[str, str]]:
+    """``base``'s mixture under every registered SDE (default options) other than its own, stopping at
+    ``base``'s final noise level: the oracles that let a plugin SDE be benchmarked like a plugin sampler.
+
+    Returns the oracles (named ``"<base>/<sde>"``) and, for SDEs that could not be used, why.
+    """
+    stop = float(base.sde.noise_level(torch.tensor([base.eps], dtype=torch.float64))[0])
+    oracles, skipped = [], {}
+    for name in host.available("sde"):
+        try:
+            sde = host.create("sde", name)
+        except Exception as exc:  # a plugin SDE that needs options: reported, not fatal
+            skipped[name] = f"{type(exc).__name__}: {exc}"[:200]
+            continue
+        if sde == base.sde:
+            continue
+        oracles.append(Oracle(f"{base.name}/{name}", base.mixture, sde, base.reference_logp, stop_level=stop))
+    return oracles, skipped
 
 
 def ring(reference_samples: int = 400_000) -> Oracle:

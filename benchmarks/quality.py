@@ -1,8 +1,10 @@
 """Suite 1: sample quality against network evaluations (NFE) on exact oracles.
 
-Every registered predictor x corrector pair, every torchsde method, the ODE solvers
+Every registered predictor x corrector pair, every torchsde method, every registered ODE solver
 and installed plugin samplers are run at each NFE budget; steps per budget come
-from probing each sampler's NFE per step, so plugins need no special casing.
+from probing each sampler's NFE per step, so plugins need no special casing. An ODE
+solver whose NFE does not follow ``num_steps`` (an adaptive one) runs once at its
+defaults. Registered SDEs are picked up through :func:`benchmarks.oracles.under_registered_sdes`.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import torch
 
 import scoreflow as sf
 from benchmarks.oracles import Oracle
+from scoreflow.errors import UnknownOptionError
 from scoreflow.oracles import mixture_report
 
 TORCHSDE_METHODS = ("euler", "milstein", "srk", "heun", "midpoint", "euler_heun")
-FIXED_ODE = ("euler", "midpoint", "heun3", "rk4")
 ADAPTIVE_ODE_TOLS = (1e-2, 1e-3, 1e-4, 1e-5)
 #: Tuned grids are a few-step tool: ``name@tuned`` variants run at budgets up to this many evaluations.
 TUNED_MAX_BUDGET = 20
@@ -63,9 +65,23 @@ def variants(host: sf.PluginHost, oracle: Oracle) -> list[Variant]:
     for m in TORCHSDE_METHODS:
         out.append(Variant(f"torchsde:{m}", "torchsde",
                            _pc_runner(host, "torchsde", None, score, sde, oracle.eps, method=m)))
-    for m in FIXED_ODE:
-        out.append(Variant(f"ode:{m}", "ode", _ode_runner(host, m, score, sde, oracle.eps)))
+    for m in host.available("ode_solver"):
+        if m != "dopri5":  # dopri5 is the floor: measured at every tolerance of ADAPTIVE_ODE_TOLS in run_suite
+            out.append(_ode_variant(host, m, score, sde, oracle.eps, oracle.mixture.dim))
     return out
+
+
+def _ode_variant(host, method, score, sde, eps, dim: int) -> Variant:
+    """``ode:<method>`` at each budget, or once at its defaults where its NFE does not follow ``num_steps``
+    (an adaptive solver), it takes no ``num_steps`` at all, or the probe fails (its row then shows the error)."""
+    fixed = Variant(f"ode:{method}", "ode", _ode_runner(host, method, score, sde, eps))
+    try:
+        slope, _ = nfe_per_step(fixed, dim)
+    except (UnknownOptionError, ValueError, RuntimeError):
+        slope = 0.0
+    if slope > 0:
+        return fixed
+    return Variant(f"ode:{method}", "ode-adaptive", _ode_runner(host, method, score, sde, eps, fixed=False))
 
 
 def _pc_runner(host, predictor, corrector, score, sde, eps, **options):
@@ -105,9 +121,10 @@ def _tuned_runner(host, predictor, score, sde, eps, trajectories: int = TUNING_T
     return run
 
 
-def _ode_runner(host, method, score, sde, eps):
+def _ode_runner(host, method, score, sde, eps, *, fixed: bool = True):
+    """Sample with ODE solver ``method``: ``num_steps`` steps, or (``fixed=False``) its default settings."""
     def run(num_steps, shape, generator):
-        solver = host.create("ode_solver", method, num_steps=num_steps)
+        solver = host.create("ode_solver", method, **({"num_steps": num_steps} if fixed else {}))
         return sf.ode_sample(score, sde, shape, solver=solver, eps=eps, generator=generator, host=host)
 
     return run
@@ -128,6 +145,10 @@ def run_suite(oracle: Oracle, budgets: tuple[int, ...], n: int, host: sf.PluginH
     rows = []
     for variant in variants(host, oracle):
         if only and variant.name not in only:
+            continue
+        if variant.family == "ode-adaptive":  # its NFE follows its tolerances: one row at its defaults
+            rows.append(_measure(oracle, f"{variant.name}(default tol)", variant.family,
+                                 lambda g, v=variant: v.run(0, (n, dim), g), None))
             continue
         slope, intercept = nfe_per_step(variant, dim)
         for budget in budgets:
@@ -172,8 +193,12 @@ def plot(rows: list[dict[str, Any]], path) -> None:
     import matplotlib.pyplot as plt
 
     oracles = sorted({r["oracle"] for r in rows})
-    fig, axes = plt.subplots(1, len(oracles), figsize=(7 * len(oracles), 5), squeeze=False)
-    for ax, name in zip(axes[0], oracles):
+    cols = min(3, len(oracles))
+    nrows = -(-len(oracles) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(7 * cols, 5 * nrows), squeeze=False)
+    for ax in axes.flat[len(oracles):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, oracles):
         by_sampler: dict[str, list] = {}
         for r in rows:
             if r["oracle"] == name and r.get("nfe") and r.get("logp_gap") is not None:

@@ -53,18 +53,33 @@ def test_quick_benchmarks_are_complete_and_correct(tmp_path):
     from benchmarks.quality import variants
 
     record = run_all(tmp_path, quick=True)
-    names = {v.name for v in variants(sf.PluginHost(autoload=True), ring(1000))}
+    host = sf.PluginHost(autoload=True)
+    found = variants(host, ring(1000))
+    names = {v.name for v in found}
     measured = {(q["sampler"], q["budget"]) for q in record["quality"] if q["oracle"] == "ring-2d"}
     adaptive = {"gotta_go_fast"}  # its NFE follows its tolerances, not a budget: one row of its own
+    adaptive_ode = {v.name for v in found if v.family == "ode-adaptive"}  # likewise, at their defaults
+    assert {"ode:dopri8", "ode:bosh3"} <= adaptive_ode and "ode:explicit_adams" in names - adaptive_ode
     tuned = {n for n in names if n.endswith("@tuned")}  # few-step only: measured up to NFE 20
     assert tuned, "the step-wise ODE solvers also run on tuned grids"
-    for name in names - adaptive - tuned:
+    for name in names - adaptive - adaptive_ode - tuned:
         assert (name, 100) in measured, f"{name} missing at NFE 100"
+    for name in adaptive_ode:
+        assert (f"{name}(default tol)", None) in measured, name
     for name in tuned:
         assert (name, 20) in measured and (name, 100) not in measured, name
     if adaptive & names:
         assert any(q["sampler"] == "gotta_go_fast(default tol)" for q in record["quality"])
-    at100 = {q["sampler"]: q for q in record["quality"] if q["budget"] == 100 and "error" not in q}
+    # every other registered SDE (the vp plugin's vp and subvp, ve_tutorial) gets the ring as an oracle
+    others = {f"ring-2d/{name}" for name in host.available("sde") if name != "ve"}
+    assert others and others <= {q["oracle"] for q in record["quality"]} and not record["quality_sdes_skipped"]
+    for oracle in others:
+        rows = [q for q in record["quality"] if q["oracle"] == oracle and "error" not in q]
+        floor = next(q for q in rows if q["sampler"] == "ode:dopri5(tol=1e-05)")
+        best = min(abs(q["logp_gap"]) for q in rows if q["budget"] == 100)
+        assert abs(floor["logp_gap"]) < 0.1 and best < 0.1 and floor["weight_tv"] < 0.1, (oracle, floor, best)
+    at100 = {q["sampler"]: q for q in record["quality"]
+             if q["oracle"] == "ring-2d" and q["budget"] == 100 and "error" not in q}
     for name in ("euler", "reverse_diffusion", "torchsde:euler", "ode:rk4"):
         assert at100[name]["nfe"] <= 101 and abs(at100[name]["logp_gap"]) < 0.3 and at100[name]["weight_tv"] < 0.1
     exact = next(e for e in record["likelihood"]["estimators"] if e["estimator"] == "exact")
