@@ -1,12 +1,13 @@
 """Likelihood with a third-order exponential integrator in the log noise level.
 
-In ``u = log s`` (``s`` the SDE's noise level) the probability flow of a VE SDE is semi-linear,
-``dx/du = x - D(x, u)`` with ``D = x - dx/du`` the denoiser: near the data ``D ~ x`` and at large noise
-``D ~ const``, and an exponential integrator is exact in both limits (a Runge-Kutta method on ``x``
-must follow ``e^u`` growth and loses about 1 % of the state at 12 steps on the MNIST U-Net). Each step
+In ``u = log s`` (``s = std / alpha`` the SDE's noise level) the probability flow of the scaled state
+``y = x / alpha(t)`` is semi-linear, ``dy/du = y - D(y, u)`` with ``D`` the denoiser, for every SDE with
+Gaussian marginals ``x_t = alpha (x_0 + s z)`` (VE: ``alpha = 1``; VP, sub-VP): near the data ``D ~ y`` and at
+large noise ``D ~ const``, and an exponential integrator is exact in both limits (a Runge-Kutta method on
+``x`` must follow ``e^u`` growth and loses about 1 % of the state at 12 steps on the MNIST U-Net). Each step
 is the three-stage exponential Runge-Kutta method of DPM-Solver-3 (stages at ``h/3`` and ``2h/3``),
-written for any ODE through the split ``x + (dx/du - x)``, so it converges for every SDE and is exact in
-the limits above for VE ones.
+written for any ODE through the split ``y + (dy/du - y)``, so it converges for every SDE; the divergence is
+that of ``x``'s flow (the scaling only moves the state, and ``x = alpha y`` is exact at every node).
 
 The divergence needs the state only where it is evaluated, not at every stage: a vector-Jacobian
 product is taken at each step's start and at its ``2h/3`` stage (the ``h/3`` stage is a plain forward
@@ -51,6 +52,18 @@ def log_noise_grid(sde: SDE, eps: float, num_steps: int, power: float = GRID_POW
     return lo + (hi - lo) * np.linspace(0.0, 1.0, num_steps + 1) ** power
 
 
+def scales_and_log_rates(sde: SDE, times: torch.Tensor, rates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``alpha(t)`` and ``d log alpha / du = (d log alpha / dt) (dt/du)`` at ``times`` (float64; the derivative by
+    autograd on :meth:`SDE.marginal_scale`). VE: ones and zeros."""
+    with torch.enable_grad():
+        t_var = times.to(torch.float64).clone().requires_grad_(True)
+        scale = sde.marginal_scale(t_var)
+        if not scale.requires_grad:  # alpha does not depend on t (VE)
+            return scale.detach(), torch.zeros_like(t_var, requires_grad=False)
+        (dlog_dt,) = torch.autograd.grad(torch.log(scale).sum(), t_var)
+    return scale.detach(), dlog_dt * rates
+
+
 def spline_weights(nodes: np.ndarray) -> np.ndarray:
     """Weights ``w`` with ``sum_j w_j g(u_j)`` the integral of the not-a-knot cubic spline through the nodes."""
     basis = CubicSpline(nodes, np.eye(len(nodes)), axis=0, bc_type="not-a-knot")
@@ -78,17 +91,21 @@ def integrate_exponential(
     steps = np.diff(grid)
     stage_u = (grid[:-1, None] + steps[:, None] * np.array(STAGES)[None, :]).reshape(-1)
     all_u = np.concatenate([stage_u, grid[-1:]])
-    times, rates = (v.tolist() for v in times_and_rates(sde, torch.from_numpy(all_u)))
+    times64, rates64 = times_and_rates(sde, torch.from_numpy(all_u))
+    scales64, log_scale_rates64 = scales_and_log_rates(sde, times64, rates64)
+    times, rates = times64.tolist(), rates64.tolist()
+    scales, log_scale_rates = scales64.tolist(), log_scale_rates64.tolist()
     zero = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     nodes: list[float] = []
     values: list[torch.Tensor] = []
     passes = 0
 
-    def velocity(state: torch.Tensor, k: int, with_divergence: bool) -> torch.Tensor:
-        """``dx/du`` at stage ``k``; records ``d delta/du`` there when asked."""
+    def velocity(y: torch.Tensor, k: int, with_divergence: bool) -> torch.Tensor:
+        """``dy/du`` of the scaled state at stage ``k``; records ``d delta/du`` of ``x``'s flow when asked."""
         nonlocal passes
         passes += 1
-        t, rate = times[k], rates[k]
+        t, rate, scale = times[k], rates[k], scales[k]
+        state = y * scale
         if with_divergence:
             drift, div = divergence(torch.tensor(t, dtype=state.dtype, device=state.device), (state, zero))
             nodes.append(float(all_u[k]))
@@ -96,8 +113,9 @@ def integrate_exponential(
         else:
             with torch.no_grad():
                 drift = flow(as_time(t, state.shape[0], state), state)
-        return drift * rate
+        return drift * rate / scale - log_scale_rates[k] * y
 
+    x = x / scales[0]  # from here on the scaled state y
     for i, h in enumerate(steps):
         k = 3 * i
         n1 = velocity(x, k, 0 in DIVERGENCE_STAGES) - x  # the nonlinear part N = dx/du - x = -D
@@ -114,4 +132,4 @@ def integrate_exponential(
     velocity(x, len(all_u) - 1, True)  # the divergence at T closes the quadrature
     weights = torch.tensor(spline_weights(np.array(nodes)), dtype=x.dtype, device=x.device)
     delta = (torch.stack(values) * weights[:, None]).sum(0)
-    return x, delta, passes
+    return x * scales[-1], delta, passes
