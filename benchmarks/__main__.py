@@ -23,12 +23,13 @@ SIDE_BY_SIDE = ("dpmpp_2m", "dpm_solver_3", "edm_heun", "unipc", "euler", "euler
 
 SUITES = ("quality", "likelihood", "overhead", "training", "peers", "end_to_end")
 
-QUICK = {"budgets": (20, 100), "sde_budgets": (100,), "n_ring": 1000, "digits": False, "lik_n": 100, "probes": (1, 4),
+QUICK = {"budgets": (20, 100), "sde_budgets": (100,), "solver_sweep_n": 0, "n_ring": 1000, "digits": False, "lik_n": 100, "probes": (1, 4),
          "overhead": dict(repeats=3, steps=50, batch=128), "training": dict(batch_sizes=[32], blocks=2,
                                                                              steps_per_block=2,
                                                                              variants=("fp32", "channels_last", "bf16")),
          "end_to_end": dict(steps=60, n_samples=200, n_bpd=32, scale=0.1)}
-FULL = {"budgets": (5, 10, 20, 50, 100, 200, 500, 1000), "sde_budgets": (5, 10, 20, 50, 100), "n_ring": 5000, "digits": True, "lik_n": 300,
+FULL = {"budgets": (5, 10, 20, 50, 100, 200, 500, 1000), "sde_budgets": (5, 10, 20, 50, 100), "solver_sweep_n": 100,
+        "n_ring": 5000, "digits": True, "lik_n": 300,
         "probes": (1, 4, 16), "overhead": dict(repeats=7, steps=200, batch=256),
         "training": dict(batch_sizes=[32, 128], blocks=40, steps_per_block=5),
         "end_to_end": dict(steps=1500, n_samples=359, n_bpd=128, scale=1.0)}
@@ -59,9 +60,10 @@ def run_all(out: Path, *, quick: bool, suites: tuple[str, ...] = SUITES, device:
         "plugins": [r.name for r in host.plugins()],
     }
     ring_oracle = ring(50_000 if quick else 400_000)
+    sde_oracles, skipped_sdes = under_registered_sdes(ring_oracle, host)
     if "quality" in suites:
         rows = quality.run_suite(ring_oracle, cfg["budgets"], cfg["n_ring"], host)
-        sde_oracles, record["quality_sdes_skipped"] = under_registered_sdes(ring_oracle, host)
+        record["quality_sdes_skipped"] = skipped_sdes
         sde_budgets = tuple(b for b in cfg["budgets"] if b in cfg["sde_budgets"]) or cfg["sde_budgets"]
         for oracle in sde_oracles:  # the ring under every other registered SDE (plugins' included)
             rows += quality.run_suite(oracle, sde_budgets, cfg["n_ring"], host)
@@ -72,6 +74,10 @@ def run_all(out: Path, *, quick: bool, suites: tuple[str, ...] = SUITES, device:
         quality.plot(rows, out / "quality.png")
     if "likelihood" in suites:
         record["likelihood"] = likelihood.run_suite(ring_oracle, cfg["lik_n"], cfg["probes"], 1e-5, host)
+        if cfg["solver_sweep_n"]:  # every registered ODE solver under every registered SDE (minutes: full runs only)
+            record["likelihood"]["solvers"] = likelihood.solver_sweep([ring_oracle, *sde_oracles],
+                                                                      cfg["solver_sweep_n"], 1e-5, host)
+            record["likelihood"]["solvers_fixed_steps"] = likelihood.SWEEP_FIXED_STEPS
     if "overhead" in suites:
         record["overhead"] = overhead.run(**cfg["overhead"])
     if "training" in suites:
@@ -132,6 +138,18 @@ def markdown(r: dict[str, Any]) -> str:
                       "| setting | NFE | mean error | mean abs error | seconds |", "| --- | ---: | ---: | ---: | ---: |"]
             lines += [f"| {m['method']} | {m['nfe']} | {m['mean_error']:.4f} | {m['mean_abs_error']:.4f} | "
                       f"{m['seconds']} |" for m in lk["methods"]]
+        if lk.get("solvers"):
+            lines += ["", f"Every registered ODE solver under every registered SDE (exact trace; adaptive solvers at "
+                      f"tolerance 1e-5, fixed-step ones at {lk['solvers_fixed_steps']} steps in the log noise level; the "
+                      "adaptive rows show each oracle's floor, which includes the mismatch of its prior and p_T):",
+                      "", "| oracle | solver | NFE | mean error | mean abs error | seconds |",
+                      "| --- | --- | ---: | ---: | ---: | ---: |"]
+            for m in lk["solvers"]:
+                if "error" in m:
+                    lines.append(f"| {m['oracle']} | {m['solver']} | failed: {m['error']} | | | |")
+                else:
+                    lines.append(f"| {m['oracle']} | {m['solver']} | {m['nfe']} | {m['mean_error']:.4f} | "
+                                 f"{m['mean_abs_error']:.4f} | {m['seconds']} |")
         c = lk["vs_tutorial"]
         lines += ["", f"Against the tutorial's approach (scipy RK45, numpy round trip, score and divergence as "
                   f"separate calls) at tolerance {c['tolerance']:g} on {c['n']} points: scoreflow "

@@ -89,3 +89,40 @@ def run_suite(oracle: Oracle, n: int, probes: tuple[int, ...], tol: float, host:
     }
     comparison["time_ratio_tutorial_over_scoreflow"] = theirs_s / ours_s if ours_s > 0 else None
     return {"oracle": oracle.name, "estimators": rows, "methods": methods, "vs_tutorial": comparison}
+
+
+#: Steps of the fixed-step solvers in the solver sweep (integrated in the log noise level, where they do well).
+SWEEP_FIXED_STEPS = 30
+
+
+def solver_sweep(oracles: list[Oracle], n: int, tol: float, host: sf.PluginHost) -> list[dict[str, Any]]:
+    """The exact-trace log-likelihood error under every oracle's SDE with every registered ODE solver (plugins'
+    included) and the exponential method: adaptive solvers at tolerance ``tol``, fixed-step ones at
+    :data:`SWEEP_FIXED_STEPS` steps in the log noise level (each reads the options it has)."""
+    from scoreflow.errors import UnknownOptionError
+
+    rows = []
+    for oracle in oracles:
+        gm, sde = oracle.mixture, oracle.sde
+        score = gm.score_model(sde)
+        x, _ = gm.sample(n, generator=torch.Generator().manual_seed(3))
+        exact = gm.log_prob(x)
+        settings = [(name, {"solver": name, "rtol": tol, "atol": tol, "num_steps": SWEEP_FIXED_STEPS,
+                            "time_variable": "log_sigma"}) for name in host.available("ode_solver")]
+        settings.append(("exponential (20 steps)", {"method": "exponential", "num_steps": 20}))
+        for label, options in settings:
+            start = time.perf_counter()
+            try:
+                try:
+                    res = sf.log_likelihood(score, sde, x, estimator="exact", host=host, **options)
+                except UnknownOptionError:  # a plugin solver without num_steps: its own defaults and tolerances
+                    options = {k: v for k, v in options.items() if k != "num_steps"}
+                    res = sf.log_likelihood(score, sde, x, estimator="exact", host=host, **options)
+            except (ValueError, RuntimeError) as exc:
+                rows.append({"oracle": oracle.name, "solver": label, "error": f"{type(exc).__name__}: {exc}"[:200]})
+                continue
+            err = res.logp.double() - exact
+            rows.append({"oracle": oracle.name, "solver": label, "nfe": res.nfe,
+                         "seconds": round(time.perf_counter() - start, 4), "mean_error": float(err.mean()),
+                         "mean_abs_error": float(err.abs().mean())})
+    return rows

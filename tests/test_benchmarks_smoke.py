@@ -195,3 +195,22 @@ def test_likelihood_mnist_quick():
     assert 1.5 < record["reference_mean_bpd"] < 3.5
     with pytest.raises(ValueError, match="Unknown variants \\['rk5'\\]"):
         likelihood_mnist.run(str(MNIST_DIR), images=2, batch=2, repeats=1, ema=True, variants=["rk5"])
+
+
+def test_likelihood_solver_sweep_covers_every_registered_solver_and_sde():
+    """Suite 2's sweep (full runs only): a row per (SDE oracle, ODE solver) plus the exponential method; the
+    adaptive solves reach the exact density under VE and the plugin's VP."""
+    import scoreflow as sf
+    from benchmarks.likelihood import solver_sweep
+    from benchmarks.oracles import ring, under_registered_sdes
+
+    host = sf.PluginHost(autoload=True)
+    base = ring(20_000)
+    vp = next(o for o in under_registered_sdes(base, host)[0] if o.name == "ring-2d/vp")
+    rows = solver_sweep([base, vp], 5, 1e-5, host)
+    expected = {(o, s) for o in ("ring-2d", "ring-2d/vp")
+                for s in [*host.available("ode_solver"), "exponential (20 steps)"]}
+    assert {(r["oracle"], r["solver"]) for r in rows} == expected
+    for oracle in ("ring-2d", "ring-2d/vp"):
+        dopri5 = next(r for r in rows if r["oracle"] == oracle and r["solver"] == "dopri5")
+        assert dopri5["nfe"] > 0 and dopri5["mean_abs_error"] < 0.01, dopri5
