@@ -44,7 +44,7 @@ def under_registered_sdes(base: Oracle, host: sf.PluginHost) -> tuple[list[Oracl
     for name in host.available("sde"):
         try:
             sde = host.create("sde", name)
-        except Exception as exc:  # a plugin SDE that needs options: reported, not fatal
+        except Exception as exc:  # noqa: BLE001  (a plugin SDE that needs options: reported, not fatal)
             skipped[name] = f"{type(exc).__name__}: {exc}"[:200]
             continue
         if sde == base.sde:

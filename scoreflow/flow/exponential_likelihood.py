@@ -59,7 +59,7 @@ def scales_and_log_rates(sde: SDE, times: torch.Tensor, rates: torch.Tensor) -> 
         t_var = times.to(torch.float64).clone().requires_grad_(True)
         scale = sde.marginal_scale(t_var)
         if not scale.requires_grad:  # alpha does not depend on t (VE)
-            return scale.detach(), torch.zeros_like(t_var, requires_grad=False)
+            return scale.detach(), torch.zeros_like(times, dtype=torch.float64)
         (dlog_dt,) = torch.autograd.grad(torch.log(scale).sum(), t_var)
     return scale.detach(), dlog_dt * rates
 
@@ -115,21 +115,21 @@ def integrate_exponential(
                 drift = flow(as_time(t, state.shape[0], state), state)
         return drift * rate / scale - log_scale_rates[k] * y
 
-    x = x / scales[0]  # from here on the scaled state y
+    y = x / scales[0]  # the scaled state
     for i, h in enumerate(steps):
         k = 3 * i
-        n1 = velocity(x, k, 0 in DIVERGENCE_STAGES) - x  # the nonlinear part N = dx/du - x = -D
+        n1 = velocity(y, k, 0 in DIVERGENCE_STAGES) - y  # the nonlinear part N = dy/du - y = -D
         e1, a1, _ = _phi(h / 3)
-        x1 = e1 * x + (h / 3) * a1 * n1
-        n2 = velocity(x1, k + 1, 1 in DIVERGENCE_STAGES) - x1
+        y1 = e1 * y + (h / 3) * a1 * n1
+        n2 = velocity(y1, k + 1, 1 in DIVERGENCE_STAGES) - y1
         e2, b1, b2 = _phi(2 * h / 3)
-        x2 = e2 * x + (2 * h / 3) * (b1 * n1 + 2 * b2 * (n2 - n1))
-        n3 = velocity(x2, k + 2, 2 in DIVERGENCE_STAGES) - x2
+        y2 = e2 * y + (2 * h / 3) * (b1 * n1 + 2 * b2 * (n2 - n1))
+        n3 = velocity(y2, k + 2, 2 in DIVERGENCE_STAGES) - y2
         e, p1, p2 = _phi(h)
-        x = e * x + h * (p1 * n1 + 1.5 * p2 * (n3 - n1))
-        if not torch.isfinite(x).all():
+        y = e * y + h * (p1 * n1 + 1.5 * p2 * (n3 - n1))
+        if not torch.isfinite(y).all():
             raise NonFiniteError(f"the state became non-finite in step {i + 1} of {num_steps} (u = {grid[i + 1]:.4g})")
-    velocity(x, len(all_u) - 1, True)  # the divergence at T closes the quadrature
+    velocity(y, len(all_u) - 1, True)  # the divergence at T closes the quadrature
     weights = torch.tensor(spline_weights(np.array(nodes)), dtype=x.dtype, device=x.device)
     delta = (torch.stack(values) * weights[:, None]).sum(0)
-    return x * scales[-1], delta, passes
+    return y * scales[-1], delta, passes
