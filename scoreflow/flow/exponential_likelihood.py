@@ -29,7 +29,7 @@ import torch
 from scipy.interpolate import CubicSpline
 
 from scoreflow.errors import NonFiniteError
-from scoreflow.flow.likelihood import log_noise_bounds, times_and_rates
+from scoreflow.flow.likelihood import log_noise_bounds, times_and_rates, value_and_time_derivative
 from scoreflow.flow.probability_flow import ProbabilityFlowODE
 from scoreflow.tensor import as_time
 
@@ -55,13 +55,10 @@ def log_noise_grid(sde: SDE, eps: float, num_steps: int, power: float = GRID_POW
 def scales_and_log_rates(sde: SDE, times: torch.Tensor, rates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``alpha(t)`` and ``d log alpha / du = (d log alpha / dt) (dt/du)`` at ``times`` (float64; the derivative by
     autograd on :meth:`SDE.marginal_scale`). VE: ones and zeros."""
-    with torch.enable_grad():
-        t_var = times.to(torch.float64).clone().requires_grad_(True)
-        scale = sde.marginal_scale(t_var)
-        if not scale.requires_grad:  # alpha does not depend on t (VE)
-            return scale.detach(), torch.zeros_like(times, dtype=torch.float64)
-        (dlog_dt,) = torch.autograd.grad(torch.log(scale).sum(), t_var)
-    return scale.detach(), dlog_dt * rates
+    scale, dscale_dt = value_and_time_derivative(sde.marginal_scale, times)
+    if dscale_dt is None:  # alpha does not depend on t (VE)
+        return scale, torch.zeros_like(times, dtype=torch.float64)
+    return scale, dscale_dt / scale * rates
 
 
 def spline_weights(nodes: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ product that serves every probe.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 import attrs
@@ -100,10 +101,6 @@ class LogNoiseLevelTime(nn.Module):
         super().__init__()
         self.func, self.sde = func, sde
 
-    def time_at(self, u: float) -> float:
-        """``t`` at log noise level ``u`` (float64)."""
-        return float(self.sde.time_at_noise_level(torch.tensor([math.exp(u)], dtype=torch.float64))[0])
-
     def forward(self, u: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         t64, dt_du = times_and_rates(self.sde, u.detach().to("cpu", torch.float64).reshape(1))
         ref = state[0]
@@ -121,11 +118,21 @@ def times_and_rates(sde: SDE, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     """``t(u)`` and ``dt/du = s / (ds/dt)`` at log noise levels ``u`` (float64; ``ds/dt`` by autograd on
     :meth:`SDE.noise_level`)."""
     t64 = sde.time_at_noise_level(torch.exp(u.to(torch.float64)))
+    level, ds_dt = value_and_time_derivative(sde.noise_level, t64)
+    return t64, level / ds_dt
+
+
+def value_and_time_derivative(fn: Callable[[torch.Tensor], torch.Tensor],
+                              t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``fn(t)`` and ``d fn / dt`` elementwise at float64 times ``t`` (autograd; ``None`` where ``fn`` does not
+    depend on ``t``, as a VE SDE's ``marginal_scale``)."""
     with torch.enable_grad():
-        t_var = t64.clone().requires_grad_(True)
-        level = sde.noise_level(t_var)
-        (ds_dt,) = torch.autograd.grad(level.sum(), t_var)
-    return t64, level.detach() / ds_dt
+        t_var = t.to(torch.float64).clone().requires_grad_(True)
+        value = fn(t_var)
+        if not value.requires_grad:
+            return value.detach(), None
+        (derivative,) = torch.autograd.grad(value.sum(), t_var)
+    return value.detach(), derivative
 
 
 def _batched_vjp(out: torch.Tensor, x: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
