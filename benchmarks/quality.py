@@ -37,6 +37,8 @@ class Variant:
     name: str
     family: str
     run: Any
+    #: ``(slope, intercept)`` of NFE against num_steps when already probed (else :func:`run_suite` probes)
+    nfe_line: tuple[float, float] | None = None
 
 
 def variants(host: sf.PluginHost, oracle: Oracle) -> list[Variant]:
@@ -77,13 +79,13 @@ def _ode_variant(host, method, score, sde, eps, dim: int) -> Variant:
     :func:`run_suite`, which reports it as the variant's row."""
     fixed = Variant(f"ode:{method}", "ode", _ode_runner(host, method, score, sde, eps))
     try:
-        slope, _ = nfe_per_step(fixed, dim)
+        line = nfe_per_step(fixed, dim)
     except UnknownOptionError:
-        slope = 0.0
+        line = (0.0, 0.0)
     except (ValueError, RuntimeError):
         return fixed
-    if slope > 0:
-        return fixed
+    if line[0] > 0:
+        return attrs.evolve(fixed, nfe_line=line)
     return Variant(f"ode:{method}", "ode-adaptive", _ode_runner(host, method, score, sde, eps, fixed=False))
 
 
@@ -154,7 +156,7 @@ def run_suite(oracle: Oracle, budgets: tuple[int, ...], n: int, host: sf.PluginH
                                  lambda g, v=variant: v.run(0, (n, dim), g), None))
             continue
         try:
-            slope, intercept = nfe_per_step(variant, dim)
+            slope, intercept = variant.nfe_line or nfe_per_step(variant, dim)
         except (ValueError, RuntimeError) as exc:  # e.g. a plugin that fails its two tiny probe runs: a row, not a crash
             rows.append({"oracle": oracle.name, "sampler": variant.name, "family": variant.family, "budget": None,
                          "nfe": None, "error": f"probe: {type(exc).__name__}: {exc}"[:200]})
