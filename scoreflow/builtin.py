@@ -10,6 +10,7 @@ from scoreflow.flow.solvers import ADAPTIVE_METHODS, FIXED_METHODS, TorchdiffeqS
 from scoreflow.hookspecs import hookimpl
 from scoreflow.models.classifier import ConvClassifier, MLPClassifier
 from scoreflow.models.mlp import MLP
+from scoreflow.models.resunet import ResUNet
 from scoreflow.models.unet import UNet
 from scoreflow.pretrained import SHIPPED_SHA256, SHIPPED_SUMMARIES, PretrainedModel
 from scoreflow.sampling.conditioning import ClassifierGuidance, Colorize, Inpaint, SMCInpaint
@@ -34,6 +35,8 @@ def scoreflow_register_sdes(registry: Registry) -> None:
 def scoreflow_register_score_nets(registry: Registry) -> None:
     registry.add("unet", UNet)
     registry.add("mlp", MLP)
+    registry.add("resunet", ResUNet, summary="DDPM++-style U-Net: padded convolutions, residual blocks, attention; "
+                 "raw output (use with preconditioning = 'edm').")
 
 
 @hookimpl

@@ -109,6 +109,15 @@ class GaussianMixture:
         s = alpha[:, None] * (resp @ mu) - xf * resp.sum(1, keepdim=True)
         return s.to(x.dtype).reshape(x.shape)
 
+    def denoiser(self, x: torch.Tensor, t: torch.Tensor, sde: SDE) -> torch.Tensor:
+        """The exact denoiser ``E[x_0 | x_t = x]`` under ``sde``: each component's Gaussian posterior mean
+        ``mu_k + alpha v_k (x - alpha mu_k) / (alpha^2 v_k + std^2)``, weighted by its responsibility."""
+        logits, xf, mu, alpha, var = self._logits(x, t, sde)
+        resp = torch.softmax(logits, dim=1)  # (B, K)
+        gain = alpha[:, None] * self.stds.to(x.device)[None] ** 2 / var  # (B, K)
+        post = (resp * (1 - alpha[:, None] * gain)) @ mu + (resp * gain).sum(1, keepdim=True) * xf
+        return post.to(x.dtype).reshape(x.shape)
+
     def assign(self, x: torch.Tensor) -> torch.Tensor:
         """Most probable component of each sample under ``p_0``."""
         logits, *_ = self._logits(x, None, None)

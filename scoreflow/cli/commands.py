@@ -85,12 +85,16 @@ def _sampling_plan(args: argparse.Namespace, sde):
     if args.ode_solver and (args.schedule is not None or args.predictor_options or args.resample):
         raise ValueError("--schedule, --predictor-options and --resample apply to predictor-corrector sampling, not to "
                          f"--ode-solver {args.ode_solver} (its options: --solver-options, --rtol, --atol, --eps)")
+    if getattr(args, "ode_denoise", False) and not args.ode_solver:
+        raise ValueError("--ode-denoise applies to --ode-solver sampling (predictor-corrector sampling ends with the "
+                         "predictor's noise-free mean already)")
     if args.solver_options and not args.ode_solver:
         raise ValueError("--solver-options applies to --ode-solver sampling; for predictor-corrector sampling use "
                          "--predictor-options")
     if args.ode_solver:  # the solver is built here, so an unknown name or option fails before any sampling
         sampler = ProbabilityFlowSampler(solver=args.ode_solver, rtol=args.rtol, atol=args.atol,
-                                         eps=1e-3 if args.eps is None else args.eps, solver_options=args.solver_options)
+                                         eps=1e-3 if args.eps is None else args.eps, solver_options=args.solver_options,
+                                         denoise=bool(getattr(args, "ode_denoise", False)))
     else:
         sampler = _sampler_from_args(args, **condition)
     sampler.check(sde)  # an incompatible predictor, corrector or eps fails before any batch starts
@@ -249,6 +253,39 @@ def evaluate(args: argparse.Namespace) -> int:
     summary["nfe"] = nfe
     _write_json(args.out, summary)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    from scoreflow.device import resolve_device
+    from scoreflow.evaluation.calibration import denoiser_calibration
+    from scoreflow.training import load_trained
+
+    resolve_device(args.device)
+    if not all(isinstance(s, float) and s > 0 for s in args.noise_levels):
+        raise ValueError(f"--noise-levels must be positive numbers, got {args.noise_levels}")
+    name = args.checkpoint
+    args.checkpoint = checkpoint_location(args.checkpoint)
+    out = writable_folder(args.out)
+    model, sde, _ = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
+    data = _dataset_from_checkpoint(args, "test")
+    if data.kind != "image":
+        raise ValueError(f"calibrate needs image data; {name!r} was trained on {data.kind} data")
+    images = data.x[: args.num_images].to(args.device)
+    if images.shape[0] < 2:
+        raise ValueError(f"calibrate needs at least 2 test images, the split has {images.shape[0]}")
+    report = denoiser_calibration(model, sde, images, noise_levels=args.noise_levels, margin=args.margin,
+                                  generator=torch.Generator().manual_seed(args.seed))
+    summary = {"checkpoint": name, **report.summary()}
+    report.save_heatmap(out / "calibration.png", title=f"{name}: slope of the noise estimate on the true noise")
+    _write_json(str(out / "calibration.json"), summary)
+    level, pixel, slope = report.worst
+    print(f"{name}: {summary['flagged_count']} pixel-level pairs flagged (slope more than {args.margin:g} below "
+          f"what a perfect denoiser guarantees); worst pixel {pixel} at noise level {level:g}: slope {slope:.3f}")
+    for row in summary["levels"]:
+        print(f"  noise level {row['noise_level']:g}: min slope {row['min_slope']:.3f}, median "
+              f"{row['median_slope']:.3f}, flagged {row['flagged']}")
+    print(f"wrote {out / 'calibration.png'} and {out / 'calibration.json'}")
     return 0
 
 

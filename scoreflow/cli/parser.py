@@ -19,8 +19,12 @@ TRAIN_HELP = {
     "model_options": 'JSON object of network options, e.g. \'{"channels": [32, 64, 128, 256]}\'',
     "sde": "SDE name (see `scoreflow list sde`)",
     "sde_options": 'JSON object of SDE options, e.g. \'{"sigma_min": 0.01, "sigma_max": 22}\' (the seed tutorial\'s)',
-    "weighting": "loss weighting: sigma2 (the tutorial's) or likelihood (g^2)",
+    "preconditioning": "none (the network's output as it declares) or edm (c_skip, c_out, c_in, c_noise)",
+    "sigma_data": "the data's standard deviation, for edm preconditioning and weighting",
+    "weighting": "loss weighting: sigma2 (the tutorial's), likelihood (g^2) or edm (log-normal noise levels)",
     "importance_sampling": "with --weighting likelihood, sample t in proportion to the weight",
+    "p_mean": "with --weighting edm, the mean of ln(noise level)",
+    "p_std": "with --weighting edm, the standard deviation of ln(noise level)",
     "steps": "total optimisation steps (ignored when --epochs is given)",
     "epochs": "passes over the training data, each a fresh shuffle (overrides --steps)",
     "batch_size": "global batch size (split across torchrun processes)",
@@ -119,6 +123,8 @@ def _add_sampler_options(p: argparse.ArgumentParser, *, ode: bool = True) -> Non
     if ode:
         p.add_argument("--ode-solver", default=None,
                        help="sample with the probability-flow ODE and this solver instead")
+        p.add_argument("--ode-denoise", action="store_true",
+                       help="end --ode-solver sampling with one Tweedie denoising step at --eps (one more evaluation)")
         p.add_argument("--solver-options", type=_json_object, default={},
                        help='JSON options of the --ode-solver, e.g. \'{"num_steps": 20}\' for rk4 (see '
                             '`scoreflow list ode_solver`)')
@@ -386,6 +392,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_options(p)
     p.add_argument("--out", default=None, help="also write the summary as JSON here")
     p.set_defaults(func=_run("evaluate"), num_samples=500)
+    p = sub.add_parser("calibrate", help="denoiser calibration: per-pixel slope of the noise estimate against the "
+                                         "true noise at several noise levels (heat map + JSON)")
+    p.add_argument("--checkpoint", required=True, help="run folder, checkpoint folder or shipped model name")
+    p.add_argument("--num-images", type=_positive_int, default=256, help="test images (default: %(default)s)")
+    p.add_argument("--noise-levels", type=float, nargs="+", default=[0.05, 0.2, 1.0, 5.0, 20.0],
+                   help="noise levels s of x/alpha; those above the SDE's are skipped (default: %(default)s)")
+    p.add_argument("--margin", type=float, default=0.1, help="flag a pixel whose slope is this far below what a "
+                                                             "perfect denoiser guarantees (default: %(default)s)")
+    p.add_argument("--out", default="calibration", help="output folder (default: %(default)s)")
+    p.add_argument("--data-dir", default=None, help="the dataset's folder (default: the dataset's own location)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-ema", action="store_true")
+    p.set_defaults(func=_run("calibrate"))
     p = sub.add_parser("demo", help="MNIST digits from the shipped mnist-tutorial model with EM, PC and the ODE "
                                     "sampler, plus test bits/dim (a few CPU minutes)")
     p.add_argument("--out", default="scoreflow-demo", help="output folder (default: %(default)s)")

@@ -102,6 +102,7 @@ def ode_sample(
     z: torch.Tensor | None = None,
     host: PluginHost | None = None,
     progress: bool = False,
+    denoise: bool = False,
 ) -> SampleResult:
     """Sample by integrating the probability-flow ODE from ``T`` to ``eps`` with torchdiffeq.
 
@@ -121,15 +122,21 @@ def ode_sample(
         z: Optional prior latent to start from instead of a fresh draw.
         host: Plugin host used to resolve ``solver``.
         progress: Show a tqdm bar of the time integrated so far (and the evaluations spent).
+        denoise: End with one Tweedie step ``x <- E[x_0 | x_eps] = (x + std^2 score) / alpha`` at ``eps``
+            (score_sde's ``denoise=True``; one more network evaluation), removing the noise left at ``eps``.
     """
     from scoreflow.models.base import make_score_fn
+    from scoreflow.models.parametrization import denoised_from_score
 
     shape = check_shape(shape)
     check_eps(eps, sde.T)
     options = {"rtol": rtol, "atol": atol} if isinstance(solver, str) else {}
     ode_solver = resolve_solver(solver, host=host, **options)
     device = model_device(model, device if device is not None else (generator.device if generator else None))
-    func = ProbabilityFlowODE(sde, make_score_fn(model, sde))
+    if not isinstance(denoise, bool):
+        raise ValueError(f"denoise must be true or false, got {denoise!r}")
+    score = make_score_fn(model, sde)
+    func = ProbabilityFlowODE(sde, score)
     with torch.no_grad():
         if z is None:
             z = sde.prior_sampling(shape, generator=generator, device=device, dtype=dtype)
@@ -144,6 +151,10 @@ def ode_sample(
         finally:
             if progress:
                 func.close()
+        if denoise:
+            t_end = as_time(eps, x.shape[0], x)
+            x = denoised_from_score(score(x, t_end), x, t_end, sde)
+            nfe += 1
     check_finite("samples", x)
     return SampleResult(x, nfe)
 
@@ -155,7 +166,8 @@ class ProbabilityFlowSampler:
     (``evaluation.runs.sample_many``, the command line) has one sampling path.
 
     The solver is resolved when the sampler is built, so an unknown name or option fails at once.
-    ``rtol``/``atol`` apply to a solver given by name (an instance carries its own).
+    ``rtol``/``atol`` apply to a solver given by name (an instance carries its own); ``denoise`` ends with one
+    Tweedie step at ``eps`` (see :func:`ode_sample`).
     """
 
     solver: str | ODESolver = "dopri5"
@@ -163,6 +175,7 @@ class ProbabilityFlowSampler:
     atol: float = 1e-5
     eps: float = 1e-3
     solver_options: dict[str, Any] = attrs.field(factory=dict)
+    denoise: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     host: PluginHost | None = attrs.field(default=None, repr=False, eq=False)
     _solver: ODESolver = attrs.field(init=False, repr=False, eq=False)
 
@@ -192,7 +205,7 @@ class ProbabilityFlowSampler:
         ``callback`` gets the :class:`~scoreflow.Sampler`'s ``{"i", "t", "x", "x_mean", "nfe"}`` once, at the end
         (the solver chooses its own steps)."""
         result = ode_sample(model, sde, shape, solver=self._solver, eps=self.eps, generator=generator,
-                            device=device, dtype=dtype, z=init, progress=progress)
+                            device=device, dtype=dtype, z=init, progress=progress, denoise=self.denoise)
         if callback is not None:
             callback(final_report(self.eps, result.samples, result.nfe))
         return result

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from scoreflow.tensor import batch_broadcast
+from scoreflow.models.parametrization import Parametrization, check_parametrization, denoised_from_score, to_score
 
 if TYPE_CHECKING:
     from scoreflow.sde.base import SDE
@@ -19,36 +19,47 @@ ScoreModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class ScoreNet(nn.Module):
     """A network ``(x, t) -> output`` with ``x``'s shape.
 
-    ``parametrization`` says what the output means: ``"score"`` (the score itself)
-    or ``"noise"`` (the noise ``z`` in ``x_t = mean + std z``; the score is then
-    ``-z / std``).
+    ``parametrization`` says what the output means (:mod:`scoreflow.models.parametrization`): ``"score"``
+    (the score itself), ``"noise"`` (the noise ``z`` in ``x_t = alpha x_0 + std z``), ``"data"`` (the
+    denoiser ``E[x_0 | x_t]``) or ``"v"``. Training, sampling and the likelihood all convert it the same way.
     """
 
-    parametrization: Literal["score", "noise"] = "score"
+    parametrization: Parametrization = "score"
 
 
 def make_score_fn(model: ScoreModel, sde: SDE) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Wrap ``model`` as ``score(x, t)`` with a ``(B,)`` time and a shape check.
 
-    Accepts a :class:`ScoreNet` (noise predictions are converted with the SDE's
-    marginal std) or any callable returning the score.
+    Accepts a :class:`ScoreNet` (its declared ``parametrization`` is converted with the SDE's marginal) or any
+    callable returning the score.
     """
     if not callable(model):
         raise TypeError(f"a score model must be callable as model(x, t), got {type(model).__name__}")
-    noise = getattr(model, "parametrization", "score") == "noise"
-    if getattr(model, "parametrization", "score") not in ("score", "noise"):
-        raise ValueError(
-            f"unknown parametrization {model.parametrization!r}; allowed: 'score', 'noise'"
-        )
+    parametrization = check_parametrization(getattr(model, "parametrization", "score"))
 
     def score(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         out = model(x, t)
         if not isinstance(out, torch.Tensor) or out.shape != x.shape:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ValueError(f"score model returned {got}, expected a tensor of shape {tuple(x.shape)}")
-        if noise:
-            _, std = sde.marginal_prob(x, t)
-            out = -out / batch_broadcast(std, x)
-        return out
+        return to_score(out, x, t, sde, parametrization)
 
     return score
+
+
+def make_denoiser_fn(model: ScoreModel, sde: SDE) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Wrap ``model`` as the denoiser ``D(x, t) = E[x_0 | x_t = x]`` (Tweedie's formula on its score; a
+    ``"data"`` network's own output)."""
+    score = make_score_fn(model, sde)
+    if getattr(model, "parametrization", "score") == "data":
+        def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            out = model(x, t)
+            if out.shape != x.shape:
+                raise ValueError(f"denoiser returned {tuple(out.shape)}, expected {tuple(x.shape)}")
+            return out
+        return denoise
+
+    def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return denoised_from_score(score(x, t), x, t, sde)
+
+    return denoise

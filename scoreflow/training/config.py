@@ -8,14 +8,15 @@ from typing import Any
 
 import attrs
 
+from scoreflow.models.preconditioning import PRECONDITIONINGS
 from scoreflow.training.losses import WEIGHTINGS
 
 OPTIMIZERS = ("adam", "adamw")
 
 _INT_FIELDS = ("steps", "batch_size", "warmup", "seed", "checkpoint_every", "log_every", "keep_last")
-_FLOAT_FIELDS = ("lr", "weight_decay", "ema_decay", "eps")
+_FLOAT_FIELDS = ("lr", "weight_decay", "ema_decay", "eps", "sigma_data", "p_mean", "p_std")
 _BOOL_FIELDS = ("importance_sampling", "amp", "dequantize")
-_STR_FIELDS = ("dataset", "model", "sde", "weighting", "optimizer", "device")
+_STR_FIELDS = ("dataset", "model", "sde", "weighting", "optimizer", "device", "preconditioning")
 _DICT_FIELDS = ("dataset_options", "model_options", "sde_options")
 
 
@@ -80,6 +81,10 @@ class TrainConfig:
     ``*_options`` are passed to the factories. Score-net factories also receive
     ``sde`` and, filled from the data unless given, ``image_size``/``in_channels``
     (images) or ``dim`` (vectors).
+
+    ``preconditioning = "edm"`` wraps the network in
+    :class:`~scoreflow.models.preconditioning.EDMPreconditioner` with ``sigma_data``; ``weighting = "edm"``
+    draws noise levels with ``ln s ~ N(p_mean, p_std^2)``.
     """
 
     dataset: str = "digits"
@@ -89,8 +94,12 @@ class TrainConfig:
     model_options: dict[str, Any] = attrs.field(factory=dict)
     sde: str = "ve"
     sde_options: dict[str, Any] = attrs.field(factory=dict)
+    preconditioning: str = attrs.field(default="none", validator=_choice(PRECONDITIONINGS))
+    sigma_data: float = attrs.field(default=0.5, validator=_positive)
     weighting: str = attrs.field(default="sigma2", validator=_choice(WEIGHTINGS))
     importance_sampling: bool = True
+    p_mean: float = -1.2
+    p_std: float = attrs.field(default=1.2, validator=_positive)
     steps: int = attrs.field(default=1000, validator=_positive)
     epochs: int | None = None
     batch_size: int = attrs.field(default=64, validator=_positive)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from scoreflow.models.parametrization import noise_estimate
 from scoreflow.tensor import batch_broadcast, sum_except_batch
 
 if TYPE_CHECKING:
     from scoreflow.sde.base import SDE
 
-WEIGHTINGS = ("sigma2", "likelihood")
+#: The loss weightings (``TrainConfig.weighting``): the tutorial's ``lambda = std^2``, the likelihood weighting
+#: ``lambda = g^2`` and EDM's ``lambda = (s^2 + sd^2) / (s sd)^2`` on the denoiser with log-normal noise levels.
+WEIGHTINGS = ("sigma2", "likelihood", "edm")
 
 
 class ImportanceTimeSampler:
@@ -46,9 +50,25 @@ class ImportanceTimeSampler:
         return self.ts[i - 1] + frac * (self.ts[i] - self.ts[i - 1])
 
 
+class LogNormalTimeSampler:
+    """Draws ``t`` whose noise level ``s(t)`` is log-normal, ``ln s ~ N(p_mean, p_std^2)`` (Karras et al. 2022),
+    clipped to the SDE's noise levels on ``[eps, T]``; works for any SDE with a noise level."""
+
+    def __init__(self, sde: SDE, eps: float, p_mean: float = -1.2, p_std: float = 1.2) -> None:
+        if not (math.isfinite(p_std) and p_std > 0) or not math.isfinite(p_mean):
+            raise ValueError(f"p_mean must be finite and p_std finite and positive, got {p_mean!r}, {p_std!r}")
+        self.sde, self.eps, self.p_mean, self.p_std = sde, eps, p_mean, p_std
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` times (float64)."""
+        log_s = torch.randn(n, generator=generator, dtype=torch.float64) * self.p_std + self.p_mean
+        t = self.sde.time_at_noise_level(torch.exp(log_s))
+        return t.to(torch.float64).clamp(self.eps, self.sde.T)
+
+
 def sample_times(sde: SDE, n: int, eps: float, generator: torch.Generator | None,
-                 importance: ImportanceTimeSampler | None = None) -> torch.Tensor:
-    """``t ~ U(eps, T)``, or from ``importance`` when given (float64)."""
+                 importance: ImportanceTimeSampler | LogNormalTimeSampler | None = None) -> torch.Tensor:
+    """``t ~ U(eps, T)``, or from ``importance`` (any sampler with ``sample(n, generator)``) when given (float64)."""
     if importance is not None:
         return importance.sample(n, generator)
     return torch.rand(n, generator=generator, dtype=torch.float64) * (sde.T - eps) + eps
@@ -61,21 +81,36 @@ def dsm_loss(
     t: torch.Tensor,
     z: torch.Tensor,
     *,
-    weighting: Literal["sigma2", "likelihood"] = "sigma2",
+    weighting: Literal["sigma2", "likelihood", "edm"] = "sigma2",
     importance_sampled: bool = False,
+    sigma_data: float = 0.5,
 ) -> torch.Tensor:
     """Per-sample denoising score-matching loss, summed over pixels (shape ``(B,)``).
+
+    The network's output is read through its declared ``parametrization`` (score, noise, data or v) as the
+    noise estimate ``z_hat`` (:func:`~scoreflow.models.parametrization.noise_estimate`), so
+    ``||z - z_hat||^2 = std^2 ||s(x_t, t) - grad log p(x_t | x_0)||^2`` is the score loss whatever the network
+    predicts. Weightings:
 
     ``sigma2``: the tutorial's ``lambda(t) = std(t)^2``, i.e. ``||s(x_t, t) std + z||^2``.
     ``likelihood``: ``lambda = g(t)^2``; with ``importance_sampled`` the ``t`` were drawn
     from :class:`ImportanceTimeSampler` and the weight is already accounted for.
+    ``edm``: Karras et al.'s ``lambda(s) ||D - x_0||^2`` with ``lambda = (s^2 + sd^2) / (s sd)^2`` at noise level
+    ``s``, i.e. ``(1 + s^2 / sd^2) ||z - z_hat||^2`` (unit weight on a preconditioned network's raw output); the
+    times come from :class:`LogNormalTimeSampler`.
     """
     if weighting not in WEIGHTINGS:
         raise ValueError(f"Unknown weighting {weighting!r}. Available: {', '.join(WEIGHTINGS)}.")
     mean, std = sde.marginal_prob(x, t)
     xt = mean + batch_broadcast(std, x) * z
-    residual = sum_except_batch((model(xt, t) * batch_broadcast(std, x) + z) ** 2)
+    parametrization = getattr(model, "parametrization", None)
+    if parametrization is None:  # DistributedDataParallel hides the network's declaration
+        parametrization = getattr(getattr(model, "module", None), "parametrization", "score")
+    residual = sum_except_batch((z - noise_estimate(model(xt, t), xt, t, sde, parametrization)) ** 2)
     if weighting == "likelihood" and not importance_sampled:
         _, g = sde.sde(x, t)
         residual = residual * g**2 / std**2
+    elif weighting == "edm":
+        s = sde.noise_level(t)
+        residual = residual * (1 + s**2 / sigma_data**2)
     return residual

@@ -16,6 +16,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from scoreflow.data.base import TensorData, dequantize
 from scoreflow.models.base import ScoreNet
+from scoreflow.models.preconditioning import EDMPreconditioner
 from scoreflow.registry import check_instance
 from scoreflow.sde.base import SDE
 from scoreflow.device import resolve_device
@@ -24,7 +25,7 @@ from scoreflow.errors import TrainingDivergedError, TrainingInterrupted
 from scoreflow.pictures import save_loss_png
 from scoreflow.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from scoreflow.training.config import TrainConfig
-from scoreflow.training.losses import ImportanceTimeSampler, dsm_loss, sample_times
+from scoreflow.training.losses import ImportanceTimeSampler, LogNormalTimeSampler, dsm_loss, sample_times
 from scoreflow.training.run_folder import RunLock, prepare_run_folder, refuse_existing_run
 
 
@@ -56,6 +57,8 @@ def build_components(config: TrainConfig, data: TensorData, *, host=None, sde: S
     )
     torch.manual_seed(config.seed)
     model = host.create("score_net", config.model, sde=sde, **{**shape_opts, **config.model_options})
+    if config.preconditioning == "edm":
+        model = EDMPreconditioner(model, sde, config.sigma_data)
     return sde, model
 
 
@@ -152,8 +155,11 @@ class Trainer:
         self.ema = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
         self.optimizer = make_optimizer(config, self.model.parameters())
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.importance = (ImportanceTimeSampler(self.sde, config.eps)
-                           if config.weighting == "likelihood" and config.importance_sampling else None)
+        self.importance: ImportanceTimeSampler | LogNormalTimeSampler | None = None
+        if config.weighting == "likelihood" and config.importance_sampling:
+            self.importance = ImportanceTimeSampler(self.sde, config.eps)
+        elif config.weighting == "edm":
+            self.importance = LogNormalTimeSampler(self.sde, config.eps, config.p_mean, config.p_std)
         if config.epochs is not None:
             self.steps_per_epoch = len(self.data) // config.batch_size
             if self.steps_per_epoch == 0:
@@ -270,8 +276,8 @@ class Trainer:
         autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.amp
                     else contextlib.nullcontext())
         with autocast:
-            loss = dsm_loss(self.net, self.sde, x, t, z, weighting=cfg.weighting,
-                            importance_sampled=self.importance is not None).mean()
+            loss = dsm_loss(self.net, self.sde, x, t, z, weighting=cfg.weighting, sigma_data=cfg.sigma_data,
+                            importance_sampled=isinstance(self.importance, ImportanceTimeSampler)).mean()
         self._check_divergence(float(loss.detach()))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

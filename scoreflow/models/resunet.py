@@ -1,0 +1,173 @@
+"""A DDPM++/NCSN++-style U-Net: padded convolutions, residual blocks with GroupNorm, attention at the bottom."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from scoreflow.models.base import ScoreNet
+from scoreflow.models.embedding import GaussianFourierProjection
+from scoreflow.models.parametrization import Parametrization, check_parametrization
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(math.gcd(32, channels) if channels >= 8 else 1, channels)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv, the noise embedding added, GroupNorm-SiLU-dropout-conv, plus a (1x1) skip."""
+
+    def __init__(self, cin: int, cout: int, embed_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1, self.conv1 = _norm(cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.embed = nn.Linear(embed_dim, cout)
+        self.norm2, self.conv2 = _norm(cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.dropout = nn.Dropout(dropout)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        nn.init.zeros_(self.conv2.weight)  # each block starts as its skip (DDPM++'s init_scale=0)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.embed(emb)[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over the pixels of a feature map, residual."""
+
+    def __init__(self, channels: int, heads: int = 1) -> None:
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"attention heads ({heads}) must divide the channels ({channels})")
+        self.heads = heads
+        self.norm = _norm(channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
+        out = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
+
+
+class ResUNet(ScoreNet):
+    """A modern score network for images of any size and channel count.
+
+    Levels of ``channels * mult`` channels, each with ``num_res_blocks`` residual blocks on the way down and one
+    more on the way up (DDPM++'s layout); every block adds the noise embedding; downsampling by strided
+    convolution, upsampling by nearest interpolation to the skip's size and a convolution (so odd sizes work);
+    self-attention at the lowest resolution and in the middle. All convolutions are padded, so every output
+    pixel sees a full neighbourhood (the tutorial U-Net gives corner pixels a single tap).
+
+    The network is raw: ``forward(x, c)`` returns ``x``'s shape and means what ``parametrization`` says
+    (default ``"noise"``); ``c`` is the conditioning scalar per sample, ``t`` when used directly or EDM's
+    ``c_noise = ln(s) / 4`` under :class:`~scoreflow.models.preconditioning.EDMPreconditioner`.
+
+    Args:
+        in_channels: Image channels (1 grey, 3 RGB).
+        image_size: Height = width (any size >= 1; recorded for the shape check).
+        channels: Channels of the first level.
+        channel_mult: One multiplier per level (its length is the number of levels).
+        num_res_blocks: Residual blocks per level on the way down.
+        attention: Self-attention at the lowest resolution and in the middle block.
+        dropout: Dropout rate inside the residual blocks.
+        embed_dim: Size of the noise embedding.
+        fourier_scale: Standard deviation of the random Fourier frequencies of the noise embedding.
+        parametrization: What the output predicts (``"noise"``, ``"data"``, ``"v"`` or ``"score"``).
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 1,
+        image_size: int = 28,
+        channels: int = 32,
+        channel_mult: Sequence[int] = (1, 2, 2),
+        num_res_blocks: int = 1,
+        attention: bool = True,
+        dropout: float = 0.0,
+        embed_dim: int = 128,
+        fourier_scale: float = 16.0,
+        parametrization: Parametrization = "noise",
+        sde: object = None,  # accepted (build_components passes it) and unused: the network is raw
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("image_size", image_size), ("channels", channels),
+                            ("num_res_blocks", num_res_blocks), ("embed_dim", embed_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        mult = tuple(channel_mult)
+        if not mult or any(isinstance(m, bool) or not isinstance(m, int) or m <= 0 for m in mult):
+            raise ValueError(f"channel_mult must be a non-empty list of positive integers, got {channel_mult!r}")
+        if not (isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and 0 <= dropout < 1):
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+        self.parametrization = check_parametrization(parametrization)
+        self.in_channels, self.image_size = in_channels, image_size
+        self.embed = nn.Sequential(GaussianFourierProjection(embed_dim, fourier_scale), nn.Linear(embed_dim, embed_dim),
+                                   nn.SiLU(), nn.Linear(embed_dim, embed_dim))
+        widths = [channels * m for m in mult]
+        self.inp = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.down = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        skips, cur = [channels], channels
+        for level, width in enumerate(widths):
+            blocks = nn.ModuleList()
+            for _ in range(num_res_blocks):
+                blocks.append(ResBlock(cur, width, embed_dim, dropout))
+                cur = width
+                skips.append(cur)
+            self.down.append(blocks)
+            if level < len(widths) - 1:
+                self.downsample.append(nn.Conv2d(cur, cur, 3, stride=2, padding=1))
+                skips.append(cur)
+        self.mid1 = ResBlock(cur, cur, embed_dim, dropout)
+        self.mid_attn = SelfAttention(cur) if attention else nn.Identity()
+        self.mid2 = ResBlock(cur, cur, embed_dim, dropout)
+        self.bottom_attn = SelfAttention(cur) if attention else nn.Identity()
+        self.up = nn.ModuleList()
+        self.upsample = nn.ModuleList()
+        for level, width in reversed(list(enumerate(widths))):
+            blocks = nn.ModuleList()
+            for _ in range(num_res_blocks + 1):
+                blocks.append(ResBlock(cur + skips.pop(), width, embed_dim, dropout))
+                cur = width
+            self.up.append(blocks)
+            if level > 0:
+                self.upsample.append(nn.Conv2d(cur, cur, 3, padding=1))
+        self.out_norm = _norm(cur)
+        self.out = nn.Conv2d(cur, in_channels, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1:] != (self.in_channels, self.image_size, self.image_size):
+            raise ValueError(f"ResUNet expects (B, {self.in_channels}, {self.image_size}, {self.image_size}), "
+                             f"got {tuple(x.shape)}")
+        emb = self.embed(c.to(x.dtype))
+        h = self.inp(x)
+        skips = [h]
+        for level, blocks in enumerate(self.down):
+            for block in blocks:
+                h = block(h, emb)
+                skips.append(h)
+            if level < len(self.downsample):
+                h = self.downsample[level](h)
+                skips.append(h)
+        h = self.bottom_attn(h)
+        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        for i, blocks in enumerate(self.up):
+            for block in blocks:
+                h = block(torch.cat([h, skips.pop()], dim=1), emb)
+            if i < len(self.upsample):
+                h = F.interpolate(h, size=skips[-1].shape[-2:], mode="nearest")
+                h = self.upsample[i](h)
+        return self.out(F.silu(self.out_norm(h)))
