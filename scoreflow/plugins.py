@@ -32,8 +32,19 @@ ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 KINDS: tuple[str, ...] = tuple(hookspecs.HOOKS_BY_KIND)
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
 def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+    """A boolean environment variable; anything but the allowed spellings is an error naming them (a typo such
+    as 'ture' must not silently mean false)."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"environment variable {name}={os.environ[name]!r} is not a boolean; allowed: "
+                     f"{', '.join(_TRUE)} (true) or {', '.join(repr(v) for v in _FALSE)} (false)")
 
 
 def _env_list(name: str) -> tuple[str, ...]:

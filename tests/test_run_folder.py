@@ -40,6 +40,39 @@ def test_overwrite_replaces_the_run(tmp_path):
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", "step_0000002"]
 
 
+def test_overwrite_deletes_only_what_scoreflow_wrote(tmp_path):
+    """--overwrite on a folder that holds no run, or over a run, never removes a file scoreflow did not write;
+    it does remove the old model's artefacts (loss.png, tuned-schedules.json)."""
+    mine = tmp_path / "checkpoints" / "notes.txt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("my notes")
+    (tmp_path / "checkpoints" / "step_old").mkdir()
+    (tmp_path / "checkpoints" / "step_old" / "model.safetensors").write_bytes(b"not scoreflow's")
+    Trainer(TrainConfig(steps=2, seed=1, **TINY), tmp_path, progress=False).run(overwrite=True)
+    (tmp_path / "tuned-schedules.json").write_text("{}")
+    inside = tmp_path / "checkpoints" / "step_0000002" / "readme.txt"
+    inside.write_text("kept")
+    Trainer(TrainConfig(steps=3, seed=2, **TINY), tmp_path, progress=False).run(overwrite=True)
+    assert mine.read_text() == "my notes" and inside.read_text() == "kept"
+    assert (tmp_path / "checkpoints" / "step_old" / "model.safetensors").read_bytes() == b"not scoreflow's"
+    assert sorted(p.name for p in inside.parent.iterdir()) == ["readme.txt"]  # the checkpoint's own files went
+    assert not (tmp_path / "tuned-schedules.json").exists() and load_checkpoint(tmp_path)["meta"]["step"] == 3
+
+
+def test_keep_last_orders_checkpoints_by_their_recorded_step_not_by_name(tmp_path):
+    """Past step 9,999,999 the folder name grows a digit: 'step_10000000' sorts before 'step_9999999' by name."""
+    import torch
+
+    from scoreflow.training.checkpoint import save_checkpoint
+
+    net = torch.nn.Linear(2, 2)
+    for step in (9_999_998, 9_999_999, 10_000_000, 10_000_001):
+        save_checkpoint(tmp_path, step, model=net, ema=None, optimizer=None, rng={}, meta={}, keep_last=2)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["latest", "step_10000000", "step_10000001"]
+    assert load_checkpoint(tmp_path)["meta"]["step"] == 10_000_001
+
+
 def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path):
     with RunLock(tmp_path):
         with pytest.raises(RunBusyError, match=f"being written by another process \\(pid {os.getpid()}\\)"):
@@ -113,3 +146,51 @@ def test_a_signal_during_sampling_writes_the_finished_blocks_and_says_so(tmp_pat
     else:
         n = len(load_file(str(written))["samples"])
         assert n > 0 and n % 8 == 0 and f"wrote the {n} finished" in err
+
+
+def test_resume_and_overwrite_together_are_refused_and_resume_never_goes_backwards(tmp_path, capsys):
+    Trainer(TrainConfig(steps=4, **TINY), tmp_path, progress=False).run()
+    with pytest.raises(ValueError, match="--resume and --overwrite contradict"):
+        Trainer(TrainConfig(steps=6, **TINY), tmp_path, progress=False).run(resume=True, overwrite=True)
+    assert main(["train", "--out", str(tmp_path), "--steps", "2", "--resume", *TINY_ARGS]) == 2
+    assert "already at step 4; ask for at least 4" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path)["meta"]["step"] == 4
+
+
+def test_import_checkpoint_overwrite_takes_the_run_lock_and_replaces_the_old_run(tmp_path):
+    import torch
+
+    from benchmarks.tutorial_notebook import SeedScoreNet
+    from scoreflow.errors import CheckpointError
+    from scoreflow.pretrained.tutorial_import import import_tutorial_checkpoint
+
+    torch.manual_seed(0)
+    state = SeedScoreNet().state_dict()
+    torch.save(state, tmp_path / "ckpt.pth")
+    run = tmp_path / "run"
+    Trainer(TrainConfig(steps=2, **TINY), run, progress=False).run()
+    (run / "tuned-schedules.json").write_text("{}")
+    with RunLock(run), pytest.raises(RunBusyError):
+        import_tutorial_checkpoint(tmp_path / "ckpt.pth", run, overwrite=True)
+    assert load_checkpoint(run)["meta"]["step"] == 2  # untouched while another writer held it
+    import_tutorial_checkpoint(tmp_path / "ckpt.pth", run, overwrite=True)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step_0000000"]
+    assert not (run / "tuned-schedules.json").exists()
+    for bad, words in ((state["embed.W"].to(torch.int32), "dtype torch.int32"),
+                       (state["embed.W"].to(torch.complex64), "dtype torch.complex64"),
+                       (torch.full_like(state["embed.W"], float("nan")), "NaN or infinite")):
+        torch.save({**state, "embed.W": bad}, tmp_path / "bad.pth")
+        with pytest.raises(CheckpointError, match=words):
+            import_tutorial_checkpoint(tmp_path / "bad.pth", tmp_path / "other")
+        assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("yes", True), ("off", False), ("", False)])
+def test_boolean_environment_variables_are_strict(monkeypatch, value, expected):
+    from scoreflow.plugins import _env_flag
+
+    monkeypatch.setenv("SCOREFLOW_STRICT_PLUGINS", value)
+    assert _env_flag("SCOREFLOW_STRICT_PLUGINS") is expected
+    monkeypatch.setenv("SCOREFLOW_STRICT_PLUGINS", "enabled")
+    with pytest.raises(ValueError, match="SCOREFLOW_STRICT_PLUGINS='enabled' is not a boolean; allowed: 1, true"):
+        _env_flag("SCOREFLOW_STRICT_PLUGINS")

@@ -91,6 +91,12 @@ def import_tutorial_checkpoint(path: str | Path, out: str | Path, *, sigma: floa
     out = Path(out)
     if (out / "checkpoints").exists() and not overwrite:
         raise FileExistsError(f"{out} already holds a run; choose another --out or pass --overwrite")
+    for key, value in state.items():  # the weights become a model's parameters: real, finite floats only
+        if not value.is_floating_point() or value.is_complex():
+            raise CheckpointError(f"{path}: tensor {key!r} has dtype {value.dtype}; the tutorial's weights are "
+                                  "real floating-point tensors")
+        if not torch.isfinite(value).all():
+            raise CheckpointError(f"{path}: tensor {key!r} holds NaN or infinite values")
     if "embed.1.weight" in state:  # Song's Colab
         preset, sde_options = "mnist-sigma25", {"sigma": float(sigma)}
         model_options: dict[str, Any] = {"channels": channels, "embed_dim": embed_dim}
@@ -116,4 +122,8 @@ def import_tutorial_checkpoint(path: str | Path, out: str | Path, *, sigma: floa
     meta = {"config": config.to_dict(), "sde": repr(sde), "versions": versions(), "losses": [],
             "data_shape": [in_channels, 28, 28], "data_kind": "image", "imported_from": Path(path).name,
             "notebook": preset}
-    return save_checkpoint(out, 0, model=model, ema=None, optimizer=None, rng={}, meta=meta)
+    from scoreflow.training.run_folder import RunLock, prepare_run_folder
+
+    with RunLock(out):  # a live trainer on this folder is refused, never repointed under it
+        prepare_run_folder(out, resume=False, overwrite=overwrite)  # removes the old run's checkpoints and artefacts
+        return save_checkpoint(out, 0, model=model, ema=None, optimizer=None, rng={}, meta=meta)

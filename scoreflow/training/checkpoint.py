@@ -87,12 +87,57 @@ def save_checkpoint(run_dir: Path, step: int, *, model: torch.nn.Module, ema: to
         raise
     _atomic_write_text(root / "latest", final.name + "\n")
     for stale in previous:  # older saves of this step, now superseded
-        shutil.rmtree(stale, ignore_errors=True)
+        if checkpoint_step(stale) is not None:
+            remove_checkpoint(stale)
     if keep_last > 0:
-        steps = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_") and p != final)
-        for stale in steps[:max(0, len(steps) + 1 - keep_last)]:
-            shutil.rmtree(stale, ignore_errors=True)
+        others = sorted((entry for entry in (_ordered_checkpoint(p) for p in root.iterdir() if p != final)
+                         if entry is not None), key=lambda entry: entry[:2])
+        for *_, stale in others[:max(0, len(others) + 1 - keep_last)]:
+            remove_checkpoint(stale)
     return final
+
+
+#: The files :func:`save_checkpoint` writes into a checkpoint folder (nothing else is ever deleted there).
+CHECKPOINT_FILES = frozenset({"meta.json", "model.safetensors", "ema.safetensors", "optimizer.safetensors",
+                              "rng.safetensors"})
+#: A checkpoint's meta.json larger than this is not read (crafted or corrupt).
+MAX_META_BYTES = 64 << 20
+
+
+def checkpoint_step(folder: Path) -> int | None:
+    """The step a scoreflow checkpoint folder records in its ``meta.json``; ``None`` for anything else (a folder
+    scoreflow did not write, a symlink, unreadable or foreign metadata)."""
+    meta = folder / "meta.json"
+    try:
+        if folder.is_symlink() or not folder.is_dir() or meta.is_symlink() or not meta.is_file() \
+                or meta.stat().st_size > MAX_META_BYTES:
+            return None
+        data = json.loads(meta.read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    step = data.get("step") if isinstance(data, dict) and data.get("format") == FORMAT else None
+    return step if isinstance(step, int) and not isinstance(step, bool) and step >= 0 else None
+
+
+def _ordered_checkpoint(folder: Path) -> tuple[int, int, Path] | None:
+    """``(recorded step, re-save number, folder)`` of a checkpoint folder, for ordering by step, never by name."""
+    step = checkpoint_step(folder) if folder.name.startswith("step_") else None
+    if step is None:
+        return None
+    suffix = folder.name.partition(".")[2]
+    return step, int(suffix) if suffix.isdigit() else 0, folder
+
+
+def remove_checkpoint(folder: Path) -> None:
+    """Delete the files scoreflow writes in a checkpoint folder, and the folder if nothing else is left in it
+    (a file scoreflow did not write keeps its folder)."""
+    for path in folder.iterdir():
+        if path.name in CHECKPOINT_FILES and not path.is_symlink() and path.is_file():
+            path.unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def _umask() -> int:

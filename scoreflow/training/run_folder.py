@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -74,17 +75,36 @@ def refuse_existing_run(run_dir: str | Path, *, resume: bool, overwrite: bool) -
                              "continue it or --overwrite to replace it")
 
 
+#: Files a run writes beside ``checkpoints/`` that belong to its model (an overwrite removes them too).
+RUN_ARTEFACTS = ("loss.png", "tuned-schedules.json")
+
+
 def prepare_run_folder(run_dir: str | Path, *, resume: bool, overwrite: bool) -> None:
     """Refuse to start a new run over an existing one unless asked; remove what an overwrite replaces and
-    the temporary folders of saves that were interrupted. Call while holding :class:`RunLock`."""
+    the temporary folders of saves that were interrupted. Call while holding :class:`RunLock`.
+
+    Only what scoreflow wrote is ever removed: checkpoint folders recognised by their ``meta.json`` (and in them
+    only the files a checkpoint holds), ``checkpoints/latest`` and the run's own artefacts (``loss.png``, the
+    old model's ``tuned-schedules.json``); any other file stays where it is."""
+    from scoreflow.training.checkpoint import checkpoint_step, remove_checkpoint
+
     run_dir = Path(run_dir)
     refuse_existing_run(run_dir, resume=resume, overwrite=overwrite)
     checkpoints = run_dir / "checkpoints"
     if overwrite and not resume and checkpoints.is_dir():
-        shutil.rmtree(checkpoints)
+        for entry in checkpoints.iterdir():
+            if entry.name.startswith("step_") and checkpoint_step(entry) is not None:
+                remove_checkpoint(entry)
+        latest = checkpoints / "latest"
+        if latest.is_file() and not latest.is_symlink():
+            latest.unlink()
+        for name in RUN_ARTEFACTS:
+            artefact = run_dir / name
+            if artefact.is_file() and not artefact.is_symlink():
+                artefact.unlink()
     if checkpoints.is_dir():
         for leftover in checkpoints.iterdir():
-            if leftover.name.startswith(".step_") and leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
+            if re.fullmatch(r"\.step_\d+\..+", leftover.name) and leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)  # mkdtemp's names: an interrupted save of ours
             elif leftover.name.startswith(".latest.") and leftover.is_file():
                 leftover.unlink(missing_ok=True)

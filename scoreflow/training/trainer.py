@@ -299,6 +299,9 @@ class Trainer:
         a run needs ``resume`` (continue it) or ``overwrite`` (replace it). SIGINT and SIGTERM save a
         checkpoint of the current step and raise :class:`~scoreflow.errors.TrainingInterrupted`.
         """
+        if resume and overwrite:
+            raise ValueError("--resume and --overwrite contradict each other: --resume continues the run in "
+                             f"{self.out}, --overwrite replaces it; pass one")
         lock = RunLock(self.out) if ddp.is_main() else None
         if lock is not None:
             refuse_existing_run(self.out, resume=resume, overwrite=overwrite)  # before the lock touches anything
@@ -309,6 +312,9 @@ class Trainer:
             ddp.barrier()
             if resume:
                 self.restore()
+                if self.step > self.total_steps:
+                    raise ValueError(f"cannot resume {self.out} to {self.total_steps} steps: it is already at step "
+                                     f"{self.step}; ask for at least {self.step} (--steps or --epochs)")
             with _signals_stop(self):
                 return self._loop()
         finally:
