@@ -1,9 +1,13 @@
 """k-diffusion's samplers on an exact oracle, through its denoiser convention.
 
-k-diffusion imports torchvision, which does not load beside the local CPU torch wheel, so this
-module usually runs in a second environment (torch 2.14.1 + torchvision 0.29.1 + k-diffusion, with
-scoreflow installed there too) and reports JSON on stdout; ``benchmarks.peers`` starts it with that
-environment's Python (``--kdiffusion-python`` or ``SCOREFLOW_KDIFFUSION_PYTHON``):
+k-diffusion's package imports torchvision, which does not load beside the local CPU torch wheel. Where the
+whole package does not import, :func:`load_kdiffusion` loads its ``sampling.py`` (the samplers, unchanged)
+on its own from an installation made with ``pip install --no-deps k-diffusion`` (its sampling needs only
+torch, scipy, torchdiffeq, torchsde and tqdm, which scoreflow already has), giving it the one helper it takes
+from ``utils.py``, ``append_dims``. Otherwise this module runs in a second environment (torch 2.14.1 +
+torchvision 0.29.1 + k-diffusion, with scoreflow installed there too) and reports JSON on stdout;
+``benchmarks.peers`` starts it with that environment's Python (``--kdiffusion-python`` or
+``SCOREFLOW_KDIFFUSION_PYTHON``):
 
     /path/to/kd-env/bin/python -m benchmarks.kdiffusion_peer --n 5000 --budgets 10 20 50
 
@@ -53,6 +57,43 @@ DEFAULT = ("euler", "heun", "dpm_2", "lms", "dpmpp_2m")
 SCHEDULES = {"karras": {"rho": 7.0}, "exponential": {}, "polyexponential": {"rho": 2.0}}
 
 
+def load_kdiffusion():
+    """k-diffusion as ``K`` with ``K.sampling``: the whole package where it imports, else its ``sampling.py``
+    loaded on its own (see the module docstring). Raises ImportError when k-diffusion is not installed."""
+    import importlib.util
+    import types
+
+    try:
+        import k_diffusion as K
+
+        return K
+    except ImportError:
+        spec = importlib.util.find_spec("k_diffusion")
+        if spec is None or not spec.submodule_search_locations:
+            raise
+    folder = spec.submodule_search_locations[0]
+    package = types.ModuleType("k_diffusion")
+    package.__path__ = [folder]
+    utils = types.ModuleType("k_diffusion.utils")
+
+    def append_dims(x, target_dims):  # k_diffusion.utils.append_dims
+        dims_to_append = target_dims - x.ndim
+        if dims_to_append < 0:
+            raise ValueError(f"input has {x.ndim} dims but target_dims is {target_dims}, which is less")
+        return x[(...,) + (None,) * dims_to_append]
+
+    utils.append_dims = append_dims
+    package.utils = utils
+    sys.modules.setdefault("k_diffusion", package)
+    sys.modules.setdefault("k_diffusion.utils", utils)
+    sampling_spec = importlib.util.spec_from_file_location("k_diffusion.sampling", f"{folder}/sampling.py")
+    sampling = importlib.util.module_from_spec(sampling_spec)
+    sys.modules["k_diffusion.sampling"] = sampling
+    sampling_spec.loader.exec_module(sampling)
+    package.sampling = sampling
+    return package
+
+
 def sigmas_for(K, schedule: str, levels: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
     """``levels`` decreasing noise levels from ``sigma_max`` to ``sigma_min``, then 0 (k-diffusion's convention)."""
     return getattr(K.sampling, f"get_sigmas_{schedule}")(levels, sigma_min, sigma_max, **SCHEDULES[schedule])
@@ -68,7 +109,7 @@ def levels_for_budget(sampler: str, budget: int) -> int:
 
 def run(oracle_name: str, n: int, budgets: list[int], seed: int = 1,
         samplers: list[str] | None = None, schedules: list[str] | None = None) -> list[dict[str, Any]]:
-    import k_diffusion as K
+    K = load_kdiffusion()
 
     from benchmarks.oracles import digits64, ring
 
@@ -133,7 +174,7 @@ def run_pretrained(name: str, n: int, budgets: list[int], data_dir: str | None, 
                    eps: float = 1e-3) -> list[dict[str, Any]]:
     """k-diffusion's samplers on a shipped pretrained image model, from its prior std down to the noise
     level at ``eps`` (scoreflow's samplers stop there too), then 0; quality by the MNIST classifier metric."""
-    import k_diffusion as K
+    K = load_kdiffusion()
 
     import scoreflow as sf
     from scoreflow.data.sources import DEFAULT_DATA_DIR

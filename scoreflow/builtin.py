@@ -20,6 +20,7 @@ from scoreflow.sampling.schedules import Karras, LogSigma, UniformSigma, Uniform
 from scoreflow.sampling.tuning import TunedSchedule
 from scoreflow.sampling.torchsde_solver import TorchsdeSolver
 from scoreflow.sde.ve import VESDE
+from scoreflow.training.weighting import EDMWeighting, LikelihoodWeighting, Sigma2Weighting
 
 if TYPE_CHECKING:
     from scoreflow.registry import Registry
@@ -110,3 +111,11 @@ def scoreflow_register_conditions(registry: Registry) -> None:
 def scoreflow_register_classifiers(registry: Registry) -> None:
     registry.add("conv", ConvClassifier, summary="Small noise-conditional CNN for images (classifier guidance).")
     registry.add("mlp", MLPClassifier, summary="Noise-conditional MLP for flat data (dim, n_classes).")
+
+
+@hookimpl
+def scoreflow_register_weightings(registry: Registry) -> None:
+    registry.add("sigma2", Sigma2Weighting, summary="The tutorial's lambda = std^2, t ~ U(eps, T).")
+    registry.add("likelihood", LikelihoodWeighting,
+                 summary="lambda = g^2 (Song et al. 2021), t importance-sampled by g^2/std^2 by default.")
+    registry.add("edm", EDMWeighting, summary="Karras et al. 2022: log-normal noise levels, lambda = (s^2 + sd^2)/(s sd)^2.")

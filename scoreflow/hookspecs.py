@@ -77,6 +77,13 @@ def scoreflow_register_classifiers(registry: Registry) -> None:
     """Add noise-conditional classifiers: factories returning :class:`scoreflow.NoiseConditionalClassifier`."""
 
 
+@hookspec
+def scoreflow_register_weightings(registry: Registry) -> None:
+    """Add training loss weightings: factories returning :class:`scoreflow.training.weighting.LossWeighting`
+    (where training draws its times and each draw's weight); a config selects one with ``weighting`` and
+    ``weighting_options``."""
+
+
 #: Registry kind -> the hook that fills it.  One row per extension kind.
 HOOKS_BY_KIND: dict[str, str] = {
     "sde": "scoreflow_register_sdes",
@@ -90,6 +97,7 @@ HOOKS_BY_KIND: dict[str, str] = {
     "pretrained": "scoreflow_register_pretrained",
     "condition": "scoreflow_register_conditions",
     "classifier": "scoreflow_register_classifiers",
+    "weighting": "scoreflow_register_weightings",
 }
 
 #: Hook name -> the kind it fills.
@@ -110,6 +118,7 @@ BASES_BY_KIND: dict[str, tuple[str, ...]] = {
     "pretrained": ("scoreflow.pretrained:PretrainedModel",),
     "condition": ("scoreflow.sampling.conditioning:Condition",),
     "classifier": ("scoreflow.models.classifier:NoiseConditionalClassifier",),
+    "weighting": ("scoreflow.training.weighting:LossWeighting",),
 }
 
 #: The built-in components' plugin module, registered by name like any other plugin.

@@ -82,7 +82,7 @@ CLI_CASES = [
     (TRAIN + ["--epochs", "0"], "0"), (TRAIN + ["--seed", "abc"], "abc"),
     (TRAIN + ["--checkpoint-every", "-1"], "-1"), (TRAIN + ["--keep-last", "-2"], "-2"),
     # train: names and options
-    (TRAIN + ["--weighting", "l1"], "Unknown weighting 'l1'. Available: sigma2, likelihood"),
+    (TRAIN + ["--weighting", "l1"], "Unknown weighting 'l1'. Available: edm, likelihood, sigma2"),
     (TRAIN + ["--dataset", "mnistt"], "Unknown dataset 'mnistt'"), (TRAIN + ["--model", "nope"], "'nope'"),
     (TRAIN + ["--sde", "nope"], "Unknown sde 'nope'"), (TRAIN + ["--optimizer", "sgdd"], "sgdd"),
     (TRAIN + ["--model-options", "[1]"], "expected a JSON object"),
@@ -92,7 +92,10 @@ CLI_CASES = [
     (TRAIN + ["--sde-options", '{"sigma_min": -1}'], "sigma_min"),
     (TRAIN + ["--sde-options", '{"sigma_min": 5, "sigma_max": 1}'], "sigma_max"),
     (TRAIN + ["--dataset-options", '{"n": 0}'], "n"),
-    (TRAIN + ["--preset", "nope"], "Unknown preset 'nope'. Available: mnist-likelihood, mnist-sigma25, mnist-tutorial"),
+    (TRAIN + ["--preset", "nope"], "Unknown preset 'nope'. Available: mnist, mnist-likelihood, mnist-sigma25, mnist-tutorial"),
+    (TRAIN + ["--preset", ""], "Unknown preset ''. Available: mnist,"),
+    (["train", "--out", "", "--dataset", "ring", "--model", "mlp", "--steps", "2", "--no-progress"],
+     "--out must name a run folder"),
     (TRAIN + ["--device", "bogus"], "Unknown device 'bogus'"), (TRAIN + ["--device", "cuda:7"], "cuda:7"),
     # train: configs and folders
     (CONFIG + ["{tmp}/missing.toml"], "missing.toml"), (CONFIG + ["{tmp}/bad.toml"], "bad.toml"),

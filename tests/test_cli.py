@@ -112,7 +112,7 @@ def test_bad_arguments_are_named(argv, message, capsys):
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["train", "--out", "{tmp}/r", "--weighting", "l1"], "Unknown weighting 'l1'. Available: sigma2, likelihood"),
+    (["train", "--out", "{tmp}/r", "--weighting", "l1"], "Unknown weighting 'l1'. Available: edm, likelihood, sigma2"),
     (["train", "--out", "{tmp}/r", "--dataset", "mnistt"], "Unknown dataset 'mnistt'"),
     (["sample", "--checkpoint", "{tmp}/nothing"], "no scoreflow checkpoint at"),
 ])

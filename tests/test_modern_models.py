@@ -148,3 +148,71 @@ def test_training_options_are_checked():
         TrainConfig(sigma_data=0.0)
     with pytest.raises(ValueError, match="p_std"):
         TrainConfig(p_std=-1.0)
+
+
+def test_a_plugin_weighting_trains_through_the_registry(tmp_path):
+    """A registered 'weighting' (the hooks.md example) is selected by name with weighting_options; the built-ins
+    refuse weighting_options; an unknown name lists the registered ones."""
+    from scoreflow.plugins import PluginHost, get_host, set_host
+    from scoreflow.training import TrainConfig, Trainer
+    from scoreflow.training.weighting import LossWeighting
+    from scoreflow.hookspecs import hookimpl
+
+    seen = []
+
+    class LogUniform(LossWeighting):
+        def __init__(self, scale: float = 1.0) -> None:
+            self.scale = scale
+
+        def sample_times(self, n, generator):
+            lo, hi = self.sde.noise_level(torch.tensor([self.eps, self.sde.T], dtype=torch.float64)).log()
+            s = torch.exp(lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64))
+            t = self.sde.time_at_noise_level(s).clamp(self.eps, self.sde.T)
+            seen.append(t)
+            return t
+
+        def weight(self, t):
+            return torch.full_like(t, self.scale)
+
+    class Plugin:
+        @hookimpl
+        def scoreflow_register_weightings(self, registry):
+            registry.add("log_uniform", LogUniform)
+
+    host = PluginHost(autoload=False)
+    host.register(Plugin(), name="test-weighting")
+    previous = get_host()
+    set_host(host)
+    try:
+        config = TrainConfig(dataset="ring", model="mlp", steps=3, batch_size=8, weighting="log_uniform",
+                             weighting_options={"scale": 2.0})
+        assert Trainer(config, tmp_path / "run", progress=False).run().step == 3
+        assert len(seen) == 3 and all(t.shape == (8,) for t in seen)
+        with pytest.raises(ValueError, match="Unknown weighting 'nope'. Available: edm, likelihood, log_uniform"):
+            TrainConfig(weighting="nope")
+        with pytest.raises(ValueError, match="weighting_options apply to plugin weightings"):
+            Trainer(TrainConfig(dataset="ring", model="mlp", steps=1, weighting="edm",
+                                weighting_options={"p_std": 2.0}), tmp_path / "other", progress=False)
+    finally:
+        set_host(previous)
+
+
+def test_builtin_weightings_draw_and_weigh_as_before():
+    """The registered built-ins reproduce the losses' own samplers and weights."""
+    from scoreflow.training.losses import ImportanceTimeSampler, LogNormalTimeSampler
+    from scoreflow.training.weighting import EDMWeighting, LikelihoodWeighting, Sigma2Weighting
+
+    sde = sf.VESDE(sigma_min=0.01, sigma_max=20.0)
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    t = Sigma2Weighting().bind(sde, 1e-5).sample_times(5, g1)
+    torch.testing.assert_close(t, torch.rand(5, generator=g2, dtype=torch.float64) * (1 - 1e-5) + 1e-5)
+    lik = LikelihoodWeighting().bind(sde, 1e-5)
+    torch.testing.assert_close(lik.sample_times(5, torch.Generator().manual_seed(1)),
+                               ImportanceTimeSampler(sde, 1e-5).sample(5, torch.Generator().manual_seed(1)))
+    assert lik.weight(t) is None
+    edm = EDMWeighting(p_mean=-1.0, p_std=0.5, sigma_data=0.3).bind(sde, 1e-5)
+    torch.testing.assert_close(edm.sample_times(5, torch.Generator().manual_seed(2)),
+                               LogNormalTimeSampler(sde, 1e-5, -1.0, 0.5).sample(5, torch.Generator().manual_seed(2)))
+    torch.testing.assert_close(edm.weight(t), 1 + sde.noise_level(t) ** 2 / 0.09)
+    with pytest.raises(ValueError, match="p_std"):
+        EDMWeighting(p_std=0.0)

@@ -176,3 +176,29 @@ def test_mnist_tutorial_preset_reads_the_mnist_files_offline(tmp_path):
     first = trainer.train_step()
     losses = [trainer.train_step() for _ in range(20)]
     assert first > 784 and min(losses) < first  # ||s std + z||^2 over 784 pixels, above 784 at initialisation
+
+
+def test_an_explicit_steps_flag_beats_the_presets_epochs(tmp_path, monkeypatch):
+    """`train --preset mnist-tutorial --steps 3` trains 3 steps, not the preset's 50 epochs."""
+    from scoreflow.cli import commands
+    from scoreflow.cli.parser import build_parser
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_trainer(config, out, **kwargs):
+        seen["config"] = config
+        raise Stop
+
+    monkeypatch.setattr("scoreflow.training.Trainer", fake_trainer)
+    args = build_parser().parse_args(["train", "--preset", "mnist-tutorial", "--steps", "3", "--out",
+                                      str(tmp_path / "run")])
+    with pytest.raises(Stop):
+        commands.train(args)
+    assert seen["config"].steps == 3 and seen["config"].epochs is None
+    args = build_parser().parse_args(["train", "--preset", "mnist-tutorial", "--out", str(tmp_path / "run")])
+    with pytest.raises(Stop):
+        commands.train(args)
+    assert seen["config"].epochs == 50

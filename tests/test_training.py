@@ -114,7 +114,7 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
 
 @pytest.mark.parametrize(("values", "match"), [
     (dict(steps=0), "steps must be positive"),
-    (dict(weighting="l2"), "Unknown weighting 'l2'. Available: sigma2, likelihood"),
+    (dict(weighting="l2"), "Unknown weighting 'l2'. Available: edm, likelihood, sigma2"),
     (dict(optimizer="sgd"), "Unknown optimizer 'sgd'. Available: adam, adamw"),
     (dict(ema_decay=1.0), "ema_decay must lie in"),
     (dict(batchsize=3), "Unknown training option\\(s\\) 'batchsize'. Allowed: .*batch_size"),

@@ -19,7 +19,11 @@ def train(args: argparse.Namespace) -> int:
 
     names = {f.name for f in attrs.fields(TrainConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in names}
-    if getattr(args, "preset", None):
+    if not str(args.out).strip():
+        raise ValueError("--out must name a run folder, got an empty string")
+    if "steps" in overrides and "epochs" not in overrides:
+        overrides["epochs"] = None  # an explicit --steps beats a preset's or config's epochs (which would ignore it)
+    if getattr(args, "preset", None) is not None:
         from scoreflow.training.presets import load_preset
 
         base = load_preset(args.preset).train
@@ -302,7 +306,8 @@ def demo(args: argparse.Namespace) -> int:
         raise ValueError(f"--bpd-images must be >= 0, got {args.bpd_images}")
     writable_folder(args.out)
     run_mnist_demo(args.out, data_dir=args.data_dir, num_samples=args.num_samples, num_steps=args.num_steps,
-                   bpd_images=args.bpd_images, ema=not args.raw_weights, seed=args.seed, progress=not args.no_progress)
+                   bpd_images=args.bpd_images, ema=not args.raw_weights, seed=args.seed, progress=not args.no_progress,
+                   pretrained=args.model)
     print((Path(args.out) / "report.md").read_text())
     print(f"wrote {Path(args.out) / 'samples.png'} and {Path(args.out) / 'report.md'}")
     return 0

@@ -23,6 +23,7 @@ TRAIN_HELP = {
     "sigma_data": "the data's standard deviation, for edm preconditioning and weighting",
     "weighting": "loss weighting: sigma2 (the tutorial's), likelihood (g^2) or edm (log-normal noise levels)",
     "importance_sampling": "with --weighting likelihood, sample t in proportion to the weight",
+    "weighting_options": "JSON object of a plugin weighting's options (see `scoreflow list weighting`)",
     "p_mean": "with --weighting edm, the mean of ln(noise level)",
     "p_std": "with --weighting edm, the standard deviation of ln(noise level)",
     "steps": "total optimisation steps (ignored when --epochs is given)",
@@ -406,9 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-ema", action="store_true")
     p.set_defaults(func=_run("calibrate"))
-    p = sub.add_parser("demo", help="MNIST digits from the shipped mnist-tutorial model with EM, PC and the ODE "
+    p = sub.add_parser("demo", help="MNIST digits from the shipped mnist model with EM, PC and the ODE "
                                     "sampler, plus test bits/dim (a few CPU minutes)")
     p.add_argument("--out", default="scoreflow-demo", help="output folder (default: %(default)s)")
+    p.add_argument("--model", default="mnist-tutorial", choices=("mnist", "mnist-tutorial", "mnist-sigma25", "mnist-likelihood"),
+                   help="the shipped model (default: %(default)s; mnist-tutorial is the seed tutorial's run)")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX test files (default: scoreflow's "
                                                     "data cache, downloaded once if absent)")
     p.add_argument("--num-samples", type=_positive_int, default=64, help="samples per sampler (default: %(default)s)")

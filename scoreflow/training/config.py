@@ -17,7 +17,7 @@ _INT_FIELDS = ("steps", "batch_size", "warmup", "seed", "checkpoint_every", "log
 _FLOAT_FIELDS = ("lr", "weight_decay", "ema_decay", "eps", "sigma_data", "p_mean", "p_std")
 _BOOL_FIELDS = ("importance_sampling", "amp", "dequantize")
 _STR_FIELDS = ("dataset", "model", "sde", "weighting", "optimizer", "device", "preconditioning")
-_DICT_FIELDS = ("dataset_options", "model_options", "sde_options")
+_DICT_FIELDS = ("dataset_options", "model_options", "sde_options", "weighting_options")
 
 
 def _type_problem(name: str, value: Any) -> str | None:
@@ -67,6 +67,18 @@ def _choice(options: tuple[str, ...]):
     return check
 
 
+def _weighting_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    """A built-in weighting, or one a plugin registered (the plugin host is consulted only for other names)."""
+    _check_type(attribute.name, value)
+    if value in WEIGHTINGS:
+        return
+    from scoreflow.plugins import get_host
+
+    available = get_host().available("weighting")
+    if value not in available:
+        raise ValueError(f"Unknown weighting {value!r}. Available: {', '.join(available)}.")
+
+
 @attrs.define(kw_only=True)
 class TrainConfig:
     """Everything that defines a training run (saved in every checkpoint).
@@ -96,7 +108,8 @@ class TrainConfig:
     sde_options: dict[str, Any] = attrs.field(factory=dict)
     preconditioning: str = attrs.field(default="none", validator=_choice(PRECONDITIONINGS))
     sigma_data: float = attrs.field(default=0.5, validator=_positive)
-    weighting: str = attrs.field(default="sigma2", validator=_choice(WEIGHTINGS))
+    weighting: str = attrs.field(default="sigma2", validator=_weighting_name)
+    weighting_options: dict[str, Any] = attrs.field(factory=dict)
     importance_sampling: bool = True
     p_mean: float = -1.2
     p_std: float = attrs.field(default=1.2, validator=_positive)

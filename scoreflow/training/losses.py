@@ -12,6 +12,7 @@ from scoreflow.tensor import batch_broadcast, sum_except_batch
 
 if TYPE_CHECKING:
     from scoreflow.sde.base import SDE
+    from scoreflow.training.weighting import LossWeighting
 
 #: The loss weightings (``TrainConfig.weighting``): the tutorial's ``lambda = std^2``, the likelihood weighting
 #: ``lambda = g^2`` and EDM's ``lambda = (s^2 + sd^2) / (s sd)^2`` on the denoiser with log-normal noise levels.
@@ -81,7 +82,7 @@ def dsm_loss(
     t: torch.Tensor,
     z: torch.Tensor,
     *,
-    weighting: Literal["sigma2", "likelihood", "edm"] = "sigma2",
+    weighting: Literal["sigma2", "likelihood", "edm"] | LossWeighting = "sigma2",
     importance_sampled: bool = False,
     sigma_data: float = 0.5,
 ) -> torch.Tensor:
@@ -98,15 +99,20 @@ def dsm_loss(
     ``edm``: Karras et al.'s ``lambda(s) ||D - x_0||^2`` with ``lambda = (s^2 + sd^2) / (s sd)^2`` at noise level
     ``s``, i.e. ``(1 + s^2 / sd^2) ||z - z_hat||^2`` (unit weight on a preconditioned network's raw output); the
     times come from :class:`LogNormalTimeSampler`.
+    A :class:`~scoreflow.training.weighting.LossWeighting` instance (a registered ``"weighting"``, plugins'
+    included) gives the weight itself.
     """
+    if not isinstance(weighting, str):  # a LossWeighting component
+        mean, std = sde.marginal_prob(x, t)
+        xt = mean + batch_broadcast(std, x) * z
+        residual = sum_except_batch((z - noise_estimate(model(xt, t), xt, t, sde, _parametrization(model))) ** 2)
+        w = weighting.weight(t)
+        return residual if w is None else residual * w
     if weighting not in WEIGHTINGS:
         raise ValueError(f"Unknown weighting {weighting!r}. Available: {', '.join(WEIGHTINGS)}.")
     mean, std = sde.marginal_prob(x, t)
     xt = mean + batch_broadcast(std, x) * z
-    parametrization = getattr(model, "parametrization", None)
-    if parametrization is None:  # DistributedDataParallel hides the network's declaration
-        parametrization = getattr(getattr(model, "module", None), "parametrization", "score")
-    residual = sum_except_batch((z - noise_estimate(model(xt, t), xt, t, sde, parametrization)) ** 2)
+    residual = sum_except_batch((z - noise_estimate(model(xt, t), xt, t, sde, _parametrization(model))) ** 2)
     if weighting == "likelihood" and not importance_sampled:
         _, g = sde.sde(x, t)
         residual = residual * g**2 / std**2
@@ -114,3 +120,12 @@ def dsm_loss(
         s = sde.noise_level(t)
         residual = residual * (1 + s**2 / sigma_data**2)
     return residual
+
+
+def _parametrization(model) -> str:
+    """The network's declared parameterisation (``"score"`` for a plain callable); DistributedDataParallel hides
+    it on ``module``."""
+    declared = getattr(model, "parametrization", None)
+    if declared is None:
+        declared = getattr(getattr(model, "module", None), "parametrization", "score")
+    return declared

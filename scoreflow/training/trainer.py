@@ -25,7 +25,8 @@ from scoreflow.errors import TrainingDivergedError, TrainingInterrupted
 from scoreflow.pictures import save_loss_png
 from scoreflow.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from scoreflow.training.config import TrainConfig
-from scoreflow.training.losses import ImportanceTimeSampler, LogNormalTimeSampler, dsm_loss, sample_times
+from scoreflow.training.losses import dsm_loss
+from scoreflow.training.weighting import LossWeighting
 from scoreflow.training.run_folder import RunLock, prepare_run_folder, refuse_existing_run
 
 
@@ -60,6 +61,30 @@ def build_components(config: TrainConfig, data: TensorData, *, host=None, sde: S
     if config.preconditioning == "edm":
         model = EDMPreconditioner(model, sde, config.sigma_data)
     return sde, model
+
+
+def make_weighting(config: TrainConfig, host=None) -> LossWeighting:
+    """The config's loss weighting, unbound: a built-in with its options from the config's own fields
+    (``importance_sampling``; ``p_mean``, ``p_std``, ``sigma_data``), any other registered ``"weighting"`` with
+    ``weighting_options``."""
+    from scoreflow.training.weighting import EDMWeighting, LikelihoodWeighting, Sigma2Weighting
+
+    builtin_options = {"sigma2": {}, "likelihood": {"importance_sampling": config.importance_sampling},
+                       "edm": {"p_mean": config.p_mean, "p_std": config.p_std, "sigma_data": config.sigma_data}}
+    name = config.weighting
+    if name in builtin_options:
+        if config.weighting_options:
+            raise ValueError(f"weighting_options apply to plugin weightings; {name!r} takes its options from the "
+                             "training options (importance_sampling; p_mean, p_std, sigma_data)")
+        if host is None:  # every component given as an instance: no plugin host is consulted
+            factory = {"sigma2": Sigma2Weighting, "likelihood": LikelihoodWeighting, "edm": EDMWeighting}[name]
+            return factory(**builtin_options[name])
+        options = builtin_options[name]
+    else:
+        options = dict(config.weighting_options)
+    from scoreflow.plugins import get_host
+
+    return check_instance("weighting", (host or get_host()).create("weighting", name, **options), LossWeighting)
 
 
 def versions() -> dict[str, str]:
@@ -155,11 +180,7 @@ class Trainer:
         self.ema = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
         self.optimizer = make_optimizer(config, self.model.parameters())
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.importance: ImportanceTimeSampler | LogNormalTimeSampler | None = None
-        if config.weighting == "likelihood" and config.importance_sampling:
-            self.importance = ImportanceTimeSampler(self.sde, config.eps)
-        elif config.weighting == "edm":
-            self.importance = LogNormalTimeSampler(self.sde, config.eps, config.p_mean, config.p_std)
+        self.weighting = make_weighting(config, host).bind(self.sde, config.eps)
         if config.epochs is not None:
             self.steps_per_epoch = len(self.data) // config.batch_size
             if self.steps_per_epoch == 0:
@@ -223,7 +244,7 @@ class Trainer:
         x = self.data.x[idx]
         if cfg.dequantize:
             x = dequantize(x, g)
-        t = sample_times(self.sde, cfg.batch_size, cfg.eps, g, self.importance).to(x.dtype)
+        t = self.weighting.sample_times(cfg.batch_size, g).to(x.dtype)
         z = torch.randn(x.shape, generator=g, dtype=x.dtype)
         share = cfg.batch_size // self.world
         sl = slice(self.rank * share, (self.rank + 1) * share)
@@ -276,8 +297,7 @@ class Trainer:
         autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.amp
                     else contextlib.nullcontext())
         with autocast:
-            loss = dsm_loss(self.net, self.sde, x, t, z, weighting=cfg.weighting, sigma_data=cfg.sigma_data,
-                            importance_sampled=isinstance(self.importance, ImportanceTimeSampler)).mean()
+            loss = dsm_loss(self.net, self.sde, x, t, z, weighting=self.weighting).mean()
         self._check_divergence(float(loss.detach()))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
