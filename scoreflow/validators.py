@@ -32,3 +32,9 @@ def positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     """The value must be an integer (not a bool) above zero."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{attribute.name} must be a positive integer, got {value!r}")
+
+
+def non_negative_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """The value must be an integer (not a bool) of at least zero."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{attribute.name} must be a non-negative integer, got {value!r}")

@@ -110,3 +110,18 @@ def test_bad_parameters_name_the_value(kwargs):
 def test_builtin_sdes_pass_conformance(host):
     for name in host.available("sde"):
         check_sde(host.create("sde", name))
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"sigma_min": True}, "sigma_min must be a finite positive number, got True"),
+    ({"N": 2.5}, "N must be a positive integer, got 2.5"),
+    ({"N": True}, "N must be a positive integer, got True"),
+])
+def test_vesde_refuses_booleans_and_fractional_step_counts(options, words):
+    with pytest.raises(ValueError, match=words):
+        sf.VESDE(**options)
+
+
+def test_sampler_resample_must_be_an_integer_not_a_boolean():
+    with pytest.raises(ValueError, match="resample must be a non-negative integer, got True"):
+        sf.Sampler(resample=True)

@@ -17,7 +17,7 @@ from scoreflow.sampling.conditioning import Condition
 from scoreflow.sampling.correctors import NoneCorrector
 from scoreflow.sampling.schedules import Schedule, check_times, default_schedule_name
 from scoreflow.tensor import batch_broadcast, check_finite, randn_like
-from scoreflow.validators import positive_int
+from scoreflow.validators import non_negative_int, positive_int
 
 if TYPE_CHECKING:
     from scoreflow.plugins import PluginHost
@@ -107,7 +107,7 @@ class Sampler:
     times: torch.Tensor | None = attrs.field(default=None, eq=False)
     condition: str | Condition | None = attrs.field(default=None, eq=False)
     condition_options: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
-    resample: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    resample: int = attrs.field(default=0, validator=non_negative_int)
     resample_jump: int = attrs.field(default=1, validator=positive_int)
     host: PluginHost | None = attrs.field(default=None, repr=False, eq=False)
     _predictor: Predictor | TrajectorySolver = attrs.field(init=False, repr=False, eq=False)

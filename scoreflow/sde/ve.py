@@ -8,10 +8,11 @@ import attrs
 import torch
 
 from scoreflow.sde.base import SDE
+from scoreflow.validators import positive_int
 
 
 def _positive(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
         raise ValueError(f"{attribute.name} must be a finite positive number, got {value!r}")
 
 
@@ -27,7 +28,7 @@ class VESDE(SDE):
 
     sigma_min: float = attrs.field(default=0.01, validator=_positive)
     sigma_max: float = attrs.field(default=50.0, validator=_positive)
-    N: int = attrs.field(default=1000, validator=attrs.validators.gt(0))
+    N: int = attrs.field(default=1000, validator=positive_int)
 
     def __attrs_post_init__(self) -> None:
         if self.sigma_max <= self.sigma_min:
