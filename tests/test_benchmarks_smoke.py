@@ -214,3 +214,30 @@ def test_likelihood_solver_sweep_covers_every_registered_solver_and_sde():
     for oracle in ("ring-2d", "ring-2d/vp"):
         dopri5 = next(r for r in rows if r["oracle"] == oracle and r["solver"] == "dopri5")
         assert dopri5["nfe"] > 0 and dopri5["mean_abs_error"] < 0.01, dopri5
+
+
+def test_mnist_models_report_runs_end_to_end_on_a_few_digits(tmp_path):
+    """benchmarks.mnist_models: calibration of every shipped model, ODE/reference/few-step rows with their
+    ratios and the pixel-range share, bits/dim; and the page it renders names each."""
+    import json
+
+    from benchmarks import mnist_models
+
+    MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+    if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"MNIST IDX files not found in {MNIST_DIR}")
+    out, page = tmp_path / "r.json", tmp_path / "page.md"
+    mnist_models.main(["--data-dir", str(MNIST_DIR), "--models", "mnist", "--n", "4", "--batch", "4",
+                       "--seeds", "0", "1", "--budgets", "5", "--reference-steps", "3", "--n-bpd", "2",
+                       "--n-calibration", "8", "--images", str(tmp_path), "--out", str(out), "--page", str(page)])
+    result = json.loads(out.read_text())
+    assert set(result["calibration"]) == set(mnist_models.SHIPPED)
+    rows = {r["sampler"]: r for r in result["sampling"]["mnist"]["rows"]}
+    ode = rows["probability-flow ODE (dopri5)"]
+    assert len(ode["fd"]["values"]) == 2 and 0 <= min(ode["share_in_range"]) <= 1
+    assert any(label.endswith("@ NFE 5") for label in rows)
+    assert result["bpd"]["mnist"]["n"] == 2
+    text = page.read_text()
+    for heading in ("## Denoiser calibration", "## Sampling `mnist`", "## Test bits/dim"):
+        assert heading in text
+    assert (tmp_path / "calibration-mnist-tutorial.png").is_file()

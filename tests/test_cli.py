@@ -133,7 +133,7 @@ def test_demo_parser_defaults():
     args = build_parser().parse_args(["digits-demo"])
     assert args.out == "scoreflow-digits-demo" and args.steps is None
     args = build_parser().parse_args(["demo"])
-    assert args.out == "scoreflow-demo" and args.num_steps == 500 and args.bpd_images == 200
+    assert args.out == "scoreflow-demo" and args.num_steps is None and args.model == "mnist" and args.bpd_images == 200
 
 
 def test_bench_alias_hands_its_options_to_the_benchmarks(capsys):

@@ -410,13 +410,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="MNIST digits from the shipped mnist model with EM, PC and the ODE "
                                     "sampler, plus test bits/dim (a few CPU minutes)")
     p.add_argument("--out", default="scoreflow-demo", help="output folder (default: %(default)s)")
-    p.add_argument("--model", default="mnist-tutorial", choices=("mnist", "mnist-tutorial", "mnist-sigma25", "mnist-likelihood"),
+    p.add_argument("--model", default="mnist", choices=("mnist", "mnist-tutorial", "mnist-sigma25", "mnist-likelihood"),
                    help="the shipped model (default: %(default)s; mnist-tutorial is the seed tutorial's run)")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX test files (default: scoreflow's "
                                                     "data cache, downloaded once if absent)")
     p.add_argument("--num-samples", type=_positive_int, default=64, help="samples per sampler (default: %(default)s)")
-    p.add_argument("--num-steps", type=_positive_int, default=500,
-                   help="steps of the SDE samplers (default: %(default)s, the tutorial's)")
+    p.add_argument("--num-steps", type=_positive_int, default=None,
+                   help="steps of the SDE samplers (default: 250 for mnist, the tutorial's 500 for the others)")
     p.add_argument("--bpd-images", type=int, default=200, help="test images for bits/dim, 0 to skip "
                                                                  "(default: %(default)s)")
     p.add_argument("--raw-weights", action="store_true", help="the raw weights instead of their EMA")
