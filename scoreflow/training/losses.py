@@ -67,14 +67,6 @@ class LogNormalTimeSampler:
         return t.to(torch.float64).clamp(self.eps, self.sde.T)
 
 
-def sample_times(sde: SDE, n: int, eps: float, generator: torch.Generator | None,
-                 importance: ImportanceTimeSampler | LogNormalTimeSampler | None = None) -> torch.Tensor:
-    """``t ~ U(eps, T)``, or from ``importance`` (any sampler with ``sample(n, generator)``) when given (float64)."""
-    if importance is not None:
-        return importance.sample(n, generator)
-    return torch.rand(n, generator=generator, dtype=torch.float64) * (sde.T - eps) + eps
-
-
 def dsm_loss(
     model,
     sde: SDE,
@@ -102,17 +94,14 @@ def dsm_loss(
     A :class:`~scoreflow.training.weighting.LossWeighting` instance (a registered ``"weighting"``, plugins'
     included) gives the weight itself.
     """
-    if not isinstance(weighting, str):  # a LossWeighting component
-        mean, std = sde.marginal_prob(x, t)
-        xt = mean + batch_broadcast(std, x) * z
-        residual = sum_except_batch((z - noise_estimate(model(xt, t), xt, t, sde, _parametrization(model))) ** 2)
-        w = weighting.weight(t)
-        return residual if w is None else residual * w
-    if weighting not in WEIGHTINGS:
+    if isinstance(weighting, str) and weighting not in WEIGHTINGS:
         raise ValueError(f"Unknown weighting {weighting!r}. Available: {', '.join(WEIGHTINGS)}.")
     mean, std = sde.marginal_prob(x, t)
     xt = mean + batch_broadcast(std, x) * z
     residual = sum_except_batch((z - noise_estimate(model(xt, t), xt, t, sde, _parametrization(model))) ** 2)
+    if not isinstance(weighting, str):  # a LossWeighting component
+        w = weighting.weight(t)
+        return residual if w is None else residual * w
     if weighting == "likelihood" and not importance_sampled:
         _, g = sde.sde(x, t)
         residual = residual * g**2 / std**2
