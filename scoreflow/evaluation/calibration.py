@@ -112,12 +112,12 @@ class CalibrationReport:
                 ax.set_title(f"s = {self.noise_levels[j]:g}, min {float(slopes[j, c].min()):.2f}", fontsize=8)
                 ax.set_xticks([])
                 ax.set_yticks([])
-        fig.colorbar(image, ax=axes, shrink=0.8, label="slope of noise estimate on true noise")
+        fig.colorbar(image, ax=axes, shrink=0.8, label="slope")
         if title:
             fig.suptitle(title, fontsize=9)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
         return path
 
