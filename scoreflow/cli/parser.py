@@ -274,6 +274,8 @@ def _cmd_plugin_new(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
+    from scoreflow.cli.mnist_demo import DEMO_MODELS
+    from scoreflow.evaluation.calibration import DEFAULT_NOISE_LEVELS, SLOPE_MARGIN
     from scoreflow.plugins import KINDS
 
     parser = argparse.ArgumentParser(prog="scoreflow", description="Score-based generative modeling through SDEs.")
@@ -397,9 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
                                          "true noise at several noise levels (heat map + JSON)")
     p.add_argument("--checkpoint", required=True, help="run folder, checkpoint folder or shipped model name")
     p.add_argument("--num-images", type=_positive_int, default=256, help="test images (default: %(default)s)")
-    p.add_argument("--noise-levels", type=float, nargs="+", default=[0.05, 0.2, 1.0, 5.0, 20.0],
+    p.add_argument("--noise-levels", type=float, nargs="+", default=list(DEFAULT_NOISE_LEVELS),
                    help="noise levels s of x/alpha; those above the SDE's are skipped (default: %(default)s)")
-    p.add_argument("--margin", type=float, default=0.1, help="flag a pixel whose slope is this far below what a "
+    p.add_argument("--margin", type=float, default=SLOPE_MARGIN, help="flag a pixel whose slope is this far below what a "
                                                              "perfect denoiser guarantees (default: %(default)s)")
     p.add_argument("--out", default="calibration", help="output folder (default: %(default)s)")
     p.add_argument("--data-dir", default=None, help="the dataset's folder (default: the dataset's own location)")
@@ -410,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="MNIST digits from the shipped mnist model with EM, PC and the ODE "
                                     "sampler, plus test bits/dim (a few CPU minutes)")
     p.add_argument("--out", default="scoreflow-demo", help="output folder (default: %(default)s)")
-    p.add_argument("--model", default="mnist", choices=("mnist", "mnist-tutorial", "mnist-sigma25", "mnist-likelihood"),
+    p.add_argument("--model", default="mnist", choices=tuple(DEMO_MODELS),
                    help="the shipped model (default: %(default)s; mnist-tutorial is the seed tutorial's run)")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX test files (default: scoreflow's "
                                                     "data cache, downloaded once if absent)")
