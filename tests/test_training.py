@@ -283,3 +283,43 @@ def test_the_optimizer_is_fused_on_cpu_and_steps_as_the_per_tensor_one(name):
     for a, b, s in zip(fused_net.parameters(), loop_net.parameters(), start, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
         assert float((a.detach() - s).abs().max()) > 1e-3  # five steps of lr 1e-2 really moved every tensor
+
+
+def test_init_from_starts_from_the_source_ema_weights_with_a_fresh_optimizer(tmp_path):
+    source = Trainer(TrainConfig(steps=3, **TINY), tmp_path / "source", progress=False)
+    source.run()
+    tuned = Trainer(TrainConfig(steps=2, init_from=str(tmp_path / "source"), **{**TINY, "lr": 1e-9}),
+                    tmp_path / "tuned", progress=False)
+    tuned.initialise_from(tuned.config.init_from)
+    source_ema = {k.removeprefix("module."): v for k, v in source.ema.state_dict().items() if k.startswith("module.")}
+    for k, v in tuned.model.state_dict().items():
+        assert torch.equal(v, source_ema[k]), k  # the EMA weights, not the raw ones
+    result = tuned.run()
+    assert result.step == 2 and tuned.optimizer.state_dict()["state"]  # Adam started afresh and has stepped
+    for k, v in tuned.model.state_dict().items():  # lr 1e-9: two steps barely move the start
+        assert torch.allclose(v, source_ema[k], atol=1e-6), k
+    assert load_checkpoint(tmp_path / "tuned")["meta"]["config"]["init_from"] == str(tmp_path / "source")
+
+
+def test_init_from_refuses_a_network_of_another_shape(tmp_path):
+    Trainer(TrainConfig(steps=1, **TINY), tmp_path / "source", progress=False).run()
+    wider = {**TINY, "model_options": {"channels": [8, 16, 16, 32], "embed_dim": 16}}
+    config = TrainConfig(steps=1, init_from=str(tmp_path / "source"), **wider)
+    with pytest.raises(CheckpointError, match="do not fit this run's network"):
+        Trainer(config, tmp_path / "tuned", progress=False).run()
+
+
+def test_init_from_rejects_an_empty_name():
+    with pytest.raises(ValueError, match="init_from must name a checkpoint"):
+        TrainConfig(init_from=" ")
+
+
+def test_init_from_a_shipped_model_gives_its_verified_ema_weights():
+    from scoreflow.training.trainer import initial_weights
+
+    weights, where = initial_weights("pretrained:mnist-tutorial")
+    model, _, _ = sf.load_pretrained("mnist-tutorial")
+    assert where.name == "mnist-tutorial"
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+    with pytest.raises(sf.UnknownComponentError, match="Unknown pretrained 'mnist-tutorail'"):
+        initial_weights("pretrained:mnist-tutorail")

@@ -15,6 +15,7 @@ TRAIN_HELP = {
     "dataset": "dataset name (see `scoreflow list dataset`)",
     "data_dir": "folder with the dataset's files (MNIST IDX files, images for 'folder')",
     "dataset_options": "JSON object of extra dataset options",
+    "init_from": "start from another run's weights (fine-tuning): a run or checkpoint folder, or pretrained:NAME",
     "model": "score network name (see `scoreflow list score_net`)",
     "model_options": 'JSON object of network options, e.g. \'{"channels": [32, 64, 128, 256]}\'',
     "sde": "SDE name (see `scoreflow list sde`)",

@@ -35,7 +35,7 @@ def _type_problem(name: str, value: Any) -> str | None:
         return "a string"
     if name in _DICT_FIELDS and not isinstance(value, dict):
         return "a table (JSON object)"
-    if name == "data_dir" and value is not None and not isinstance(value, str):
+    if name in ("data_dir", "init_from") and value is not None and not isinstance(value, str):
         return "a path string"
     return None
 
@@ -94,6 +94,10 @@ class TrainConfig:
     ``sde`` and, filled from the data unless given, ``image_size``/``in_channels``
     (images) or ``dim`` (vectors).
 
+    ``init_from`` starts the network (and its EMA) from another run's weights (fine-tuning): a checkpoint or
+    run folder, or ``pretrained:NAME`` for a shipped model; the EMA weights are taken where the source has them.
+    The optimizer, step count and data order start afresh; a resumed run continues from its own checkpoint.
+
     ``preconditioning = "edm"`` wraps the network in
     :class:`~scoreflow.models.preconditioning.EDMPreconditioner` with ``sigma_data``; ``weighting = "edm"``
     draws noise levels with ``ln s ~ N(p_mean, p_std^2)``.
@@ -102,6 +106,7 @@ class TrainConfig:
     dataset: str = "digits"
     data_dir: str | None = None
     dataset_options: dict[str, Any] = attrs.field(factory=dict)
+    init_from: str | None = None
     model: str = "unet"
     model_options: dict[str, Any] = attrs.field(factory=dict)
     sde: str = "ve"
@@ -144,6 +149,8 @@ class TrainConfig:
         if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, int)
                                         or self.epochs <= 0):
             raise ValueError(f"epochs must be a positive integer or None, got {self.epochs!r}")
+        if self.init_from is not None and not self.init_from.strip():
+            raise ValueError("init_from must name a checkpoint, a run folder or pretrained:NAME, got an empty string")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip!r}")
 

@@ -87,6 +87,26 @@ def make_weighting(config: TrainConfig, host=None) -> LossWeighting:
     return check_instance("weighting", (host or get_host()).create("weighting", name, **options), LossWeighting)
 
 
+#: Prefix of an ``init_from`` value that names a shipped pretrained model instead of a path.
+PRETRAINED_PREFIX = "pretrained:"
+
+
+def initial_weights(source: str, *, host=None) -> tuple[dict[str, torch.Tensor], Path]:
+    """The network weights ``init_from`` names and the checkpoint folder they came from: the EMA weights of a
+    checkpoint (or run folder, or ``pretrained:NAME``, verified by its sha256) where it has them, else its raw
+    weights."""
+    if source.startswith(PRETRAINED_PREFIX):
+        from scoreflow.pretrained import resolve_pretrained
+
+        folder: str | Path = resolve_pretrained(source.removeprefix(PRETRAINED_PREFIX), host=host)
+    else:
+        folder = Path(source).expanduser()
+    ckpt = load_checkpoint(folder)
+    if ckpt["ema"] is not None:
+        return {k.removeprefix("module."): v for k, v in ckpt["ema"].items() if k.startswith("module.")}, ckpt["path"]
+    return ckpt["model"], ckpt["path"]
+
+
 def versions() -> dict[str, str]:
     """Versions of the packages a checkpoint depends on."""
     out = {}
@@ -233,6 +253,17 @@ class Trainer:
         self.epoch_losses = [tuple(x) for x in ckpt["meta"].get("epoch_losses", [])]
         self._epoch_sum, self._epoch_count = ckpt["meta"].get("epoch_partial", [0.0, 0])
 
+    def initialise_from(self, source: str) -> None:
+        """Load the starting weights of a fine-tuning run into the network and its EMA (see
+        :attr:`TrainConfig.init_from`); the optimizer and the step count are left fresh."""
+        weights, where = initial_weights(source, host=self.host)
+        try:
+            self.model.load_state_dict(weights)
+            self.ema.module.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise CheckpointError(f"init_from {source!r}: the weights of {where} do not fit this run's network; "
+                                  f"its model, model_options and preconditioning must match ({exc})") from exc
+
     # -- the loop -------------------------------------------------------------
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cfg, g = self.config, self.generator
@@ -335,6 +366,8 @@ class Trainer:
                 if self.step > self.total_steps:
                     raise ValueError(f"cannot resume {self.out} to {self.total_steps} steps: it is already at step "
                                      f"{self.step}; ask for at least {self.step} (--steps or --epochs)")
+            elif self.config.init_from is not None:
+                self.initialise_from(self.config.init_from)
             with _signals_stop(self):
                 return self._loop()
         finally:
