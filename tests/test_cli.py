@@ -193,3 +193,20 @@ def test_sample_refuses_bad_sampler_options_before_writing(tmp_path, capsys, arg
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err
     assert not (tmp_path / "s").exists()
+
+
+def test_likelihood_dequantizes_over_the_datasets_own_levels(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--dequantize", "--steps", "2", "--batch-size", "8",
+                 "--model-options", '{"channels": [8, 16, 16, 16], "embed_dim": 16}', "--out", str(run),
+                 "--no-progress"]) == 0
+    assert main(["likelihood", "--checkpoint", str(run), "--max-samples", "4", "--method", "exponential",
+                 "--num-steps", "2", "--out", str(tmp_path / "l.json"), "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "l.json").read_text())
+    assert summary["dequantized"] is True and summary["quantization_levels"] == 17
+
+
+def test_dequantize_on_continuous_data_is_refused(tmp_path, capsys):
+    code = main(["train", "--dataset", "ring", "--model", "mlp", "--dequantize", "--steps", "1",
+                 "--out", str(tmp_path / "run"), "--no-progress"])
+    assert code == 2 and "dataset 'ring' is continuous" in capsys.readouterr().err

@@ -215,7 +215,11 @@ def likelihood(args: argparse.Namespace) -> int:
     model, sde, config = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
     data = _dataset_from_checkpoint(args, args.split)
     x = data.x[: args.max_samples] if args.max_samples else data.x
-    dequantize = data.kind == "image" if args.dequantize is None else args.dequantize
+    levels = data.levels if args.dequantize is not False else None
+    if args.dequantize and levels is None:
+        raise ValueError(f"--dequantize applies to quantized data; dataset {data.name!r} is continuous "
+                         "(it declares no quantization levels)")
+    dequantize = levels if levels is not None else False
     eps = config.eps if args.eps is None else args.eps  # the model knows times down to its training eps
     res = likelihood_many(model, sde, x.to(args.device), batch_size=args.batch_size, seed=args.seed,
                           progress=not args.no_progress, estimator=args.estimator, n_probes=args.n_probes,
@@ -224,7 +228,8 @@ def likelihood(args: argparse.Namespace) -> int:
                           method=args.method)
     summary = {"split": args.split, "n": len(x), "mean_logp_nats": float(res["logp"].mean()),
                "mean_bpd": mean_and_standard_error(res["bpd"])["mean"],
-               "bpd_std_error": mean_and_standard_error(res["bpd"])["std_error"] if len(x) > 1 else 0.0, "dequantized": dequantize, "eps": eps, "estimator": args.estimator,
+               "bpd_std_error": mean_and_standard_error(res["bpd"])["std_error"] if len(x) > 1 else 0.0, "dequantized": levels is not None,
+               "quantization_levels": levels, "eps": eps, "estimator": args.estimator,
                "method": args.method, "solver": args.solver, "time_variable": args.time_variable,
                "nfe_per_batch": {"min": int(res["nfe"].min()), "max": int(res["nfe"].max())}}
     if ddp.is_main():

@@ -94,7 +94,7 @@ def _test_bpd(model, sde, data_dir, n: int, method: dict[str, Any], eps: float, 
         print(f"test bits/dim on {n} MNIST test images", flush=True)
     start = time.perf_counter()
     res = likelihood_many(model, sde, test.x[:n], batch_size=min(n, 100), seed=seed, progress=progress,
-                          eps=eps, dequantize=True, **method)
+                          eps=eps, dequantize=test.levels, **method)
     how = ("the exponential integrator, 20 steps" if method.get("method") == "exponential"
            else "dopri5 as the tutorial integrates")
     return {**mean_and_standard_error(res["bpd"]), "seconds": time.perf_counter() - start, "how": how,

@@ -39,7 +39,7 @@ TRAIN_HELP = {
     "amp": "bfloat16 autocast (mixed precision) where the device supports it",
     "seed": "seed of initialisation, batches and noise (same seed, same run)",
     "eps": "smallest training time t",
-    "dequantize": "uniform dequantization of 8-bit images",
+    "dequantize": "uniform dequantization over the dataset's quantization levels (256 for 8-bit images)",
     "device": "cpu, cuda, cuda:1, ...",
     "checkpoint_every": "also checkpoint every N steps (0: only at the end)",
     "log_every": "record the loss every N steps",
@@ -383,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="smallest time of the ODE integral, in (0, T) (default: the run's training eps, as both "
                         "tutorial notebooks do: 1e-3 for mnist-tutorial, 1e-5 for mnist-sigma25)")
     p.add_argument("--dequantize", action=argparse.BooleanOptionalAction, default=None,
-                   help="uniform dequantization of 8-bit images (default: on for image data)")
+                   help="uniform dequantization over the dataset's quantization levels (256 for 8-bit images, 17 "
+                        "for digits), with bits/dim of the discrete data (default: on for quantized data)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--data-dir", default=None, help="the dataset's folder (default: the dataset's own location, "

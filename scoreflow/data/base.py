@@ -24,13 +24,16 @@ class TensorData:
     """A dataset held in memory.
 
     ``x`` is ``(N, C, H, W)`` float32 in ``[0, 1]`` for images (``kind="image"``) or
-    ``(N, D)`` for vectors; ``labels`` is ``(N,)`` int64 or ``None``.
+    ``(N, D)`` for vectors; ``labels`` is ``(N,)`` int64 or ``None``. ``levels`` is the number of values
+    each entry can take, evenly spaced over ``[0, 1]`` (256 for 8-bit images, 17 for scikit-learn's digits),
+    or ``None`` for continuous data: dequantization and the bits/dim offset follow it.
     """
 
     x: torch.Tensor
     labels: torch.Tensor | None = None
     kind: Literal["image", "vector"] = "image"
     name: str = ""
+    levels: int | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.kind == "image" and self.x.dim() != 4:
@@ -42,6 +45,8 @@ class TensorData:
         if not self.x.is_floating_point():
             raise TypeError(f"data {self.name!r} must be a floating-point tensor, got {self.x.dtype}")
         check_finite(f"data {self.name!r}", self.x)
+        if self.levels is not None:
+            check_levels(self.levels)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -52,8 +57,23 @@ class TensorData:
         return tuple(self.x.shape[1:])
 
 
-def dequantize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Uniform dequantization of 8-bit images in ``[0, 1]``: ``(255 x + u) / 256``."""
+#: Quantization levels of 8-bit data, the default of :func:`dequantize`.
+EIGHT_BIT_LEVELS = 256
+
+
+def check_levels(levels: object) -> int:
+    """``levels`` if it is a number of quantization levels (an integer of at least 2), else a ``ValueError``."""
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
+        raise ValueError(f"quantization levels must be an integer of at least 2 (256 for 8-bit data), got {levels!r}")
+    return levels
+
+
+def dequantize(x: torch.Tensor, generator: torch.Generator | None = None, levels: int = EIGHT_BIT_LEVELS
+               ) -> torch.Tensor:
+    """Uniform dequantization of data with ``levels`` values ``k / (levels - 1)`` in ``[0, 1]``:
+    ``((levels - 1) x + u) / levels`` with ``u ~ U[0, 1)``, the 8-bit images' ``(255 x + u) / 256`` by default.
+    Each value's bin has width ``1 / levels``, so bits/dim of the discrete data add ``log2(levels)``."""
+    check_levels(levels)
     where = generator.device if generator is not None else x.device  # as the likelihood's probes
     u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=where).to(x.device)
-    return (x * 255 + u) / 256
+    return (x * (levels - 1) + u) / levels

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scoreflow.data.base import TensorData, check_split
+from scoreflow.data.base import EIGHT_BIT_LEVELS, TensorData, check_split
 from scoreflow.data.idx import fetch, load_idx_images
 
 DEFAULT_DATA_DIR = Path(os.environ.get("SCOREFLOW_DATA_DIR", Path.home() / ".cache" / "scoreflow" / "data"))
@@ -35,6 +35,10 @@ _MIRRORS = {
 }
 
 
+#: scikit-learn's digits hold the grey levels 0..16.
+DIGITS_LEVELS = 17
+
+
 @functools.lru_cache(maxsize=1)
 def _sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
@@ -47,7 +51,7 @@ def digits(split: str = "train", *, data_dir: str | Path | None = None, test_fra
            seed: int = 0) -> TensorData:
     """scikit-learn's 1797 8x8 handwritten digits (shipped in the package; no download).
 
-    Pixels 0..16 are scaled to ``[0, 1]``; a fixed seeded permutation holds out
+    Pixels 0..16 are scaled to ``[0, 1]`` (17 quantization levels); a fixed seeded permutation holds out
     ``test_fraction`` of the images as the test split. ``data_dir`` is not used.
     """
     check_split(split)
@@ -57,7 +61,7 @@ def digits(split: str = "train", *, data_dir: str | Path | None = None, test_fra
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     n_test = int(round(len(x) * test_fraction))
     idx = order[n_test:] if split == "train" else order[:n_test]
-    return TensorData(x[idx], y[idx], "image", "digits")
+    return TensorData(x[idx], y[idx], "image", "digits", levels=DIGITS_LEVELS)
 
 
 def _idx_dataset(name: str, split: str, data_dir: str | Path | None) -> TensorData:
@@ -67,7 +71,7 @@ def _idx_dataset(name: str, split: str, data_dir: str | Path | None) -> TensorDa
     images = fetch(img_name, img_sum, folder, _MIRRORS[name])
     labels = fetch(lab_name, lab_sum, folder, _MIRRORS[name])
     x, y = load_idx_images(images, labels)
-    return TensorData(x, y, "image", name)
+    return TensorData(x, y, "image", name, levels=EIGHT_BIT_LEVELS)
 
 
 def mnist(split: str = "train", *, data_dir: str | Path | None = None) -> TensorData:
@@ -118,7 +122,7 @@ def folder(split: str = "train", *, data_dir: str | Path | None = None, channels
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     n_test = int(len(x) * test_fraction)
     idx = order[n_test:] if split == "train" else order[:n_test]
-    return TensorData(x[idx], None, "image", "folder")
+    return TensorData(x[idx], None, "image", "folder", levels=EIGHT_BIT_LEVELS)  # read as 8-bit by PIL
 
 
 def _toy(name: str, split: str, n: int, seed: int) -> TensorData:

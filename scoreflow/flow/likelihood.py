@@ -17,7 +17,7 @@ import attrs
 import torch
 from torch import nn
 
-from scoreflow.data.base import dequantize
+from scoreflow.data.base import EIGHT_BIT_LEVELS, check_levels, dequantize
 from scoreflow.errors import DroppedOptionsError, NonFiniteError
 from scoreflow.flow.probability_flow import ProbabilityFlowODE, _solver_name, resolve_solver
 from scoreflow.tensor import as_time, check_finite, per_sample_dim, sum_except_batch
@@ -146,13 +146,47 @@ def _batched_vjp(out: torch.Tensor, x: torch.Tensor, probes: torch.Tensor) -> to
         return torch.stack(rows)
 
 
-def dequantize_uniform(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Check that ``x`` is 8-bit data in ``[0, 1]``, then apply :func:`scoreflow.data.dequantize`."""
-    if float(x.min()) < 0 or float(x.max()) > 1:
-        raise ValueError(
-            f"dequantize=True expects 8-bit images scaled to [0, 1], got values in [{float(x.min()):g}, {float(x.max()):g}]"
-        )
-    return dequantize(x, generator)
+#: How far (in units of one level) a value may sit from its level's grid point and still count as on it.
+GRID_TOLERANCE = 1e-3
+
+
+def dequantization_levels(dequantize: bool | int) -> int | None:
+    """The quantization levels a ``dequantize`` argument asks for: ``False`` none, ``True`` 8-bit (256), an
+    integer that many."""
+    if isinstance(dequantize, bool):
+        return EIGHT_BIT_LEVELS if dequantize else None
+    if isinstance(dequantize, int):
+        return check_levels(dequantize)
+    raise ValueError(f"dequantize must be True, False or a number of quantization levels, got {dequantize!r}")
+
+
+def dequantize_uniform(x: torch.Tensor, generator: torch.Generator | None = None,
+                       levels: int = EIGHT_BIT_LEVELS) -> torch.Tensor:
+    """Check that ``x`` holds ``levels`` evenly spaced values in ``[0, 1]`` (``k / (levels - 1)``), then apply
+    :func:`scoreflow.data.dequantize`; data off that grid is an error naming the levels it does fit."""
+    low, high = float(x.min()), float(x.max())
+    if low < 0 or high > 1:
+        raise ValueError(f"dequantization expects data scaled to [0, 1], got values in [{low:g}, {high:g}]")
+    scaled = x.detach().double() * (levels - 1)
+    off = float((scaled - scaled.round()).abs().max())
+    if off > GRID_TOLERANCE:
+        raise ValueError(f"dequantization with {levels} levels expects values k/{levels - 1}, but some lie "
+                         f"{off:.3g} of a level off that grid; {_levels_hint(x)}")
+    return dequantize(x, generator, levels)
+
+
+def _levels_hint(x: torch.Tensor) -> str:
+    """Which quantization levels ``x`` fits, for an error message."""
+    values = torch.unique(x.detach().double())
+    for levels in range(max(2, len(values)), MAX_HINT_LEVELS + 1):  # L levels hold at most L distinct values
+        scaled = values * (levels - 1)
+        if float((scaled - scaled.round()).abs().max()) <= GRID_TOLERANCE:
+            return f"they fit {levels} levels (pass dequantize={levels})"
+    return (f"they fit no grid of at most {MAX_HINT_LEVELS} levels: pass dequantize=False for continuous data")
+
+
+#: The most quantization levels an error message's hint tries.
+MAX_HINT_LEVELS = 4096
 
 
 def log_likelihood(
@@ -167,7 +201,7 @@ def log_likelihood(
     atol: float = 1e-5,
     eps: float = 1e-5,
     generator: torch.Generator | None = None,
-    dequantize: bool = False,
+    dequantize: bool | int = False,
     dtype: torch.dtype = torch.float32,
     time_variable: Literal["t", "log_sigma"] = "t",
     logp_atol: float | None = None,
@@ -189,9 +223,10 @@ def log_likelihood(
         atol: Absolute tolerance of a solver given by name.
         eps: Start time of the integration (the tutorial's 1e-5).
         generator: Random generator for probes and dequantization noise.
-        dequantize: Treat ``x`` as 8-bit images in ``[0, 1]``: apply uniform
-            dequantization ``(255 x + u)/256`` and report bits/dim of the discrete
-            data (the tutorial's ``-logp / (D ln 2) + 8``).
+        dequantize: Treat ``x`` as quantized data in ``[0, 1]`` and report bits/dim of the discrete data:
+            ``True`` for 8-bit images (uniform dequantization ``(255 x + u)/256``, the tutorial's
+            ``-logp / (D ln 2) + 8``), an integer ``L`` for data with ``L`` levels ``k / (L - 1)`` (17 for
+            scikit-learn's digits: ``(16 x + u) / 17`` and ``+ log2(17)``); ``TensorData.levels`` says which.
         dtype: Floating dtype for the computation (float32 by default).
         time_variable: Integrate in ``"t"`` (the tutorial's way) or in ``"log_sigma"``, the log of the
             SDE's noise level, where the flow is about equally hard everywhere (fewer evaluations at
@@ -237,10 +272,11 @@ def log_likelihood(
             raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
     if logp_atol is not None and not isinstance(solver, str):
         raise DroppedOptionsError("logp_atol applies to a solver given by name; set it on the solver instance")
+    levels = dequantization_levels(dequantize)
     x = x.to(dtype)
     check_finite("x", x)
-    if dequantize:
-        x = dequantize_uniform(x, generator)
+    if levels is not None:
+        x = dequantize_uniform(x, generator, levels)
     from scoreflow.models.base import make_score_fn
 
     flow = ProbabilityFlowODE(sde, make_score_fn(model, sde))
@@ -254,7 +290,7 @@ def log_likelihood(
             z, delta, nfe = integrate_exponential(divergence, sde, x, eps, steps)
         except NonFiniteError as exc:
             raise NonFiniteError(f"log_likelihood with method='exponential': {exc}") from None
-        return _result(sde, x, z, delta, nfe, dequantize)
+        return _result(sde, x, z, delta, nfe, levels)
     if logp_atol is None:
         options = {"rtol": rtol, "atol": atol}
     else:  # the state's tolerance for x; only the absolute one, in nats, for delta_logp
@@ -276,14 +312,14 @@ def log_likelihood(
         (z, delta), nfe = ode_solver.solve(func, (x, delta0), start, end)
     except NonFiniteError as exc:
         raise NonFiniteError(f"log_likelihood with {_solver_name(ode_solver)}: {exc}") from None
-    return _result(sde, x, z, delta, nfe, dequantize)
+    return _result(sde, x, z, delta, nfe, levels)
 
 
 def _result(sde: SDE, x: torch.Tensor, z: torch.Tensor, delta: torch.Tensor, nfe: int,
-            dequantize: bool) -> LikelihoodResult:
-    """Prior term, total and bits/dim of an integrated batch."""
+            levels: int | None) -> LikelihoodResult:
+    """Prior term, total and bits/dim of an integrated batch (of data with ``levels`` quantization levels)."""
     prior = sde.prior_logp(z)
     logp = prior + delta
     dim = per_sample_dim(x)
-    bpd = -logp / (dim * math.log(2)) + (8.0 if dequantize else 0.0)
+    bpd = -logp / (dim * math.log(2)) + (math.log2(levels) if levels is not None else 0.0)
     return LikelihoodResult(logp=logp, prior_logp=prior, delta_logp=delta, bpd=bpd, nfe=nfe, z=z)

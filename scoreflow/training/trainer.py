@@ -194,8 +194,9 @@ class Trainer:
             _, model = build_components(config, self.data, host=host, sde=sde)
         self.sde = check_instance("sde", sde, SDE)
         self.model = check_instance("score_net", model, ScoreNet)
-        if config.dequantize and self.data.kind != "image":
-            raise ValueError("dequantize applies to 8-bit image data only")
+        if config.dequantize and self.data.levels is None:
+            raise ValueError(f"dequantize applies to quantized data; dataset {config.dataset!r} is continuous "
+                             "(it declares no quantization levels): pass --no-dequantize")
         self.model.to(self.device)
         self.ema = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
         self.optimizer = make_optimizer(config, self.model.parameters())
@@ -226,7 +227,8 @@ class Trainer:
         if ddp.is_main():
             meta = {"config": self.config.to_dict(), "sde": repr(self.sde), "versions": versions(),
                     "losses": self.losses, "epoch_losses": self.epoch_losses,
-                    "epoch_partial": [self._epoch_sum, self._epoch_count], "data_shape": list(self.data.sample_shape), "data_kind": self.data.kind}
+                    "epoch_partial": [self._epoch_sum, self._epoch_count], "data_shape": list(self.data.sample_shape), "data_kind": self.data.kind,
+                    "data_levels": self.data.levels}
             path = save_checkpoint(self.out, self.step, model=self.model, ema=self.ema, optimizer=self.optimizer,
                                    rng={"generator": self.generator.get_state()}, meta=meta,
                                    keep_last=self.config.keep_last)
@@ -274,7 +276,7 @@ class Trainer:
             idx = torch.randint(0, len(self.data), (cfg.batch_size,), generator=g)
         x = self.data.x[idx]
         if cfg.dequantize:
-            x = dequantize(x, g)
+            x = dequantize(x, g, self.data.levels)
         t = self.weighting.sample_times(cfg.batch_size, g).to(x.dtype)
         z = torch.randn(x.shape, generator=g, dtype=x.dtype)
         share = cfg.batch_size // self.world
