@@ -117,3 +117,41 @@ def test_non_finite_or_integer_data_is_refused_with_its_name():
         TensorData(torch.tensor([[float("nan"), 1.0]]), kind="vector", name="toy")
     with pytest.raises(TypeError, match=r"floating-point.*int64"):
         TensorData(torch.tensor([[1, 2]]), kind="vector", name="toy")
+
+
+def _save(path, array, mode=None):
+    from PIL import Image
+
+    Image.fromarray(array.astype(np.uint8), mode).save(path)
+
+
+def test_folder_channels_follow_the_images(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        _save(tmp_path / f"{i}.png", rng.integers(0, 256, (6, 6, 3)))
+    data = sf.create("dataset", "folder", data_dir=tmp_path, test_fraction=0.0)
+    assert data.x.shape == (4, 3, 6, 6) and data.levels == 256  # RGB with no option
+    grey = sf.create("dataset", "folder", data_dir=tmp_path, channels=1, test_fraction=0.0)
+    assert grey.x.shape == (4, 1, 6, 6)
+    _save(tmp_path / "alpha.png", rng.integers(0, 256, (6, 6, 4)))
+    with pytest.warns(UserWarning, match=r"1 image\(s\) have an alpha channel .*alpha.png.*dropped"):
+        assert sf.create("dataset", "folder", data_dir=tmp_path, test_fraction=0.0).x.shape == (5, 3, 6, 6)
+    _save(tmp_path / "grey.png", rng.integers(0, 256, (6, 6)))
+    with pytest.raises(ValueError, match=r"mixes grey images \(.*grey.png\) and colour ones .*pass the dataset option"):
+        sf.create("dataset", "folder", data_dir=tmp_path)
+    assert sf.create("dataset", "folder", data_dir=tmp_path, channels=3, test_fraction=0.0).x.shape == (6, 3, 6, 6)
+
+
+@pytest.mark.parametrize("bad", [2, 4, 0, True, "3"])
+def test_folder_channels_must_be_one_or_three(tmp_path, bad):
+    _save(tmp_path / "a.png", np.zeros((4, 4)))
+    with pytest.raises(ValueError, match=f"channels must be 1 \\(grey\\) or 3 \\(RGB\\).*got {bad!r}"):
+        sf.create("dataset", "folder", data_dir=tmp_path, channels=bad)
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.5, 1, "0.2", True])
+def test_test_fraction_is_a_share(tmp_path, bad):
+    _save(tmp_path / "a.png", np.zeros((4, 4)))
+    for name, options in (("digits", {}), ("folder", {"data_dir": tmp_path})):
+        with pytest.raises(ValueError, match=f"test_fraction must be a number in \\[0, 1\\), got {bad!r}"):
+            sf.create("dataset", name, test_fraction=bad, **options)

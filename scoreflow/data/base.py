@@ -19,6 +19,13 @@ def check_split(split: str) -> str:
     return split
 
 
+def check_test_fraction(value: object) -> float:
+    """``value`` if it is a share of a dataset held out for testing, a number in ``[0, 1)``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"test_fraction must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
 @attrs.frozen
 class TensorData:
     """A dataset held in memory.

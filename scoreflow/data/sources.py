@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scoreflow.data.base import EIGHT_BIT_LEVELS, TensorData, check_split
+from scoreflow.data.base import EIGHT_BIT_LEVELS, TensorData, check_split, check_test_fraction
 from scoreflow.data.idx import fetch, load_idx_images
 
 DEFAULT_DATA_DIR = Path(os.environ.get("SCOREFLOW_DATA_DIR", Path.home() / ".cache" / "scoreflow" / "data"))
@@ -55,6 +55,7 @@ def digits(split: str = "train", *, data_dir: str | Path | None = None, test_fra
     ``test_fraction`` of the images as the test split. ``data_dir`` is not used.
     """
     check_split(split)
+    check_test_fraction(test_fraction)
     images, target = _sklearn_digits()
     x = torch.from_numpy(images.astype(np.float32) / 16.0).unsqueeze(1)
     y = torch.from_numpy(target.astype(np.int64))
@@ -85,6 +86,10 @@ def fashion_mnist(split: str = "train", *, data_dir: str | Path | None = None) -
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: PIL modes read as one grey channel (with ``LA`` the alpha is dropped); every other mode is colour (RGB).
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+#: Modes whose alpha channel is dropped on reading (with a warning).
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
 def read_image(path: str | Path, channels: int) -> np.ndarray:
@@ -99,17 +104,60 @@ def read_image(path: str | Path, channels: int) -> np.ndarray:
         raise ValueError(f"{path}: not a readable image ({exc})") from exc
 
 
-def folder(split: str = "train", *, data_dir: str | Path | None = None, channels: int = 1,
+def image_mode(path: Path) -> str:
+    """The PIL mode of an image file, from its header (nothing is decoded); a ``ValueError`` naming an
+    unreadable file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.mode
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"{path}: not a readable image ({exc})") from exc
+
+
+def infer_channels(files: list[Path]) -> int:
+    """1 if every image is grey, 3 if every one is colour; mixed folders are an error naming one of each.
+    Dropping an alpha channel is announced once with a warning."""
+    import warnings
+
+    grey: Path | None = None
+    colour: Path | None = None
+    alpha: list[Path] = []
+    for path in files:
+        mode = image_mode(path)
+        if mode in ALPHA_MODES:
+            alpha.append(path)
+        if mode in GREY_MODES:
+            grey = grey or path
+        else:
+            colour = colour or path
+    if grey is not None and colour is not None:
+        raise ValueError(f"the folder mixes grey images ({grey}) and colour ones ({colour}); pass the dataset option "
+                         "channels (1: read all as grey, 3: read all as RGB)")
+    if alpha:
+        warnings.warn(f"{len(alpha)} image(s) have an alpha channel (e.g. {alpha[0]}); it is dropped", stacklevel=3)
+    return 1 if colour is None else 3
+
+
+def folder(split: str = "train", *, data_dir: str | Path | None = None, channels: int | None = None,
            test_fraction: float = 0.1, seed: int = 0) -> TensorData:
-    """A folder of PNG/JPEG images of one size (grayscale with ``channels=1``, RGB with 3)."""
+    """A folder (searched recursively) of PNG/JPEG images of one size, 8-bit (256 levels).
+
+    ``channels`` is inferred from the files unless given: 1 if every image is grey, 3 (RGB) if every one is
+    colour; a folder that mixes them needs ``channels``. An alpha channel is dropped with a warning.
+    """
     check_split(split)
     if data_dir is None or not Path(data_dir).is_dir():
         raise FileNotFoundError(f"dataset 'folder' needs --data-dir pointing at a folder of images, got {data_dir!r}")
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), or left out to infer it, got {channels!r}")
+    check_test_fraction(test_fraction)
     files = sorted(p for p in Path(data_dir).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"no {'/'.join(IMAGE_SUFFIXES)} images in {data_dir}")
+    if channels is None:
+        channels = infer_channels(files)
     arrays, size = [], None
     for path in files:
         arr = read_image(path, channels)
