@@ -383,7 +383,8 @@ class Trainer:
         if ddp.is_main():
             self.out.mkdir(parents=True, exist_ok=True)
         total = self.total_steps
-        bar = tqdm(total=total, initial=self.step, desc="training", disable=not (self.progress and ddp.is_main()),
+        threads = torch.get_num_threads()  # said on the bar: too many threads on a busy CPU is the usual slowness
+        bar = tqdm(total=total, initial=self.step, desc=f"training ({threads} thread{'s' * (threads != 1)})", disable=not (self.progress and ddp.is_main()),
                    dynamic_ncols=True)
         start, start_step, window = time.perf_counter(), self.step, []
         while self.step < total:
