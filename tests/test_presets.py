@@ -67,7 +67,7 @@ def test_mnist_likelihood_preset_changes_only_the_documented_fields():
 
 
 def test_unknown_preset_names_the_known_ones():
-    with pytest.raises(UnknownPresetError, match="'mnist-tutorail'.*Available: mnist, mnist-likelihood, mnist-sigma25, mnist-tutorial"):
+    with pytest.raises(UnknownPresetError, match="'mnist-tutorail'.*Available: mnist, mnist-density, mnist-likelihood, mnist-sigma25, mnist-tutorial"):
         load_preset("mnist-tutorail")
 
 
@@ -160,7 +160,7 @@ def test_cli_lists_presets_and_refuses_unknown_ones(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "mnist-tutorial" in out and "batch_size = 32" in out
     assert main(["train", "--preset", "nope", "--out", str(tmp_path)]) == 2
-    assert "Unknown preset 'nope'. Available: mnist, mnist-likelihood, mnist-sigma25, mnist-tutorial" in capsys.readouterr().err
+    assert "Unknown preset 'nope'. Available: mnist, mnist-density, mnist-likelihood, mnist-sigma25, mnist-tutorial" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not __import__("pathlib").Path(__file__).resolve().parents[2].joinpath(
@@ -202,3 +202,19 @@ def test_an_explicit_steps_flag_beats_the_presets_epochs(tmp_path, monkeypatch):
     with pytest.raises(Stop):
         commands.train(args)
     assert seen["config"].epochs == 50
+
+
+def test_mnist_density_preset_fine_tunes_the_mnist_model_under_the_likelihood_weighting():
+    """Only the loss, learning rate, warm-up, length and seed differ from `mnist`; the weights it starts from fit."""
+    from scoreflow.data.base import TensorData
+    from scoreflow.training.trainer import build_components, initial_weights
+
+    base, tuned = load_preset("mnist").train, load_preset("mnist-density").train
+    changed = {k for k in set(base) | set(tuned) if base.get(k) != tuned.get(k)}
+    assert changed == {"init_from", "weighting", "importance_sampling", "p_mean", "p_std", "lr", "warmup", "steps",
+                       "seed"}
+    config = TrainConfig.from_dict(tuned)
+    assert (config.init_from, config.weighting, config.importance_sampling) == ("pretrained:mnist", "likelihood", True)
+    _, model = build_components(config, TensorData(torch.zeros(1, 1, 28, 28), None, "image"))
+    weights, _ = initial_weights(config.init_from)
+    model.load_state_dict(weights)  # strict: the same network
