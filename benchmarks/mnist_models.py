@@ -34,7 +34,12 @@ from scoreflow.tensor import as_time
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ("mnist", "mnist-tutorial", "mnist-sigma25", "mnist-likelihood")
-BUDGETS = (5, 10)
+BUDGETS = (5, 10, 20, 50)
+#: multistep solvers that also run on grids tuned to the model (``scoreflow tune-schedule``) at budgets up to
+#: :data:`TUNED_MAX_BUDGET`; the grids are fitted on warm-up draws of their own seed, never the measured ones
+TUNED = ("dpmpp_2m", "ipndm", "deis")
+TUNED_MAX_BUDGET = 10
+TUNING_SEED = 7
 #: where the probability-flow ODE stops (the tutorial's 1e-2 would leave the VE(0.001, 50) model at noise 5e-4;
 #: the SDE's default eps, 1e-3, is the same for every shipped model)
 ODE_EPS = 1e-3
@@ -94,6 +99,7 @@ def sampling(name: str, args: argparse.Namespace, train, test, cache: Path) -> d
         res = sf.ode_sample(model, sde, (n, *shape), eps=ODE_EPS, generator=g)
         return res.samples, res.nfe
 
+    tuned = tuned_samplers(model, sde, shape, args) if args.tune_trajectories else {}
     for seed in args.seeds:
         x, nfe, seconds = _draw(ode, args.n, args.batch, seed)
         inside = float(((x >= -0.25) & (x <= 1.25)).float().mean())
@@ -117,10 +123,40 @@ def sampling(name: str, args: argparse.Namespace, train, test, cache: Path) -> d
                 x, nfe, seconds = _draw(lambda n, g, s=sampler: (lambda r: (r.samples, r.nfe))(
                     s.sample(model, sde, (n, *shape), generator=g)), args.n, args.batch, seed)
                 record(f"{label} @ NFE {budget}", budget, x, nfe, seconds)
+            for label, (sampler, tune_seconds) in tuned.get(budget, {}).items():
+                x, nfe, seconds = _draw(lambda n, g, s=sampler: (lambda r: (r.samples, r.nfe))(
+                    s.sample(model, sde, (n, *shape), generator=g)), args.n, args.batch, seed)
+                record(f"{label} (tuned grid) @ NFE {budget}", budget, x, nfe, seconds, tune_seconds=tune_seconds)
         peer_note = kdiffusion_rows(name, args, seed, record)
     for row in rows.values():
         row["fd"] = mean_and_error(row["fd"])
     return {"rows": list(rows.values()), "peers": peer_note}
+
+
+def tuned_samplers(model, sde, shape: tuple[int, ...], args: argparse.Namespace
+                   ) -> dict[int, dict[str, tuple[sf.Sampler, float]]]:
+    """``{budget: {predictor: (sampler on its tuned grid, seconds the tuning took)}}`` for :data:`TUNED` at the
+    budgets up to :data:`TUNED_MAX_BUDGET`, each predictor's grids tuned in one call on
+    ``--tune-trajectories`` warm-up draws (seed :data:`TUNING_SEED`)."""
+    import tempfile
+
+    from scoreflow.sampling.tuning import steps_for_nfe
+
+    folder = tempfile.mkdtemp(prefix="scoreflow-mnist-tuned-")
+    budgets = [b for b in args.budgets if b <= TUNED_MAX_BUDGET]
+    out: dict[int, dict[str, tuple[sf.Sampler, float]]] = {b: {} for b in budgets}
+    for name in TUNED:
+        steps = {b: steps_for_nfe(name, b, sde) for b in budgets}
+        start = time.perf_counter()
+        result = sf.tune_schedule(model, sde, (args.tune_trajectories, *shape), sorted(set(steps.values())),
+                                  predictor=name, generator=torch.Generator().manual_seed(TUNING_SEED))
+        result.save(folder)
+        seconds = round(time.perf_counter() - start, 1)
+        print(f"tuned {name} for {sorted(steps.values())} steps in {seconds} s", flush=True)
+        for budget, n in steps.items():
+            out[budget][name] = (sf.Sampler(predictor=name, num_steps=n, schedule="tuned",
+                                            schedule_options={"path": folder, "predictor": name}), seconds)
+    return out
 
 
 def kdiffusion_rows(name: str, args: argparse.Namespace, seed: int, record) -> str:
@@ -270,6 +306,29 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+PARTS = {"calibration": ("calibration",), "sampling": ("sampling", "references", "n", "seeds", "budgets",
+                                                       "reference_steps", "tune_trajectories"),
+         "bpd": ("bpd",)}
+
+
+def merge_into_record(old: dict[str, Any], new: dict[str, Any], skipped: list[str]) -> dict[str, Any]:
+    """A run that skipped some parts, merged into the record it updates: the skipped parts are kept from ``old``;
+    a run of the bits/dim alone is noted as ``bpd_run`` beside the record's own command."""
+    if set(skipped) >= {"calibration", "sampling"} and "bpd" not in skipped:
+        merged = dict(old)
+        merged["bpd"] = new["bpd"]
+        merged["bpd_run"] = {k: new[k] for k in ("command", "seconds", "load_before", "load_after")}
+        return merged
+    merged = dict(new)
+    for part in skipped:
+        for key in PARTS[part]:
+            if key in old:
+                merged[key] = old[key]
+    if "bpd" in skipped and "bpd_run" in old:
+        merged["bpd_run"] = old["bpd_run"]
+    return merged
+
+
 def main(argv: list[str] | None = None) -> None:
     from scoreflow.data.sources import DEFAULT_DATA_DIR
 
@@ -278,13 +337,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=["mnist"],
                         help="models to sample (default: %(default)s; the tutorial model's figures at the same n are "
                              "in results/mnist-samplers-tutorial.json)")
-    parser.add_argument("--bpd-models", nargs="+", default=["mnist", "mnist-tutorial"],
+    parser.add_argument("--bpd-models", nargs="+", default=["mnist", "mnist-density", "mnist-tutorial"],
                         help="models whose test bits/dim to measure (default: %(default)s)")
     parser.add_argument("--n", type=int, default=128, help="digits per sampler and seed (default: %(default)s)")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS))
     parser.add_argument("--reference-steps", type=int, default=1000)
+    parser.add_argument("--tune-trajectories", type=int, default=128,
+                        help="warm-up draws the tuned grids are fitted on; 0 skips the tuned grids (default: "
+                             "%(default)s)")
     parser.add_argument("--n-bpd", type=int, default=1000, help="test images for bits/dim (default: %(default)s)")
     parser.add_argument("--n-calibration", type=int, default=256)
     parser.add_argument("--skip", nargs="*", default=[], choices=("calibration", "sampling", "bpd"))
@@ -305,7 +367,8 @@ def main(argv: list[str] | None = None) -> None:
     command = " ".join(["python -m benchmarks.mnist_models", *(sys.argv[1:] if argv is None else argv)])
     result: dict[str, Any] = {"command": command, "load_before": os.getloadavg()[0], "threads": torch.get_num_threads(),
                               "n": args.n, "seeds": args.seeds, "budgets": args.budgets, "ode_eps": ODE_EPS,
-                              "reference_steps": args.reference_steps}
+                              "reference_steps": args.reference_steps,
+                              "tune_trajectories": args.tune_trajectories}
     tutorial = ROOT / "benchmarks" / "results" / "mnist-samplers-tutorial.json"
     if tutorial.is_file():
         confirmed = json.loads(tutorial.read_text()).get("confirmed") or [{}]
@@ -324,6 +387,8 @@ def main(argv: list[str] | None = None) -> None:
         result["bpd"] = {name: bits_per_dim(name, test, args.n_bpd, 250) for name in args.bpd_models}
     result["load_after"] = os.getloadavg()[0]
     result["seconds"] = round(time.perf_counter() - started, 1)
+    if args.skip and Path(args.out).is_file():
+        result = merge_into_record(json.loads(Path(args.out).read_text()), result, args.skip)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     Path(args.page).write_text(render(result))

@@ -229,13 +229,14 @@ def test_mnist_models_report_runs_end_to_end_on_a_few_digits(tmp_path):
     out, page = tmp_path / "r.json", tmp_path / "page.md"
     mnist_models.main(["--data-dir", str(MNIST_DIR), "--models", "mnist", "--n", "4", "--batch", "4",
                        "--seeds", "0", "1", "--budgets", "5", "--reference-steps", "3", "--n-bpd", "2",
-                       "--n-calibration", "8", "--images", str(tmp_path), "--out", str(out), "--page", str(page)])
+                       "--bpd-models", "mnist", "--tune-trajectories", "2", "--n-calibration", "8", "--images", str(tmp_path), "--out", str(out), "--page", str(page)])
     result = json.loads(out.read_text())
     assert set(result["calibration"]) == set(mnist_models.SHIPPED)
     rows = {r["sampler"]: r for r in result["sampling"]["mnist"]["rows"]}
     ode = rows["probability-flow ODE (dopri5)"]
     assert len(ode["fd"]["values"]) == 2 and 0 <= min(ode["share_in_range"]) <= 1
     assert any(label.endswith("@ NFE 5") for label in rows)
+    assert rows["dpmpp_2m (tuned grid) @ NFE 5"]["tune_seconds"][0] > 0
     assert result["bpd"]["mnist"]["n"] == 2
     text = page.read_text()
     for heading in ("## Denoiser calibration", "## Sampling `mnist`", "## Test bits/dim"):
