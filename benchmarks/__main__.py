@@ -200,7 +200,8 @@ def markdown(r: dict[str, Any]) -> str:
         e = r["end_to_end"]
         lines += ["## 6. End to end on digits", "",
                   f"Trained {e['train_steps']} steps in {e['train_seconds']} s; test bits/dim {e['test_bpd']:.3f} "
-                  f"+- {e['test_bpd_std_error']:.3f} ({e['bpd_images']} dequantized test images). Frechet distance "
+                  f"+- {e['test_bpd_std_error']:.3f} ({e['bpd_images']} test images dequantized over their "
+                  f"{e.get('quantization_levels', 256)} levels). Frechet distance "
                   f"of training images to the test split (reference): {e['reference_frechet_distance']:.2f}.", "",
                   "| sampler | NFE | seconds | Frechet distance |", "| --- | ---: | ---: | ---: |"]
         for row in e["samplers"]:

@@ -35,7 +35,7 @@ def run_suite(steps: int, n_samples: int, n_bpd: int, host: sf.PluginHost, scale
         train_s = time.perf_counter() - start
         model, sde, _ = load_trained(tmp, host=host)
     train, test = digits("train"), digits("test")
-    ll = sf.log_likelihood(model, sde, test.x[:n_bpd], dequantize=True, rtol=1e-4, atol=1e-4,
+    ll = sf.log_likelihood(model, sde, test.x[:n_bpd], dequantize=test.levels, rtol=1e-4, atol=1e-4,
                            generator=torch.Generator().manual_seed(0), host=host)
     rows = []
     for name, kwargs in SAMPLERS.items():
@@ -53,4 +53,5 @@ def run_suite(steps: int, n_samples: int, n_bpd: int, host: sf.PluginHost, scale
     reference = image_quality(train.x[:n_samples], train, test, DEFAULT_DATA_DIR / "classifiers")
     return {"train_steps": steps, "train_seconds": round(train_s, 1), "test_bpd": float(ll.bpd.mean()),
             "test_bpd_std_error": float(ll.bpd.std() / len(ll.bpd) ** 0.5), "bpd_images": n_bpd,
+            "quantization_levels": test.levels,
             "samplers": rows, "reference_frechet_distance": reference["frechet_distance"]}
