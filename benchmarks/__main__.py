@@ -2,6 +2,7 @@
 
     python -m benchmarks --quick --out bench-quick      # a small version, under 3 minutes on 2 cores
     python -m benchmarks --out bench-full               # the full run behind docs/benchmarks.md
+    python -m benchmarks --render benchmarks/results/2026-11-30-quality.json   # a record's tables, as markdown
 """
 
 from __future__ import annotations
@@ -224,7 +225,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="NFE budgets of the quality and peer suites (default: 5 10 20 50 100 200 500 1000)")
     parser.add_argument("--kdiffusion-python", default=None,
                         help="python of an environment with k-diffusion (default: $SCOREFLOW_KDIFFUSION_PYTHON)")
+    parser.add_argument("--render", metavar="RECORD", default=None,
+                        help="print the markdown tables of a results.json record (every row) and exit")
     args = parser.parse_args(argv)
+    if args.render:
+        print(markdown(json.loads(Path(args.render).read_text())))
+        return
     suites = tuple(s.strip() for s in args.suites.split(",") if s.strip())
     unknown = sorted(set(suites) - set(SUITES))
     if unknown:

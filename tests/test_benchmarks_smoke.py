@@ -242,3 +242,17 @@ def test_mnist_models_report_runs_end_to_end_on_a_few_digits(tmp_path):
     for heading in ("## Denoiser calibration", "## Sampling `mnist`", "## Test bits/dim"):
         assert heading in text
     assert (tmp_path / "calibration-mnist-tutorial.png").is_file()
+
+
+def test_render_prints_every_row_of_a_stored_record(capsys):
+    """`python -m benchmarks --render RECORD`: the report's full tables from a record in benchmarks/results."""
+    import json
+
+    from benchmarks.__main__ import main as bench_main
+
+    record = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "2026-11-30-quality.json"
+    bench_main(["--render", str(record)])
+    text = capsys.readouterr().out
+    assert "## 1. Sample quality against NFE (exact oracles)" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ring-2d |") or line.startswith("| digits-64d |")]
+    assert len(rows) == len(json.loads(record.read_text())["quality"])
