@@ -157,6 +157,12 @@ def fast_bpd(model, sde, test, n: int, noise_level: float) -> dict[str, Any]:
             "nfe_per_batch": int(res["nfe"].max()), "seconds": round(time.perf_counter() - start, 1)}
 
 
+def _in_repository(command: str) -> str:
+    """``command`` with the file it read from outside the repository (an earlier record) named ``EARLIER.json``."""
+    words = command.split()
+    return " ".join("EARLIER.json" if w.startswith("/") and not w.startswith(str(ROOT)) else w for w in words)
+
+
 #: The models compared in the "beating the tutorial" section: label -> (shipped name, EMA weights?).
 def compared_models(args: argparse.Namespace) -> dict[str, tuple[str, bool]]:
     return {"tutorial raw": (args.pretrained, False), "tutorial EMA": (args.pretrained, True),
@@ -391,7 +397,10 @@ def _better_section(results: dict[str, Any]) -> list[str]:
              f"`g(t)^2` with importance-sampled time (`weighting = \"{cfg['weighting']}\"`, `importance_sampling = "
              f"{str(cfg['importance_sampling']).lower()}`, Song et al. 2021), and sampling with the EMA weights. "
              "Train it with `scoreflow train --preset mnist-likelihood --data-dir DIR --out RUN`; the shipped "
-             f"weights load as `--checkpoint {b['name']}`. Measured by `{b['command']}` on {b['date']}.", "",
+             f"weights load as `--checkpoint {b['name']}`. Measured by `{_in_repository(b['command'])}` on {b['date']}"
+             + (f" (`EARLIER.json`: the record of an earlier run of the same command, whose sample figures, measured on "
+                f"{b.get('samples_measured', 'an earlier date')}, were reused)" if "--better-samples-from" in b["command"]
+                else "") + ".", "",
              f"**Test bits/dim at equal noise**, every model the same way: the same {n} test images, dequantization "
              "draws and probes, integrated in the log noise level with 30 RK4 steps (120 evaluations; within 0.01 "
              "bits/dim of a tolerance-1e-7 solve, see docs/benchmarks.md), each from the time where its own SDE's "

@@ -14,7 +14,7 @@ product is taken at each step's start and at its ``2h/3`` stage (the ``h/3`` sta
 pass), and ``int div dt`` is the integral of the cubic spline (not-a-knot) through those nodes. On the
 tutorial's MNIST U-Net 20 steps (61 network passes, 41 of them with a VJP) match a tolerance-1e-7 solve to
 0.0064 bits/dim on each of 288 test images, where RK4 in ``u`` takes 80 VJP passes and is 0.013 off on one of
-96 (docs/benchmarks.md, 0b). Fewer steps are not reliably enough: that network sees ``t`` through random
+96 (docs/benchmarks.md, likelihood). Fewer steps are not reliably enough: that network sees ``t`` through random
 Fourier features ``sin(2 pi w t)`` with ``w ~ N(0, 8^2)``, up to about 3 periods per unit of ``u``, which
 13-16 steps do not resolve, and single images' errors then swing by up to 0.02 bits/dim as the grid moves.
 """

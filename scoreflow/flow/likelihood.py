@@ -246,7 +246,7 @@ def log_likelihood(
             step, 2 of them with a VJP, the same on every batch; on the tutorial's MNIST U-Net 20 steps (61
             passes) are within 0.0064 bits/dim of a tolerance-1e-7 solve on each of 288 test images and 7.6x
             faster than the tutorial's RK45 at the tolerance that keeps 96 of them within 0.01
-            (docs/benchmarks.md, 0b). ``solver``, ``rtol``, ``atol``, ``logp_atol`` and ``time_variable`` do
+            (docs/benchmarks.md, likelihood). ``solver``, ``rtol``, ``atol``, ``logp_atol`` and ``time_variable`` do
             not apply to it.
         host: Plugin host used to resolve ``solver``.
     """
