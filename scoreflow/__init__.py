@@ -29,7 +29,8 @@ from scoreflow.flow import (
     ode_sample,
 )
 from scoreflow.hookspecs import hookimpl
-from scoreflow.models import MLP, EDMPreconditioner, ResUNet, ScoreNet, UNet, make_denoiser_fn, make_score_fn
+from scoreflow.models import (MLP, EDMPreconditioner, ResUNet, ScoreNet, UNet, from_denoiser, make_denoiser_fn,
+                              make_score_fn, to_denoiser)
 from scoreflow.models.classifier import ConvClassifier, MLPClassifier, NoiseConditionalClassifier, classifier_fn
 from scoreflow.oracles import GaussianMixture
 from scoreflow.pretrained import PretrainedModel, load_pretrained
@@ -63,7 +64,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ClassifierGuidance", "Colorize", "Condition", "ConvClassifier", "Inpaint", "MLPClassifier", "NoiseConditionalClassifier",
     "SMCInpaint", "classifier_fn", "load_classifier", "named_mask", "save_classifier", "train_noise_classifier",
-    "EDMPreconditioner", "MLP", "ResUNet", "SDE", "VESDE", "make_denoiser_fn", "AmbiguousComponentError", "CheckpointError", "Corrector", "DroppedOptionsError", "DuplicateComponentError", "Entry",
+    "EDMPreconditioner", "MLP", "ResUNet", "SDE", "VESDE", "from_denoiser", "make_denoiser_fn", "to_denoiser", "AmbiguousComponentError", "CheckpointError", "Corrector", "DroppedOptionsError", "DuplicateComponentError", "Entry",
     "EulerMaruyama", "GaussianMixture", "IncompatibleComponentsError", "Langevin", "LikelihoodResult",
     "NoneCorrector", "NonFiniteError", "NonePredictor", "ODEResult", "ODESolver", "PluginError", "PluginHost",
     "PluginLoadError", "Predictor", "PretrainedModel", "ProbabilityFlowODE", "ProbabilityFlowSampler", "Registry", "RegistryError", "ReverseDiffusion",

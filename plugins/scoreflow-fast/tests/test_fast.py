@@ -167,6 +167,7 @@ def test_registered_names():
     host = sf.PluginHost(autoload=True, strict=True)
     for name in ODE_SOLVERS:
         assert host.predictors.get(name).provider == "fast"
+    assert host.predictors.get("ddim").provider == "fast"
     assert host.trajectory_solvers.get("gotta_go_fast").provider == "fast"
     assert host.correctors.get("ald").provider == "fast"
     assert math.isfinite(float(sf.VESDE().log_ratio))
@@ -310,3 +311,42 @@ def test_dpmpp_2m_sde_with_three_times_the_noise_on_the_uniform_t_grid_still_rep
     samples = sampler.sample(gm.score_model(sde), sde, (N, 2), generator=torch.Generator().manual_seed(4)).samples
     report = mixture_report(gm, samples, reference_logp)
     assert report.weight_tv < 0.04 and abs(report.spread_ratio - 1) < 0.03 and abs(report.logp_gap) < 0.05, report
+
+
+def _kdiffusion_euler(denoiser, x, sigmas, eta=0.0, generator=None):
+    """k-diffusion's ``sample_euler`` (and, with ``eta``, ``sample_euler_ancestral``), transcribed: the loop a user
+    runs on ``sf.to_denoiser``; ends with the denoiser at the last level, as scoreflow's samplers do."""
+    for s, s_next in zip(sigmas[:-1], sigmas[1:]):
+        d = denoiser(x, torch.tensor(s, dtype=torch.float64))
+        s_up = min(s_next, eta * (s_next**2 * (s**2 - s_next**2) / s**2) ** 0.5)
+        s_down = (s_next**2 - s_up**2) ** 0.5
+        x = x + (x - d) / s * (s_down - s)
+        if s_up:
+            x = x + torch.randn(x.shape, generator=generator, dtype=x.dtype) * s_up
+    return denoiser(x, torch.tensor(sigmas[-1], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("sde_name", ["ve", "vp"])
+def test_ddim_is_kdiffusions_euler_on_the_denoiser_of_the_same_model(sde_name, ring):
+    gm, _ = ring
+    sde = sf.VESDE() if sde_name == "ve" else _vp()
+    score = gm.score_model(sde)
+    sampler = sf.Sampler(predictor="ddim", num_steps=12, schedule="karras", eps=_eps(sde))
+    start = torch.randn(300, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    denoiser = sf.to_denoiser(score, sde, eps=_eps(sde))
+    grid = sf.create("schedule", "karras").times(sde, 12, _eps(sde)).to(torch.float64)
+    sigmas = sde.noise_level(grid).tolist()
+    assert sigmas[0] == pytest.approx(denoiser.sigma_max) and sigmas[-1] == pytest.approx(denoiser.sigma_min)
+    alpha_t = float(sde.marginal_scale(grid[:1])[0])
+    ours = sampler.sample(score, sde, (300, 2), init=start * alpha_t * sigmas[0], dtype=torch.float64).samples
+    theirs = _kdiffusion_euler(denoiser, start * sigmas[0], sigmas)
+    torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-9)
+
+
+def test_stochastic_ddim_reproduces_the_mixture(ring):
+    gm, reference_logp = ring
+    sde = sf.VESDE(sigma_min=0.01, sigma_max=50.0)
+    sampler = sf.Sampler(predictor="ddim", num_steps=300, predictor_options={"eta": 1.0}, eps=_eps(sde))
+    samples = sampler.sample(gm.score_model(sde), sde, (N, 2), generator=torch.Generator().manual_seed(6)).samples
+    report = mixture_report(gm, samples, reference_logp)
+    assert report.weight_tv < 0.04 and abs(report.spread_ratio - 1) < 0.03 and abs(report.logp_gap) < 0.06, report

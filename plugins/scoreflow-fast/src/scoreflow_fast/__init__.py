@@ -5,16 +5,17 @@ from __future__ import annotations
 import scoreflow
 from scoreflow_fast.adaptive import GottaGoFast
 from scoreflow_fast.langevin import AnnealedLangevin
-from scoreflow_fast.ode_solvers import (DEIS, IPNDM, DPMSolver2, DPMSolver3, DPMSolverPP2M, DPMSolverPP2MSDE,
+from scoreflow_fast.ode_solvers import (DDIM, DEIS, IPNDM, DPMSolver2, DPMSolver3, DPMSolverPP2M, DPMSolverPP2MSDE,
                                         DPMSolverPP3M, EDMHeun, UniPC)
 
-__all__ = ["DEIS", "IPNDM", "AnnealedLangevin", "DPMSolver2", "DPMSolver3", "DPMSolverPP2M", "DPMSolverPP2MSDE",
+__all__ = ["DDIM", "DEIS", "IPNDM", "AnnealedLangevin", "DPMSolver2", "DPMSolver3", "DPMSolverPP2M", "DPMSolverPP2MSDE",
            "DPMSolverPP3M", "EDMHeun",
            "GottaGoFast", "UniPC"]
 
 
 @scoreflow.hookimpl
 def scoreflow_register_predictors(registry) -> None:
+    registry.add("ddim", DDIM)
     registry.add("edm_heun", EDMHeun, aliases=("heun_karras",))
     registry.add("dpm_solver_2", DPMSolver2, aliases=("dpm2",))
     registry.add("dpm_solver_3", DPMSolver3, aliases=("dpm3",))

@@ -89,6 +89,35 @@ class EDMHeun(_SigmaPredictor):
 
 
 @attrs.define(kw_only=True)
+class DDIM(_SigmaPredictor):
+    """DDIM (Song, Meng & Ermon 2021): the first-order exponential integrator in the denoiser form,
+    ``y_next = D + (s_next / s) (y - D)`` in the scaled variable (1 NFE/step), which is also Euler's method in the
+    noise level (k-diffusion's ``sample_euler``). With ``eta > 0`` the stochastic DDIM: the step goes to
+    ``s_down = sqrt(s_next^2 - s_up^2)`` and adds noise of level ``s_up = eta s_next sqrt(1 - s_next^2 / s^2)``
+    (at most ``s_next``), the variance of diffusers' ``DDIMScheduler(eta)`` and k-diffusion's
+    ``sample_euler_ancestral``; ``eta = 1`` is DDPM's ancestral step.
+
+    Attributes:
+        eta: Share of the noise redrawn each step (0: deterministic DDIM).
+    """
+
+    eta: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+
+    def step(self, x, t, dt, *, sde, score, generator=None, state) -> scoreflow.Step:
+        levels, i = _levels(state, sde), state.index
+        a, a_next = levels.alphas[i], levels.alphas[i + 1]
+        s, s_next = levels.sigmas[i], levels.sigmas[i + 1]
+        y = x if a == 1.0 else x / a
+        d = Denoiser(sde, score)(y, s)
+        s_up = min(s_next, self.eta * s_next * math.sqrt(max(0.0, 1 - (s_next / s) ** 2))) if self.eta else 0.0
+        s_down = math.sqrt(s_next**2 - s_up**2)
+        mean = d + (s_down / s) * (y - d)
+        y_next = mean + randn_like(y, generator) * s_up if s_up > 0 else mean
+        scale = 1.0 if a_next == 1.0 else a_next
+        return scoreflow.Step(y_next * scale, mean * scale)
+
+
+@attrs.define(kw_only=True)
 class DPMSolver2(_SigmaPredictor):
     """DPM-Solver-2 (Lu et al. 2022): midpoint in log-SNR, noise prediction (2 NFE/step)."""
 
