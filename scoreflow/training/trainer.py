@@ -96,9 +96,10 @@ def initial_weights(source: str, *, host=None) -> tuple[dict[str, torch.Tensor],
     checkpoint (or run folder, or ``pretrained:NAME``, verified by its sha256) where it has them, else its raw
     weights."""
     if source.startswith(PRETRAINED_PREFIX):
-        from scoreflow.pretrained import resolve_pretrained
+        from scoreflow.plugins import get_host
 
-        folder: str | Path = resolve_pretrained(source.removeprefix(PRETRAINED_PREFIX), host=host)
+        # the registered model checks every file's sha256 (PretrainedModel.verify) before its folder is read
+        folder: str | Path = (host or get_host()).create("pretrained", source.removeprefix(PRETRAINED_PREFIX)).verify()
     else:
         folder = Path(source).expanduser()
     ckpt = load_checkpoint(folder)
