@@ -33,7 +33,7 @@ from scoreflow.models import (MLP, EDMPreconditioner, ResUNet, ScoreNet, UNet, f
                               make_score_fn, to_denoiser)
 from scoreflow.models.classifier import ConvClassifier, MLPClassifier, NoiseConditionalClassifier, classifier_fn
 from scoreflow.oracles import GaussianMixture
-from scoreflow.pretrained import PretrainedModel, load_pretrained
+from scoreflow.pretrained import ModelSource, PretrainedModel, SourceInfo, load_pretrained
 from scoreflow.plugins import PluginHost, available, create, get_host, set_host
 from scoreflow.registry import Entry, Registry
 from scoreflow.sampling import (
@@ -67,7 +67,7 @@ __all__ = [
     "EDMPreconditioner", "MLP", "ResUNet", "SDE", "VESDE", "from_denoiser", "make_denoiser_fn", "to_denoiser", "AmbiguousComponentError", "CheckpointError", "Corrector", "DroppedOptionsError", "DuplicateComponentError", "Entry",
     "EulerMaruyama", "GaussianMixture", "IncompatibleComponentsError", "Langevin", "LikelihoodResult",
     "NoneCorrector", "NonFiniteError", "NonePredictor", "ODEResult", "ODESolver", "PluginError", "PluginHost",
-    "PluginLoadError", "Predictor", "PretrainedModel", "ProbabilityFlowODE", "ProbabilityFlowSampler", "Registry", "RegistryError", "ReverseDiffusion",
+    "PluginLoadError", "Predictor", "ModelSource", "PretrainedModel", "SourceInfo", "ProbabilityFlowODE", "ProbabilityFlowSampler", "Registry", "RegistryError", "ReverseDiffusion",
     "ReverseSDE", "SampleResult", "Sampler", "SamplingState", "Schedule", "ScoreNet", "ScoreflowError", "ScoreflowPluginWarning", "SolverError", "Step",
     "TorchdiffeqSolver", "TorchsdeReverseSDE", "TorchsdeSolver", "TrajectorySolver", "TunedSchedule", "UNet",
     "UnknownComponentError", "UnknownOptionError", "__version__", "available", "create", "get_host", "hookimpl",

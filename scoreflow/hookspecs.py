@@ -64,7 +64,8 @@ def scoreflow_register_schedules(registry: Registry) -> None:
 
 @hookspec
 def scoreflow_register_pretrained(registry: Registry) -> None:
-    """Add pretrained models: factories returning :class:`scoreflow.pretrained.PretrainedModel`."""
+    """Add pretrained models: factories returning :class:`scoreflow.pretrained.PretrainedModel`, or model sources
+    (:class:`scoreflow.pretrained.ModelSource`) that load models trained elsewhere, addressed as ``NAME:LOCATION``."""
 
 
 @hookspec
@@ -115,7 +116,7 @@ BASES_BY_KIND: dict[str, tuple[str, ...]] = {
     "ode_solver": ("scoreflow.flow.solvers:ODESolver",),
     "dataset": ("scoreflow.data.base:TensorData",),
     "schedule": ("scoreflow.sampling.schedules:Schedule",),
-    "pretrained": ("scoreflow.pretrained:PretrainedModel",),
+    "pretrained": ("scoreflow.pretrained:PretrainedModel", "scoreflow.pretrained:ModelSource"),
     "condition": ("scoreflow.sampling.conditioning:Condition",),
     "classifier": ("scoreflow.models.classifier:NoiseConditionalClassifier",),
     "weighting": ("scoreflow.training.weighting:LossWeighting",),

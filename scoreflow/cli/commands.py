@@ -60,6 +60,47 @@ def checkpoint_location(text: str) -> str:
                           f"Pretrained models: {', '.join(names) or '(none installed)'}.")
 
 
+@attrs.frozen
+class OpenedModel:
+    """A model the command line loaded: a scoreflow run or shipped model (``config`` its TrainConfig), or one
+    from a model source such as ``diffusers:DIR`` (``config`` None)."""
+
+    model: Any
+    sde: Any
+    data_shape: tuple[int, ...]
+    eps: float
+    config: Any = None
+
+
+def open_model(args: argparse.Namespace) -> OpenedModel:
+    """``args.checkpoint`` loaded: ``NAME:LOCATION`` for a registered model source, else a run folder,
+    checkpoint folder or shipped model (``args.checkpoint`` becomes its verified folder)."""
+    from scoreflow.pretrained import split_source
+    from scoreflow.training import load_checkpoint, load_trained
+
+    sourced = split_source(args.checkpoint)
+    if sourced is not None:
+        if args.no_ema:
+            raise ValueError(f"--no-ema applies to scoreflow checkpoints; {args.checkpoint!r} comes from a model "
+                             "source, which has one set of weights")
+        source, location = sourced
+        model, sde, info = source.load(location, device=args.device)
+        return OpenedModel(model, sde, tuple(info.data_shape), float(info.eps))
+    args.checkpoint = checkpoint_location(args.checkpoint)
+    model, sde, config = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
+    shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])
+    return OpenedModel(model, sde, shape, config.eps, config)
+
+
+def to_unit_range(samples: torch.Tensor, model: Any) -> torch.Tensor:
+    """Samples of a model whose data lives in another interval (``data_range``, e.g. ``[-1, 1]``) in ``[0, 1]``,
+    the range scoreflow's pictures and metrics read."""
+    from scoreflow.models.base import data_range
+
+    low, high = data_range(model)
+    return samples if (low, high) == (0.0, 1.0) else (samples - low) / (high - low)
+
+
 def _sampler_from_args(args: argparse.Namespace, **condition: Any):
     """The :class:`~scoreflow.Sampler` of the sampling options; ``condition``: its condition keywords."""
     from scoreflow.sampling.sampler import Sampler
@@ -132,15 +173,15 @@ def sample(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
     from scoreflow.pictures import save_samples_png
-    from scoreflow.training import load_checkpoint, load_trained
 
-    args.checkpoint_given, args.checkpoint = args.checkpoint, checkpoint_location(args.checkpoint)
+    args.checkpoint_given = args.checkpoint
     ddp.init_from_env(args.device)
-    model, sde, _ = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
-    shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])
+    opened = open_model(args)
+    model, sde, shape = opened.model, opened.sde, opened.data_shape
     plan = _sampling_plan(args, sde)
     out = writable_folder(args.out) if ddp.is_main() else Path(args.out)
     def write(samples: torch.Tensor, nfe: int, note: str = "") -> None:
+        samples = to_unit_range(samples, model)  # pictures and the saved tensor in [0, 1], scoreflow's data range
         save_file({"samples": samples.contiguous()}, str(out / "samples.safetensors"))
         save_samples_png(samples[:256], out / "samples.png", title=f"{len(samples)} samples{note}, NFE {nfe}")
 
@@ -163,17 +204,15 @@ def tune_schedule(args: argparse.Namespace) -> int:
     from scoreflow.plugins import get_host
     from scoreflow.sampling.tuning import TUNED_FILE, steps_for_nfe
     from scoreflow.sampling.tuning import tune_schedule as tune
-    from scoreflow.training import load_checkpoint, load_trained
-
     given = args.checkpoint
-    args.checkpoint = checkpoint_location(given)
     if args.out is None:
         if not Path(given).is_dir():
-            raise ValueError(f"{given!r} is a shipped model: give --out FILE.json for its tuned grids")
+            raise ValueError(f"{given!r} is a shipped model or a model source: give --out FILE.json for its tuned "
+                             "grids")
         args.out = str(Path(given) / TUNED_FILE)
     writable_folder(Path(args.out).parent)
-    model, sde, _ = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
-    shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])
+    opened = open_model(args)
+    model, sde, shape = opened.model, opened.sde, opened.data_shape
     host = get_host()
     args.predictor = host.predictors.get(args.predictor).name  # grids are stored under the canonical name
     predictor = host.predictors.resolve(args.predictor, **args.predictor_options)
@@ -194,12 +233,17 @@ def tune_schedule(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dataset_from_checkpoint(args: argparse.Namespace, split: str):
+def _dataset_from_checkpoint(args: argparse.Namespace, split: str, opened: OpenedModel | None = None):
+    """The dataset ``--dataset`` names (where the command has it), else the one the run was trained on."""
     from scoreflow.plugins import get_host
-    from scoreflow.training import load_checkpoint
+    from scoreflow.training import TrainConfig, load_checkpoint
 
-    from scoreflow.training import TrainConfig
-
+    name = getattr(args, "dataset", None)
+    if name is not None:
+        return get_host().create("dataset", name, split=split, data_dir=args.data_dir)
+    if opened is not None and opened.config is None:
+        raise ValueError(f"{args.checkpoint!r} comes from a model source and records no dataset: pass --dataset NAME "
+                         "(see `scoreflow list dataset`)")
     cfg = TrainConfig.from_dict(load_checkpoint(args.checkpoint)["meta"]["config"])
     # Data locations come from the user (--data-dir) or the dataset's default, never from the checkpoint file:
     # a crafted meta.json must not choose a folder to scan, create or download into.
@@ -208,19 +252,18 @@ def _dataset_from_checkpoint(args: argparse.Namespace, split: str):
 
 def likelihood(args: argparse.Namespace) -> int:
     from scoreflow.evaluation.runs import likelihood_many, mean_and_standard_error
-    from scoreflow.training import load_trained
 
-    args.checkpoint = checkpoint_location(args.checkpoint)
     ddp.init_from_env(args.device)
-    model, sde, config = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
-    data = _dataset_from_checkpoint(args, args.split)
+    opened = open_model(args)
+    model, sde = opened.model, opened.sde
+    data = _dataset_from_checkpoint(args, args.split, opened)
     x = data.x[: args.max_samples] if args.max_samples else data.x
     levels = data.levels if args.dequantize is not False else None
     if args.dequantize and levels is None:
         raise ValueError(f"--dequantize applies to quantized data; dataset {data.name!r} is continuous "
                          "(it declares no quantization levels)")
     dequantize = levels if levels is not None else False
-    eps = config.eps if args.eps is None else args.eps  # the model knows times down to its training eps
+    eps = opened.eps if args.eps is None else args.eps  # the model knows times down to its training eps
     res = likelihood_many(model, sde, x.to(args.device), batch_size=args.batch_size, seed=args.seed,
                           progress=not args.no_progress, estimator=args.estimator, n_probes=args.n_probes,
                           solver=args.solver, rtol=args.rtol, atol=args.atol, eps=eps, dequantize=dequantize,

@@ -382,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eps", type=float, default=None,
                    help="smallest time of the ODE integral, in (0, T) (default: the run's training eps, as both "
                         "tutorial notebooks do: 1e-3 for mnist-tutorial, 1e-5 for mnist-sigma25)")
+    p.add_argument("--dataset", default=None,
+                   help="dataset to measure (default: the run's; needed for a model from a source such as "
+                        "diffusers:DIR, which records none)")
     p.add_argument("--dequantize", action=argparse.BooleanOptionalAction, default=None,
                    help="uniform dequantization over the dataset's quantization levels (256 for 8-bit images, 17 "
                         "for digits), with bits/dim of the discrete data (default: on for quantized data)")

@@ -39,8 +39,9 @@ EXPONENTIAL_DEFAULT_STEPS = 20
 class LikelihoodResult:
     """Per-sample log-likelihood in nats and bits/dim.
 
-    ``logp = prior_logp + delta_logp``; ``bpd = -logp / (D ln 2)``, plus 8 when the
-    input was dequantized 8-bit data (the density of ``[0, 256)`` pixel values).
+    ``logp = prior_logp + delta_logp`` (plus ``D ln(high - low)`` for quantized data mapped into a model's
+    ``data_range``); ``bpd = -logp / (D ln 2)``, plus ``log2(levels)`` when the input was dequantized data of
+    that many levels (8 for 8-bit images: the probability of the ``[0, 256)`` pixel values).
     """
 
     logp: torch.Tensor
@@ -227,6 +228,8 @@ def log_likelihood(
             ``True`` for 8-bit images (uniform dequantization ``(255 x + u)/256``, the tutorial's
             ``-logp / (D ln 2) + 8``), an integer ``L`` for data with ``L`` levels ``k / (L - 1)`` (17 for
             scikit-learn's digits: ``(16 x + u) / 17`` and ``+ log2(17)``); ``TensorData.levels`` says which.
+            The quantized data is given in ``[0, 1]`` and mapped into the model's ``data_range`` after
+            dequantization (``[-1, 1]`` for a bridged diffusers model); bits/dim are those of the ``[0, 1]`` data.
         dtype: Floating dtype for the computation (float32 by default).
         time_variable: Integrate in ``"t"`` (the tutorial's way) or in ``"log_sigma"``, the log of the
             SDE's noise level, where the flow is about equally hard everywhere (fewer evaluations at
@@ -275,8 +278,15 @@ def log_likelihood(
     levels = dequantization_levels(dequantize)
     x = x.to(dtype)
     check_finite("x", x)
+    log_jacobian = 0.0
     if levels is not None:
         x = dequantize_uniform(x, generator, levels)
+        from scoreflow.models.base import data_range
+
+        low, high = data_range(model)
+        if (low, high) != (0.0, 1.0):  # the model's data lives elsewhere (a diffusers model: [-1, 1])
+            x = low + (high - low) * x
+            log_jacobian = per_sample_dim(x) * math.log(high - low)
     from scoreflow.models.base import make_score_fn
 
     flow = ProbabilityFlowODE(sde, make_score_fn(model, sde))
@@ -290,7 +300,7 @@ def log_likelihood(
             z, delta, nfe = integrate_exponential(divergence, sde, x, eps, steps)
         except NonFiniteError as exc:
             raise NonFiniteError(f"log_likelihood with method='exponential': {exc}") from None
-        return _result(sde, x, z, delta, nfe, levels)
+        return _result(sde, x, z, delta, nfe, levels, log_jacobian)
     if logp_atol is None:
         options = {"rtol": rtol, "atol": atol}
     else:  # the state's tolerance for x; only the absolute one, in nats, for delta_logp
@@ -312,14 +322,15 @@ def log_likelihood(
         (z, delta), nfe = ode_solver.solve(func, (x, delta0), start, end)
     except NonFiniteError as exc:
         raise NonFiniteError(f"log_likelihood with {_solver_name(ode_solver)}: {exc}") from None
-    return _result(sde, x, z, delta, nfe, levels)
+    return _result(sde, x, z, delta, nfe, levels, log_jacobian)
 
 
 def _result(sde: SDE, x: torch.Tensor, z: torch.Tensor, delta: torch.Tensor, nfe: int,
-            levels: int | None) -> LikelihoodResult:
-    """Prior term, total and bits/dim of an integrated batch (of data with ``levels`` quantization levels)."""
+            levels: int | None, log_jacobian: float = 0.0) -> LikelihoodResult:
+    """Prior term, total and bits/dim of an integrated batch (of data with ``levels`` quantization levels; the
+    ``[0, 1]`` data's density is the model's times ``exp(log_jacobian)``)."""
     prior = sde.prior_logp(z)
-    logp = prior + delta
+    logp = prior + delta + log_jacobian
     dim = per_sample_dim(x)
     bpd = -logp / (dim * math.log(2)) + (math.log2(levels) if levels is not None else 0.0)
     return LikelihoodResult(logp=logp, prior_logp=prior, delta_logp=delta, bpd=bpd, nfe=nfe, z=z)

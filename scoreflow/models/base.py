@@ -25,6 +25,18 @@ class ScoreNet(nn.Module):
     """
 
     parametrization: Parametrization = "score"
+    #: The interval the network's data lives in: scoreflow's datasets and models use ``[0, 1]``; a bridged
+    #: diffusers model ``[-1, 1]``. Samplers return samples in it; ``log_likelihood(..., dequantize=...)`` takes
+    #: quantized data in ``[0, 1]``, maps it into this range and reports the bits/dim of the ``[0, 1]`` data.
+    data_range: tuple[float, float] = (0.0, 1.0)
+
+
+def data_range(model: object) -> tuple[float, float]:
+    """The data interval of ``model`` (:attr:`ScoreNet.data_range`; ``[0, 1]`` for plain callables)."""
+    low, high = getattr(model, "data_range", (0.0, 1.0))
+    if not float(low) < float(high):
+        raise ValueError(f"a model's data_range must be an increasing pair, got {(low, high)!r}")
+    return float(low), float(high)
 
 
 def make_score_fn(model: ScoreModel, sde: SDE) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -8,10 +8,15 @@ theirs through the ``scoreflow_register_pretrained`` hook::
     registry.add("mnist-tutorial", PretrainedModel.shipped("scoreflow.pretrained", "mnist-tutorial", SHA256))
 
 and :func:`load_pretrained` rebuilds the network and its SDE from it.
+
+Models trained with other libraries come in through a :class:`ModelSource` registered under the same kind and
+addressed as ``NAME:LOCATION``: ``sf.load_pretrained("diffusers:path/to/folder")`` asks the source ``diffusers``
+(the ``scoreflow-diffusers`` plugin) to load that folder.
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -90,6 +95,46 @@ class PretrainedModel:
         return self.folder
 
 
+@attrs.frozen
+class SourceInfo:
+    """What a :class:`ModelSource` knows about a model it loaded (a scoreflow run has its ``TrainConfig``).
+
+    Attributes:
+        source: The source's registered name and the location, ``"NAME:LOCATION"``.
+        data_shape: Shape of one sample, e.g. ``(3, 32, 32)``.
+        eps: The smallest time the model was trained for (samplers and likelihoods should stop there).
+        description: One line for reports (the model's class, prediction type, schedule).
+    """
+
+    source: str
+    data_shape: tuple[int, ...]
+    eps: float
+    description: str = ""
+
+
+class ModelSource(abc.ABC):
+    """Loads models trained elsewhere as a scoreflow model and SDE; registered under the ``"pretrained"`` kind
+    (hook ``scoreflow_register_pretrained``) and addressed as ``NAME:LOCATION``."""
+
+    @abc.abstractmethod
+    def load(self, location: str, *, device: str = "cpu") -> tuple[Any, Any, SourceInfo]:
+        """``(model, sde, info)`` for ``location`` (a folder, for example); errors name what is wrong there."""
+
+
+def split_source(name: str, host: Any = None) -> tuple[ModelSource, str] | None:
+    """``(source, location)`` if ``name`` is ``NAME:LOCATION`` for a registered :class:`ModelSource`, else None."""
+    from scoreflow.plugins import get_host
+
+    prefix, sep, location = name.partition(":")
+    if not sep or not location:
+        return None
+    host = host or get_host()
+    if prefix not in host.available("pretrained"):
+        return None
+    source = host.create("pretrained", prefix)
+    return (source, location) if isinstance(source, ModelSource) else None
+
+
 def export_pretrained(run: str | Path, out: str | Path) -> dict[str, str]:
     """Copy a run's latest checkpoint into ``out`` as a shippable pretrained folder.
 
@@ -137,12 +182,18 @@ def resolve_pretrained(name: str, *, host: Any = None) -> Path:
 
 
 def load_pretrained(name: str, *, ema: bool = True, device: str = "cpu", host: Any = None):
-    """``(model, sde, config)`` of a registered pretrained model, offline, after its sha256 check.
+    """``(model, sde, config)`` of a registered pretrained model, offline, after its sha256 check; for
+    ``NAME:LOCATION`` with a registered :class:`ModelSource` ``NAME``, ``(model, sde, info)`` from that source
+    (``info`` a :class:`SourceInfo`; ``ema`` does not apply).
 
     Example: ``net, sde, cfg = sf.load_pretrained("mnist-tutorial")``.
     """
     from scoreflow.training.trainer import load_trained
 
+    sourced = split_source(name, host)
+    if sourced is not None:
+        source, location = sourced
+        return source.load(location, device=device)
     return load_trained(resolve_pretrained(name, host=host), ema=ema, device=device, host=host)
 
 
