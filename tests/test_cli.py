@@ -210,3 +210,21 @@ def test_dequantize_on_continuous_data_is_refused(tmp_path, capsys):
     code = main(["train", "--dataset", "ring", "--model", "mlp", "--dequantize", "--steps", "1",
                  "--out", str(tmp_path / "run"), "--no-progress"])
     assert code == 2 and "dataset 'ring' is continuous" in capsys.readouterr().err
+
+
+def test_a_missing_data_folder_names_the_one_the_run_was_trained_on(tmp_path, capsys):
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(6):
+        Image.new("L", (8, 8), color=i * 40).save(images / f"{i}.png")
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "folder", "--data-dir", str(images), "--steps", "1", "--batch-size", "2",
+                 "--model-options", '{"channels": [8, 16, 16, 16], "embed_dim": 16}', "--out", str(run),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    code = main(["likelihood", "--checkpoint", str(run), "--max-samples", "1", "--out", str(tmp_path / "l.json"),
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"the run was trained with --data-dir {str(images)!r}" in err and "Traceback" not in err

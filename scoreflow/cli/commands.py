@@ -246,8 +246,14 @@ def _dataset_from_checkpoint(args: argparse.Namespace, split: str, opened: Opene
                          "(see `scoreflow list dataset`)")
     cfg = TrainConfig.from_dict(load_checkpoint(args.checkpoint)["meta"]["config"])
     # Data locations come from the user (--data-dir) or the dataset's default, never from the checkpoint file:
-    # a crafted meta.json must not choose a folder to scan, create or download into.
-    return get_host().create("dataset", cfg.dataset, split=split, data_dir=args.data_dir, **cfg.dataset_options)
+    # a crafted meta.json must not choose a folder to scan, create or download into. It may only be named.
+    try:
+        return get_host().create("dataset", cfg.dataset, split=split, data_dir=args.data_dir, **cfg.dataset_options)
+    except FileNotFoundError as exc:
+        if args.data_dir is None and cfg.data_dir:
+            raise FileNotFoundError(f"{exc} (the run was trained with --data-dir {cfg.data_dir!r}; pass --data-dir "
+                                    "again: a checkpoint never chooses a folder to read)") from exc
+        raise
 
 
 def likelihood(args: argparse.Namespace) -> int:
