@@ -228,3 +228,21 @@ def test_a_missing_data_folder_names_the_one_the_run_was_trained_on(tmp_path, ca
                  "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and f"the run was trained with --data-dir {str(images)!r}" in err and "Traceback" not in err
+
+
+def test_evaluate_on_an_unlabelled_folder_is_a_usage_error_before_any_sampling(tmp_path, capsys):
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(6):
+        Image.new("L", (8, 8), color=i * 40).save(images / f"{i}.png")
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "folder", "--data-dir", str(images), "--steps", "1", "--batch-size", "2",
+                 "--model-options", '{"channels": [8, 16, 16, 16], "embed_dim": 16}', "--out", str(run),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    code = main(["evaluate", "--checkpoint", str(run), "--data-dir", str(images), "--num-samples", "2",
+                 "--num-steps", "2", "--out", str(tmp_path / "e"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "dataset 'folder' has none" in err and not (tmp_path / "e" / "samples.png").exists()

@@ -296,13 +296,14 @@ def evaluate(args: argparse.Namespace) -> int:
     ddp.init_from_env(args.device)
     model, sde, cfg = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
     shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])
+    test = _dataset_from_checkpoint(args, "test")  # before sampling: an unusable dataset fails first
+    if test.kind == "image" and test.labels is None:
+        raise ValueError(f"evaluate's Frechet distance uses a classifier trained on the dataset's labels, and "
+                         f"dataset {cfg.dataset!r} has none; `scoreflow likelihood` measures bits/dim without labels")
     samples, nfe = _generate(args, model, sde, shape)
     if not ddp.is_main():
         return 0
-    test = _dataset_from_checkpoint(args, "test")
     if test.kind == "image":
-        if test.labels is None:
-            raise SystemExit(f"scoreflow: error: evaluate needs a labelled image dataset, {cfg.dataset!r} has none")
         train_data = _dataset_from_checkpoint(args, "train")
         cache = DEFAULT_DATA_DIR / "classifiers"  # data folders may be read-only; keyed by content hash
         summary: dict[str, Any] = image_quality(samples.cpu(), train_data, test, cache)
