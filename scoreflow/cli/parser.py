@@ -467,6 +467,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.bench_args = [*extra, *args.bench_args]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    import signal
+    import threading
+
+    class Terminated(KeyboardInterrupt):
+        """SIGTERM, turned into an exception so that every command stops the way Ctrl-C stops it."""
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    previous_term = None
+    if threading.current_thread() is threading.main_thread():
+        previous_term = signal.signal(signal.SIGTERM, terminate)
     try:
         if args.no_plugins or args.block_plugin or args.strict_plugins:
             from scoreflow.plugins import PluginHost, _env_list, set_host
@@ -484,6 +496,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ScoreflowError, ValueError, OSError) as exc:  # OSError: a path that cannot be read or written
         print(f"scoreflow: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM in a command without its own handling: one line, no traceback
+        name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("SIGINT", 130)
+        if os.environ.get("RANK", "0") == "0":
+            print(f"scoreflow: {args.command} stopped by {name}; its results were not written", file=sys.stderr)
+        return code
+    except MemoryError:
+        print(f"scoreflow: error: {args.command} ran out of memory; ask for less (--num-samples, --batch-size, "
+              "--max-samples or the network's size)", file=sys.stderr)
+        return 2
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
 
 
 if __name__ == "__main__":
