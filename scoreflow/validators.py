@@ -38,3 +38,43 @@ def non_negative_int(instance: Any, attribute: attrs.Attribute, value: Any) -> N
     """The value must be an integer (not a bool) of at least zero."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{attribute.name} must be a non-negative integer, got {value!r}")
+
+
+#: The most memory one request (a sample batch, probe vectors, warm-up draws) may ask for before any allocation;
+#: ``SCOREFLOW_MAX_REQUEST_BYTES`` overrides it.
+DEFAULT_MAX_REQUEST_BYTES = 8 * 2**30
+#: The most steps one sampling grid (moves included) may take: a grid is a tensor and a list of that length.
+MAX_GRID_STEPS = 10_000_000
+
+
+def max_request_bytes() -> int:
+    """The memory limit of one request (``SCOREFLOW_MAX_REQUEST_BYTES`` or 8 GiB)."""
+    import os
+
+    text = os.environ.get("SCOREFLOW_MAX_REQUEST_BYTES", "").strip()
+    if not text:
+        return DEFAULT_MAX_REQUEST_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"SCOREFLOW_MAX_REQUEST_BYTES must be a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise ValueError(f"SCOREFLOW_MAX_REQUEST_BYTES must be a positive integer, got {text!r}")
+    return value
+
+
+def check_request(what: str, count: int, item_shape: Iterable[int], bytes_per_value: int = 4) -> None:
+    """Refuse, before allocating, ``count`` items of ``item_shape`` whose values need more than the limit."""
+    import math
+
+    need = count * math.prod(int(d) for d in item_shape) * bytes_per_value
+    limit = max_request_bytes()
+    if need > limit:
+        raise ValueError(f"{what} would need {need / 2**30:.3g} GiB, more than the limit of {limit / 2**30:.3g} GiB "
+                         "(SCOREFLOW_MAX_REQUEST_BYTES); ask for fewer")
+
+
+def check_grid_steps(what: str, steps: int) -> None:
+    """Refuse a grid of more than :data:`MAX_GRID_STEPS` steps before building it."""
+    if steps > MAX_GRID_STEPS:
+        raise ValueError(f"{what} asks for {steps:,} steps, more than the limit of {MAX_GRID_STEPS:,}")

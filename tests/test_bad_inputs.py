@@ -313,3 +313,32 @@ def test_api_names_the_bad_value(call, error, words):
 
 def test_the_suite_is_as_large_as_promised():
     assert len(CLI_CASES) + len(API_CASES) >= 150
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["sample", "--checkpoint", "mnist", "--num-samples", str(10**12), "--batch-size", "1"],
+     "more than the limit of 8 GiB (SCOREFLOW_MAX_REQUEST_BYTES)"),
+    (["sample", "--checkpoint", "mnist", "--num-steps", str(10**12)], "more than the limit of 10,000,000"),
+    (["sample", "--checkpoint", "mnist", "--num-steps", "1000", "--resample", str(10**11)],
+     "more than the limit of 10,000,000"),
+    (["tune-schedule", "--checkpoint", "mnist", "--nfe", "5", "--trajectories", str(10**12), "--out", "OUT/t.json"],
+     "warm-up draws"),
+    (["tune-schedule", "--checkpoint", "mnist", "--nfe", "5", "--fine-steps", str(10**6), "--out", "OUT/t.json"],
+     "at 1000001 fine steps would need"),
+    (["likelihood", "--checkpoint", "mnist", "--n-probes", str(10**9), "--max-samples", "2", "--out", "OUT/l.json"],
+     "probe(s) for a batch"),
+])
+def test_oversized_requests_are_refused_before_allocating(tmp_path, capsys, argv, words):
+    import resource
+    import time
+
+    argv = [a.replace("OUT", str(tmp_path)) for a in argv]
+    if argv[0] == "sample":
+        argv += ["--out", str(tmp_path / "s"), "--no-progress"]
+    start = time.perf_counter()
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and "Traceback" not in err, err
+    assert time.perf_counter() - start < 30  # refused from the request's size, not after trying
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 4 * 2**20  # KiB: well under 4 GiB
+    assert not (tmp_path / "s" / "samples.safetensors").exists()

@@ -262,6 +262,10 @@ def likelihood(args: argparse.Namespace) -> int:
     ddp.init_from_env(args.device)
     opened = open_model(args)
     model, sde = opened.model, opened.sde
+    from scoreflow.validators import check_request
+
+    check_request(f"{args.n_probes} probe(s) for a batch of {args.batch_size} of shape {opened.data_shape}",
+                  args.n_probes * args.batch_size, opened.data_shape)  # before reading any data
     data = _dataset_from_checkpoint(args, args.split, opened)
     x = data.x[: args.max_samples] if args.max_samples else data.x
     levels = data.levels if args.dequantize is not False else None

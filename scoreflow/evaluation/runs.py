@@ -64,6 +64,9 @@ def sample_many(model, sde, sample_shape: tuple[int, ...], n: int, *, sampler, b
 
     if n <= 0 or batch_size <= 0:
         raise ValueError(f"num_samples and batch_size must be positive, got {n} and {batch_size}")
+    from scoreflow.validators import check_request
+
+    check_request(f"{n} samples of shape {tuple(sample_shape)}", n, sample_shape)  # before the block list
     blocks = _blocks(n, batch_size)
     mine = {}
     nfe = 0

@@ -255,8 +255,13 @@ def log_likelihood(
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"Unknown estimator {estimator!r}. Available: {', '.join(ESTIMATORS)}.")
-    if not isinstance(n_probes, int) or n_probes < 1:
+    if isinstance(n_probes, bool) or not isinstance(n_probes, int) or n_probes < 1:
         raise ValueError(f"n_probes must be a positive integer, got {n_probes!r}")
+    if isinstance(x, torch.Tensor):
+        from scoreflow.validators import check_request
+
+        check_request(f"{n_probes} probe(s) for a batch of shape {tuple(x.shape)}", n_probes, x.shape,
+                      max(4, x.element_size()))
     if not isinstance(x, torch.Tensor) or x.dim() < 2:
         raise ValueError(f"x must be a (batch, ...) tensor, got {getattr(x, 'shape', type(x).__name__)}")
     check_eps(eps, sde.T)

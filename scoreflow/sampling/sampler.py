@@ -165,6 +165,10 @@ class Sampler:
             self._condition = self._resolve("condition", self.condition, **self.condition_options)
         if self.resample:
             self._check_resampling()
+        from scoreflow.validators import check_grid_steps
+
+        moves = self.num_steps * (self.resample + 1) + self.resample * -(-self.num_steps // self.resample_jump)
+        check_grid_steps(f"num_steps={self.num_steps} with resample={self.resample}", moves)
         if isinstance(self._predictor, TrajectorySolver) and type(self._condition).constrain is not Condition.constrain:
             raise IncompatibleComponentsError(
                 f"predictor {type(self._predictor).__name__} integrates the whole trajectory and cannot apply "

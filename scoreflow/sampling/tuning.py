@@ -188,6 +188,14 @@ def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | S
 
     host = host or get_host()
     shape = check_shape(shape)
+    from scoreflow.validators import check_grid_steps, check_request
+
+    if isinstance(fine_steps, bool) or not isinstance(fine_steps, int) or fine_steps < 1:
+        raise ValueError(f"fine_steps must be a positive integer, got {fine_steps!r}")
+    check_grid_steps(f"fine_steps={fine_steps}", fine_steps)
+    # the teacher keeps every draw at every fine step three times over (states, scaled states, slopes)
+    check_request(f"{shape[0]} warm-up draws of shape {tuple(shape[1:])} at {fine_steps + 1} fine steps",
+                  3 * shape[0] * (fine_steps + 1), shape[1:])
     wanted = [num_steps] if isinstance(num_steps, int) else list(num_steps)
     if not wanted or any(isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= fine_steps for n in wanted):
         raise ValueError(f"num_steps must be integers in [1, fine_steps={fine_steps}], got {num_steps!r}")
