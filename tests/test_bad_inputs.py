@@ -342,3 +342,23 @@ def test_oversized_requests_are_refused_before_allocating(tmp_path, capsys, argv
     assert time.perf_counter() - start < 30  # refused from the request's size, not after trying
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 4 * 2**20  # KiB: well under 4 GiB
     assert not (tmp_path / "s" / "samples.safetensors").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["tune-schedule", "--checkpoint", "mnist", "--nfe", "5", "--out", "OUT/t.json"],
+    ["inpaint", "--checkpoint", "mnist", "--images", "test", "--mask", "bottom-half", "--out", "OUT/i"],
+    ["train-classifier", "--checkpoint", "mnist", "--out", "OUT/c"],
+])
+@pytest.mark.parametrize("device", ["bogus", "cuda:7"])
+def test_every_command_checks_the_device_first(tmp_path, capsys, command, device):
+    code = main([a.replace("OUT", str(tmp_path)) for a in command] + ["--device", device])
+    err = capsys.readouterr().err
+    assert code == 2 and device.split(":")[0] in err and "Traceback" not in err, err
+    assert not any(tmp_path.iterdir())
+
+
+def test_likelihood_checks_its_output_before_the_work(tmp_path, capsys):
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    code = main(["likelihood", "--checkpoint", "mnist", "--max-samples", "1", "--out", str(blocked / "l.json")])
+    assert code == 2 and "cannot write to output folder" in capsys.readouterr().err

@@ -155,3 +155,16 @@ def test_test_fraction_is_a_share(tmp_path, bad):
     for name, options in (("digits", {}), ("folder", {"data_dir": tmp_path})):
         with pytest.raises(ValueError, match=f"test_fraction must be a number in \\[0, 1\\), got {bad!r}"):
             sf.create("dataset", name, test_fraction=bad, **options)
+
+
+def test_an_image_declaring_a_huge_size_is_refused_from_its_header(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", 50000, 50000, 8, 0, 0, 0, 0)  # 50000 x 50000 grey, no pixel data needed
+    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    with pytest.raises(ValueError, match=r"bomb.png: not a readable image .*(exceeds limit|more than)"):
+        sf.create("dataset", "folder", data_dir=tmp_path)

@@ -55,9 +55,15 @@ def checkpoint_location(text: str) -> str:
         return str(resolve_pretrained(text))
     if "/" in text or "\\" in text:
         return text  # a path: loading it says what is missing there
-    names = get_host().available("pretrained")
+    from scoreflow.pretrained import ModelSource
+
+    host = get_host()
+    entries = {name: host.create("pretrained", name) for name in host.available("pretrained")}
+    names = [name for name, entry in entries.items() if not isinstance(entry, ModelSource)]
+    sources = [f"{name}:LOCATION" for name, entry in entries.items() if isinstance(entry, ModelSource)]
     raise CheckpointError(f"no run folder, checkpoint or pretrained model called {text!r}. "
-                          f"Pretrained models: {', '.join(names) or '(none installed)'}.")
+                          f"Pretrained models: {', '.join(names) or '(none installed)'}."
+                          + (f" Model sources: {', '.join(sources)}." if sources else ""))
 
 
 @attrs.frozen
@@ -155,6 +161,13 @@ def _generate(args: argparse.Namespace, model, sde, shape, sampler=None,
                        progress=not args.no_progress, interruptible=interruptible)
 
 
+def _check_device(args: argparse.Namespace) -> None:
+    """``--device`` refused before any work when this machine lacks it (an unknown name, cuda without CUDA)."""
+    from scoreflow.device import resolve_device
+
+    resolve_device(args.device)
+
+
 def writable_folder(path: str | Path) -> Path:
     """Create ``path`` (and parents) and check a file can be written there, before any long work."""
     import tempfile
@@ -204,6 +217,8 @@ def tune_schedule(args: argparse.Namespace) -> int:
     from scoreflow.plugins import get_host
     from scoreflow.sampling.tuning import TUNED_FILE, steps_for_nfe
     from scoreflow.sampling.tuning import tune_schedule as tune
+
+    _check_device(args)
     given = args.checkpoint
     if args.out is None:
         if not Path(given).is_dir():
@@ -260,6 +275,8 @@ def likelihood(args: argparse.Namespace) -> int:
     from scoreflow.evaluation.runs import likelihood_many, mean_and_standard_error
 
     ddp.init_from_env(args.device)
+    if args.out and ddp.is_main():
+        writable_folder(Path(args.out).parent)  # before the work, not after it
     opened = open_model(args)
     model, sde = opened.model, opened.sde
     from scoreflow.validators import check_request
@@ -298,6 +315,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
     args.checkpoint = checkpoint_location(args.checkpoint)
     ddp.init_from_env(args.device)
+    if args.out and ddp.is_main():
+        writable_folder(Path(args.out).parent)  # before sampling, not after it
     model, sde, cfg = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
     shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])
     test = _dataset_from_checkpoint(args, "test")  # before sampling: an unusable dataset fails first

@@ -99,8 +99,9 @@ def read_image(path: str | Path, channels: int) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
+            _check_size(path, im.size)
             return np.asarray(im.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc})") from exc
 
 
@@ -111,9 +112,21 @@ def image_mode(path: Path) -> str:
 
     try:
         with Image.open(path) as im:
+            _check_size(path, im.size)
             return im.mode
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc})") from exc
+
+
+#: The largest image the folder dataset decodes (width x height), read from the file's header first.
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+
+def _check_size(path: str | Path, size: tuple[int, int]) -> None:
+    width, height = size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ValueError(f"{path}: {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS:,} the folder dataset "
+                         "decodes; resize it first")
 
 
 def infer_channels(files: list[Path]) -> int:
