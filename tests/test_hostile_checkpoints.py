@@ -76,3 +76,21 @@ def test_checkpoint_files_honour_the_umask(tmp_path, umask):
     assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask
     for file in [*folder.iterdir(), tmp_path / "checkpoints" / "latest"]:
         assert stat.S_IMODE(file.stat().st_mode) == 0o666 & ~umask, file.name
+
+
+def test_a_malformed_optimizer_field_stops_only_resuming(tmp_path):
+    import json
+
+    from scoreflow.training import CheckpointError, TrainConfig, Trainer, load_trained
+    from scoreflow.training.checkpoint import resolve_checkpoint
+
+    config = TrainConfig(dataset="ring", model="mlp", model_options={"hidden": 16, "depth": 2}, steps=2)
+    Trainer(config, tmp_path, progress=False).run()
+    meta_path = resolve_checkpoint(tmp_path) / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["optimizer"] = {"state": {"0": {"exp_avg": {"tensor": "no.such.tensor"}}}, "param_groups": 7}
+    meta_path.write_text(json.dumps(meta))
+    model, _, _ = load_trained(tmp_path)  # sampling and evaluation do not need the optimizer
+    assert model is not None
+    with pytest.raises(CheckpointError, match="cannot resume: .*malformed optimizer state"):
+        Trainer(TrainConfig(**{**config.to_dict(), "steps": 4}), tmp_path, progress=False).run(resume=True)

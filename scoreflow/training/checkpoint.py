@@ -236,12 +236,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             raise CheckpointError(f"{file}: corrupt safetensors file ({exc})") from exc
 
     opt = tensors("optimizer", False)
+    optimizer, optimizer_error = None, None
+    if opt is not None and meta.get("optimizer") is not None:
+        try:  # only resuming needs it: a malformed optimizer field must not stop sampling or evaluation
+            optimizer = _unflatten_optimizer(opt, meta["optimizer"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            optimizer_error = f"{folder / 'meta.json'}: malformed optimizer state ({type(exc).__name__}: {exc})"
     return {
         "meta": meta,
         "model": tensors("model", True),
         "ema": tensors("ema", False),
-        "optimizer": None if opt is None or meta.get("optimizer") is None
-        else _unflatten_optimizer(opt, meta["optimizer"]),
+        "optimizer": optimizer,
+        "optimizer_error": optimizer_error,
         "rng": tensors("rng", False) or {},
         "path": folder,
     }

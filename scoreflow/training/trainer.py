@@ -247,8 +247,14 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         if ckpt["ema"] is not None:
             self.ema.load_state_dict(ckpt["ema"])
+        if ckpt.get("optimizer_error"):
+            raise CheckpointError(f"cannot resume: {ckpt['optimizer_error']}")
         if ckpt["optimizer"] is not None:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
+            try:
+                self.optimizer.load_state_dict(ckpt["optimizer"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise CheckpointError(f"cannot resume: the optimizer state of {ckpt['path']} does not fit this "
+                                      f"run's parameters ({exc})") from exc
         if "generator" in ckpt["rng"]:
             self.generator.set_state(ckpt["rng"]["generator"])
         self.step = int(ckpt["meta"]["step"])
