@@ -26,6 +26,8 @@ from scoreflow.errors import CheckpointError
 FORMAT = "scoreflow-checkpoint"
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
+#: The largest meta.json read (a long run's loss history is well under 1 MB).
+MAX_META_BYTES = 16 * 2**20
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -214,10 +216,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     from safetensors.torch import load_file
 
     folder = resolve_checkpoint(path)
+    meta_file = folder / "meta.json"
     try:
-        meta = json.loads((folder / "meta.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{folder / 'meta.json'}: unreadable ({exc})") from exc
+        size = meta_file.stat().st_size
+        if size > MAX_META_BYTES:
+            raise CheckpointError(f"{meta_file}: {size:,} bytes, more than the {MAX_META_BYTES:,} a checkpoint's "
+                                  "metadata may have; refusing to read it")
+        meta = json.loads(meta_file.read_text())
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep to parse
+        raise CheckpointError(f"{meta_file}: unreadable ({type(exc).__name__}: {str(exc)[:200]})") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{folder}: not a scoreflow checkpoint (meta.json format is {meta.get('format')!r})"
                               if isinstance(meta, dict) else f"{folder}: meta.json is not an object")
