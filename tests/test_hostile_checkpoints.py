@@ -96,7 +96,7 @@ def test_a_malformed_optimizer_field_stops_only_resuming(tmp_path):
         Trainer(TrainConfig(**{**config.to_dict(), "steps": 4}), tmp_path, progress=False).run(resume=True)
 
 
-@pytest.mark.parametrize("content", ["[" * 200_000 + "]" * 200_000, " " * (17 * 2**20) + "{}"])
+@pytest.mark.parametrize("content", ["[" * 200_000 + "]" * 200_000, " " * (65 * 2**20) + "{}"])
 def test_a_meta_json_too_deep_or_too_large_is_refused(tmp_path, content):
     from scoreflow.training import CheckpointError, load_checkpoint
 

@@ -26,8 +26,6 @@ from scoreflow.errors import CheckpointError
 FORMAT = "scoreflow-checkpoint"
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
-#: The largest meta.json read (a long run's loss history is well under 1 MB).
-MAX_META_BYTES = 16 * 2**20
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
