@@ -168,3 +168,48 @@ def test_an_image_declaring_a_huge_size_is_refused_from_its_header(tmp_path):
     (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
     with pytest.raises(ValueError, match=r"bomb.png: not a readable image .*(exceeds limit|more than)"):
         sf.create("dataset", "folder", data_dir=tmp_path)
+
+
+def test_folder_transforms_make_mixed_sizes_one_and_subfolders_are_classes(tmp_path):
+    rng = np.random.default_rng(1)
+    for i, (w, h) in enumerate([(10, 14), (20, 12), (9, 9), (30, 30)]):
+        label = "cats" if i % 2 else "dogs"
+        (tmp_path / label).mkdir(exist_ok=True)
+        _save(tmp_path / label / f"{i}.png", rng.integers(0, 256, (h, w, 3)))
+    with pytest.raises(ValueError, match="differs from .*give the dataset options resize and crop"):
+        sf.create("dataset", "folder", data_dir=tmp_path)
+    data = sf.create("dataset", "folder", data_dir=tmp_path, resize=8, crop=8, test_fraction=0.0)
+    assert data.x.shape == (4, 3, 8, 8) and data.levels == 256
+    assert torch.equal((data.x * 255).round(), data.x * 255)  # still on the 8-bit grid
+    assert sorted(data.labels.tolist()) == [0, 0, 1, 1]  # cats 0, dogs 1
+    with pytest.raises(ValueError, match=r"crop 9 is larger than the image .*after resize 8"):
+        sf.create("dataset", "folder", data_dir=tmp_path, resize=8, crop=9)
+
+
+@pytest.mark.parametrize(("option", "bad"), [("resize", 0), ("crop", True), ("crop", 2.5), ("flip", "yes")])
+def test_folder_transform_options_are_checked(tmp_path, option, bad):
+    _save(tmp_path / "a.png", np.zeros((4, 4)))
+    with pytest.raises(ValueError, match=f"{option} must be"):
+        sf.create("dataset", "folder", data_dir=tmp_path, **{option: bad})
+
+
+def test_flipped_training_resumes_exactly(tmp_path):
+    from scoreflow.training import TrainConfig, Trainer
+
+    rng = np.random.default_rng(2)
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(8):
+        _save(images / f"{i}.png", rng.integers(0, 256, (8, 8)))
+    options = dict(dataset="folder", data_dir=str(images), dataset_options={"flip": True, "test_fraction": 0.0},
+                   model_options={"channels": [8, 16, 16, 16], "embed_dim": 16}, batch_size=4, log_every=1)
+    one = Trainer(TrainConfig(steps=4, **options), tmp_path / "one", progress=False)
+    one.run()
+    Trainer(TrainConfig(steps=2, **options), tmp_path / "two", progress=False).run()
+    two = Trainer(TrainConfig(steps=4, **options), tmp_path / "two", progress=False)
+    two.run(resume=True)
+    assert one.data.hflip and all(torch.equal(v, two.model.state_dict()[k]) for k, v in one.model.state_dict().items())
+    plain = Trainer(TrainConfig(steps=4, **{**options, "dataset_options": {"test_fraction": 0.0}}), tmp_path / "p",
+                    progress=False)
+    plain.run()
+    assert not all(torch.equal(v, plain.model.state_dict()[k]) for k, v in one.model.state_dict().items())

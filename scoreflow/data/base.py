@@ -41,6 +41,8 @@ class TensorData:
     kind: Literal["image", "vector"] = "image"
     name: str = ""
     levels: int | None = None
+    #: Training flips each drawn image left-right with probability 1/2 (an augmentation the data asks for).
+    hflip: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.kind == "image" and self.x.dim() != 4:
@@ -54,6 +56,8 @@ class TensorData:
         check_finite(f"data {self.name!r}", self.x)
         if self.levels is not None:
             check_levels(self.levels)
+        if self.hflip and self.kind != "image":
+            raise ValueError(f"hflip applies to images; data {self.name!r} is {self.kind} data")
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

@@ -92,15 +92,28 @@ GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
-def read_image(path: str | Path, channels: int) -> np.ndarray:
-    """One PNG/JPEG file as ``(H, W)`` (``channels=1``, greyscale) or ``(H, W, 3)`` float32 in ``[0, 1]``;
-    an unreadable file is a ``ValueError`` naming it."""
+def read_image(path: str | Path, channels: int, resize: int | None = None, crop: int | None = None) -> np.ndarray:
+    """One PNG/JPEG file as ``(H, W)`` (``channels=1``, greyscale) or ``(H, W, 3)`` float32 in ``[0, 1]``, its
+    shorter side resized to ``resize`` (aspect kept, bicubic on the 8-bit image) and then centre-cropped to
+    ``crop`` x ``crop``; an unreadable file, or a crop larger than the image, is a ``ValueError`` naming it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             _check_size(path, im.size)
-            return np.asarray(im.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
+            im = im.convert("L" if channels == 1 else "RGB")
+            if resize is not None:
+                width, height = im.size
+                scale = resize / min(width, height)
+                im = im.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.BICUBIC)
+            if crop is not None:
+                width, height = im.size
+                if crop > min(width, height):
+                    raise ValueError(f"{path}: crop {crop} is larger than the image ({width}x{height} after resize "
+                                     f"{resize}); choose crop <= the shorter side")
+                left, top = (width - crop) // 2, (height - crop) // 2
+                im = im.crop((left, top, left + crop, top + crop))
+            return np.asarray(im, dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc})") from exc
 
@@ -153,14 +166,33 @@ def infer_channels(files: list[Path]) -> int:
     return 1 if colour is None else 3
 
 
+def _optional_size(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive number of pixels or left out, got {value!r}")
+    return value
+
+
 def folder(split: str = "train", *, data_dir: str | Path | None = None, channels: int | None = None,
-           test_fraction: float = 0.1, seed: int = 0) -> TensorData:
-    """A folder (searched recursively) of PNG/JPEG images of one size, 8-bit (256 levels).
+           test_fraction: float = 0.1, seed: int = 0, resize: int | None = None, crop: int | None = None,
+           flip: bool = False) -> TensorData:
+    """A folder (searched recursively) of PNG/JPEG images, 8-bit (256 levels).
 
     ``channels`` is inferred from the files unless given: 1 if every image is grey, 3 (RGB) if every one is
     colour; a folder that mixes them needs ``channels``. An alpha channel is dropped with a warning.
+
+    Transforms (default: none): ``resize`` scales each image's shorter side to that many pixels (aspect kept),
+    ``crop`` cuts the centre square of that size, so images of mixed sizes become one size; ``flip`` makes training
+    flip each drawn image left-right with probability 1/2 (seeded, so resume stays exact). Without ``resize`` and
+    ``crop`` every image must have the same size. When every image lies in a first-level subfolder and there are
+    at least two of them, the subfolders are the classes (torchvision's ImageFolder convention): labels are their
+    indices in sorted order.
     """
     check_split(split)
+    resize, crop = _optional_size("resize", resize), _optional_size("crop", crop)
+    if not isinstance(flip, bool):
+        raise ValueError(f"flip must be true or false, got {flip!r}")
     if data_dir is None or not Path(data_dir).is_dir():
         raise FileNotFoundError(f"dataset 'folder' needs --data-dir pointing at a folder of images, got {data_dir!r}")
     if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
@@ -173,17 +205,33 @@ def folder(split: str = "train", *, data_dir: str | Path | None = None, channels
         channels = infer_channels(files)
     arrays, size = [], None
     for path in files:
-        arr = read_image(path, channels)
+        arr = read_image(path, channels, resize, crop)
         if size is None:
             size = arr.shape
         elif arr.shape != size:
-            raise ValueError(f"{path}: size {arr.shape[:2]} differs from {size[:2]}; all images must share one size")
+            raise ValueError(f"{path}: size {arr.shape[:2]} differs from {size[:2]}; all images must share one size "
+                             "(or give the dataset options resize and crop)")
         arrays.append(arr if channels == 3 else arr[..., None])
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    labels = _class_labels(Path(data_dir), files)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     n_test = int(len(x) * test_fraction)
     idx = order[n_test:] if split == "train" else order[:n_test]
-    return TensorData(x[idx], None, "image", "folder", levels=EIGHT_BIT_LEVELS)  # read as 8-bit by PIL
+    return TensorData(x[idx], None if labels is None else labels[idx], "image", "folder",
+                      levels=EIGHT_BIT_LEVELS, hflip=flip)  # read as 8-bit by PIL
+
+
+def _class_labels(root: Path, files: list[Path]) -> torch.Tensor | None:
+    """ImageFolder's labels: the index of each file's first-level subfolder, when every file has one and there
+    are at least two."""
+    parts = [path.relative_to(root).parts for path in files]
+    if any(len(p) < 2 for p in parts):
+        return None
+    classes = sorted({p[0] for p in parts})
+    if len(classes) < 2:
+        return None
+    index = {name: i for i, name in enumerate(classes)}
+    return torch.tensor([index[p[0]] for p in parts], dtype=torch.int64)
 
 
 def _toy(name: str, split: str, n: int, seed: int) -> TensorData:

@@ -282,6 +282,9 @@ class Trainer:
         else:
             idx = torch.randint(0, len(self.data), (cfg.batch_size,), generator=g)
         x = self.data.x[idx]
+        if self.data.hflip:  # drawn from the run's generator, so resume stays exact
+            flips = torch.rand(x.shape[0], generator=g) < 0.5
+            x = torch.where(flips.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
         if cfg.dequantize:
             x = dequantize(x, g, self.data.levels)
         t = self.weighting.sample_times(cfg.batch_size, g).to(x.dtype)
