@@ -121,3 +121,14 @@ def test_noise_parametrised_networks_are_converted(ve):
     t = torch.full((2,), 0.5)
     score = sf.make_score_fn(NoiseNet(), ve)(x, t)
     torch.testing.assert_close(score, -torch.ones_like(x) / ve.marginal_std(t)[:, None])
+
+
+def test_samples_of_another_dtype_than_the_weights_are_refused_with_the_fix():
+    import pytest as _pytest
+
+    sde = sf.VESDE()
+    net = sf.MLP(sde, dim=2, hidden=8, depth=1)
+    with _pytest.raises(ValueError, match=r"weights are torch.float32 but the samples are torch.bfloat16: cast the model"):
+        sf.Sampler(num_steps=2).sample(net, sde, (2, 2), dtype=torch.bfloat16)
+    res = sf.Sampler(num_steps=2).sample(net.to(torch.bfloat16), sde, (2, 2), dtype=torch.bfloat16)
+    assert res.samples.dtype == torch.bfloat16

@@ -31,6 +31,17 @@ class ScoreNet(nn.Module):
     data_range: tuple[float, float] = (0.0, 1.0)
 
 
+def check_model_dtype(model: object, dtype: torch.dtype) -> None:
+    """Refuse to run a network whose floating weights have another dtype than the samples asked for (torch's own
+    error names neither), saying how to fix it."""
+    if not isinstance(model, nn.Module):
+        return
+    weight = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if weight is not None and weight.dtype != dtype:
+        raise ValueError(f"the model's weights are {weight.dtype} but the samples are {dtype}: cast the model "
+                         f"(model.to({dtype})) or ask for {weight.dtype}")
+
+
 def data_range(model: object) -> tuple[float, float]:
     """The data interval of ``model`` (:attr:`ScoreNet.data_range`; ``[0, 1]`` for plain callables)."""
     low, high = getattr(model, "data_range", (0.0, 1.0))

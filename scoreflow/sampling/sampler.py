@@ -285,6 +285,9 @@ class Sampler:
         self.check(sde)
         self._condition.check(shape, sde)
         device = model_device(model, device if device is not None else (generator.device if generator else None))
+        from scoreflow.models.base import check_model_dtype
+
+        check_model_dtype(model, init.dtype if isinstance(init, torch.Tensor) else dtype)
         counting = _CountingScore(make_score_fn(model, sde))
         score = self._condition.guide(counting, sde)
         with torch.no_grad():
