@@ -41,6 +41,8 @@ SHIPPED_SHA256: dict[str, dict[str, str]] = _manifest()
 SHIPPED_SUMMARIES: dict[str, str] = {
     "mnist": "scoreflow's default MNIST model (preset mnist: EDM preconditioning and weighting on the resunet network, "
              "VE(0.001, 50), dequantized, 16,000 steps of 32 on one CPU core); raw and EMA weights.",
+    "mnist-density": "The mnist model fine-tuned for test bits/dim (preset mnist-density: likelihood weighting with "
+                     "importance-sampled time, 6,000 steps of 32 from the shipped mnist weights); raw and EMA weights.",
     "mnist-tutorial": "The seed tutorial's MNIST run (preset mnist-tutorial: VE(0.01, 22), 50 epochs on CPU); raw and "
                       "EMA weights.",
     "mnist-sigma25": "Song's original Colab MNIST run (preset mnist-sigma25: dx = 25^t dw, 50 epochs on CPU); raw and "
