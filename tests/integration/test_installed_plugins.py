@@ -53,6 +53,9 @@ def test_cli_lists_plugins_as_json():
     assert rows["vp"]["components"] == {"sde": ["vp", "subvp"], "predictor": ["ancestral"]}
     if "fast" in rows:
         assert rows["fast"]["components"]["predictor"] == [
-            "edm_heun", "dpm_solver_2", "dpm_solver_3", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m", "ipndm", "deis", "unipc"]
+            "ddim", "edm_heun", "dpm_solver_2", "dpm_solver_3", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m", "ipndm", "deis",
+            "unipc"]
         assert rows["fast"]["components"]["trajectory_solver"] == ["gotta_go_fast"]
         assert rows["fast"]["components"]["corrector"] == ["ald"]
+    if "diffusers" in rows:
+        assert rows["diffusers"]["components"] == {"pretrained": ["diffusers"]}
