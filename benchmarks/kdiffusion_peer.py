@@ -17,7 +17,7 @@ classifier metric (rows as :mod:`benchmarks.mnist_samplers` writes them).
 ``--samplers`` also runs k-diffusion's stochastic samplers (SDE variants, ancestral, Heun with churn),
 which the report leaves out; ``--seed`` sets both the prior draw and their noise.
 
-The denoiser is ``D(x, sigma) = x + sigma^2 score(x, sigma)`` with the oracle's exact score; the
+The denoiser is ``sf.to_denoiser`` of the oracle's exact score, ``D(x, sigma) = x + sigma^2 score(x, t(sigma))``; the
 noise levels are k-diffusion's Karras schedule (rho = 7) from the oracle's sigma_max down to its
 sigma_min, then 0, as k-diffusion's own scripts use them.
 """
@@ -111,18 +111,18 @@ def run(oracle_name: str, n: int, budgets: list[int], seed: int = 1,
         samplers: list[str] | None = None, schedules: list[str] | None = None) -> list[dict[str, Any]]:
     K = load_kdiffusion()
 
+    import scoreflow as sf
     from benchmarks.oracles import digits64, ring
 
     oracle = ring() if oracle_name == "ring-2d" else digits64()
     sde, gm = oracle.sde, oracle.mixture
 
     calls = {"n": 0}
+    exact = sf.to_denoiser(gm.score_model(sde), sde)  # k-diffusion's D(x, sigma) from the exact score
 
     def denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         calls["n"] += 1
-        s = sigma.double().reshape(-1).expand(x.shape[0])
-        t = sde.time_at_noise_level(s)
-        return (x.double() + s[:, None] ** 2 * gm.score(x.double(), t, sde)).to(x.dtype)
+        return exact(x.double(), sigma.double()).to(x.dtype)  # in float64, as the oracle's score
 
     rows = []
     for budget in budgets:
@@ -179,22 +179,18 @@ def run_pretrained(name: str, n: int, budgets: list[int], data_dir: str | None, 
     import scoreflow as sf
     from scoreflow.data.sources import DEFAULT_DATA_DIR
     from scoreflow.evaluation import image_quality
-    from scoreflow.models.base import make_score_fn
-
     model, sde, _ = sf.load_pretrained(name, ema=True)
-    score = make_score_fn(model, sde)
     train = sf.create("dataset", "mnist", split="train", data_dir=data_dir)
     test = sf.create("dataset", "mnist", split="test", data_dir=data_dir)
     ends = sde.noise_level(torch.tensor([eps, sde.T], dtype=torch.float64))
     sigma_min, sigma_max = float(ends[0]), float(ends[1])
     calls = {"n": 0}
+    model_denoiser = sf.to_denoiser(model, sde, eps=eps)  # k-diffusion's D(x, sigma) convention
 
     @torch.no_grad()
     def denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         calls["n"] += 1
-        s = sigma.double().reshape(-1).expand(x.shape[0])
-        t = sde.time_at_noise_level(s).float()
-        return x + (s.float() ** 2)[:, None, None, None] * score(x, t)
+        return model_denoiser(x, sigma)
 
     rows = []
     for budget in budgets:
