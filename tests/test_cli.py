@@ -212,7 +212,8 @@ def test_dequantize_on_continuous_data_is_refused(tmp_path, capsys):
     assert code == 2 and "dataset 'ring' is continuous" in capsys.readouterr().err
 
 
-def test_a_missing_data_folder_names_the_one_the_run_was_trained_on(tmp_path, capsys):
+def _folder_run(tmp_path):
+    """A folder of six grey 8x8 images and a one-step run trained on it: ``(images, run)``."""
     from PIL import Image
 
     images = tmp_path / "images"
@@ -223,6 +224,11 @@ def test_a_missing_data_folder_names_the_one_the_run_was_trained_on(tmp_path, ca
     assert main(["train", "--dataset", "folder", "--data-dir", str(images), "--steps", "1", "--batch-size", "2",
                  "--model-options", '{"channels": [8, 16, 16, 16], "embed_dim": 16}', "--out", str(run),
                  "--no-progress"]) == 0
+    return images, run
+
+
+def test_a_missing_data_folder_names_the_one_the_run_was_trained_on(tmp_path, capsys):
+    images, run = _folder_run(tmp_path)
     capsys.readouterr()
     code = main(["likelihood", "--checkpoint", str(run), "--max-samples", "1", "--out", str(tmp_path / "l.json"),
                  "--no-progress"])
@@ -231,16 +237,7 @@ def test_a_missing_data_folder_names_the_one_the_run_was_trained_on(tmp_path, ca
 
 
 def test_evaluate_on_an_unlabelled_folder_is_a_usage_error_before_any_sampling(tmp_path, capsys):
-    from PIL import Image
-
-    images = tmp_path / "images"
-    images.mkdir()
-    for i in range(6):
-        Image.new("L", (8, 8), color=i * 40).save(images / f"{i}.png")
-    run = tmp_path / "run"
-    assert main(["train", "--dataset", "folder", "--data-dir", str(images), "--steps", "1", "--batch-size", "2",
-                 "--model-options", '{"channels": [8, 16, 16, 16], "embed_dim": 16}', "--out", str(run),
-                 "--no-progress"]) == 0
+    images, run = _folder_run(tmp_path)
     capsys.readouterr()
     code = main(["evaluate", "--checkpoint", str(run), "--data-dir", str(images), "--num-samples", "2",
                  "--num-steps", "2", "--out", str(tmp_path / "e"), "--no-progress"])
