@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 import torch
 
+from scoreflow.device import resolve_device
 from scoreflow.errors import SamplingInterrupted
 from scoreflow.training import distributed as ddp
 
@@ -82,7 +83,8 @@ def open_model(args: argparse.Namespace) -> OpenedModel:
     """``args.checkpoint`` loaded: ``NAME:LOCATION`` for a registered model source, else a run folder,
     checkpoint folder or shipped model (``args.checkpoint`` becomes its verified folder)."""
     from scoreflow.pretrained import split_source
-    from scoreflow.training import load_checkpoint, load_trained
+    from scoreflow.training import load_trained
+    from scoreflow.training.checkpoint import read_meta
 
     sourced = split_source(args.checkpoint)
     if sourced is not None:
@@ -94,7 +96,7 @@ def open_model(args: argparse.Namespace) -> OpenedModel:
         return OpenedModel(model, sde, tuple(info.data_shape), float(info.eps))
     args.checkpoint = checkpoint_location(args.checkpoint)
     model, sde, config = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
-    shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])
+    shape = tuple(read_meta(args.checkpoint)[1]["data_shape"])  # load_trained has checked it
     return OpenedModel(model, sde, shape, config.eps, config)
 
 
@@ -161,13 +163,6 @@ def _generate(args: argparse.Namespace, model, sde, shape, sampler=None,
                        progress=not args.no_progress, interruptible=interruptible)
 
 
-def _check_device(args: argparse.Namespace) -> None:
-    """``--device`` refused before any work when this machine lacks it (an unknown name, cuda without CUDA)."""
-    from scoreflow.device import resolve_device
-
-    resolve_device(args.device)
-
-
 def writable_folder(path: str | Path) -> Path:
     """Create ``path`` (and parents) and check a file can be written there, before any long work."""
     import tempfile
@@ -218,7 +213,7 @@ def tune_schedule(args: argparse.Namespace) -> int:
     from scoreflow.sampling.tuning import TUNED_FILE, steps_for_nfe
     from scoreflow.sampling.tuning import tune_schedule as tune
 
-    _check_device(args)
+    resolve_device(args.device)  # before any work
     given = args.checkpoint
     if args.out is None:
         if not Path(given).is_dir():
@@ -251,7 +246,8 @@ def tune_schedule(args: argparse.Namespace) -> int:
 def _dataset_from_checkpoint(args: argparse.Namespace, split: str, opened: OpenedModel | None = None):
     """The dataset ``--dataset`` names (where the command has it), else the one the run was trained on."""
     from scoreflow.plugins import get_host
-    from scoreflow.training import TrainConfig, load_checkpoint
+    from scoreflow.training import TrainConfig
+    from scoreflow.training.checkpoint import read_meta
 
     name = getattr(args, "dataset", None)
     if name is not None:
@@ -259,7 +255,7 @@ def _dataset_from_checkpoint(args: argparse.Namespace, split: str, opened: Opene
     if opened is not None and opened.config is None:
         raise ValueError(f"{args.checkpoint!r} comes from a model source and records no dataset: pass --dataset NAME "
                          "(see `scoreflow list dataset`)")
-    cfg = TrainConfig.from_dict(load_checkpoint(args.checkpoint)["meta"]["config"])
+    cfg = opened.config if opened is not None else TrainConfig.from_dict(read_meta(args.checkpoint)[1]["config"])
     # Data locations come from the user (--data-dir) or the dataset's default, never from the checkpoint file:
     # a crafted meta.json must not choose a folder to scan, create or download into. It may only be named.
     try:
@@ -311,14 +307,15 @@ def likelihood(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     from scoreflow.data.sources import DEFAULT_DATA_DIR
     from scoreflow.evaluation import image_quality, vector_quality
-    from scoreflow.training import load_checkpoint, load_trained
+    from scoreflow.training import load_trained
+    from scoreflow.training.checkpoint import read_meta
 
     args.checkpoint = checkpoint_location(args.checkpoint)
     ddp.init_from_env(args.device)
     if args.out and ddp.is_main():
         writable_folder(Path(args.out).parent)  # before sampling, not after it
     model, sde, cfg = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
-    shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])
+    shape = tuple(read_meta(args.checkpoint)[1]["data_shape"])
     test = _dataset_from_checkpoint(args, "test")  # before sampling: an unusable dataset fails first
     if test.kind == "image" and test.labels is None:
         raise ValueError(f"evaluate's Frechet distance uses a classifier trained on the dataset's labels, and "
@@ -339,7 +336,6 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def calibrate(args: argparse.Namespace) -> int:
-    from scoreflow.device import resolve_device
     from scoreflow.evaluation.calibration import denoiser_calibration
     from scoreflow.training import load_trained
 

@@ -9,15 +9,15 @@ from typing import Any
 
 import torch
 
-from scoreflow.cli.commands import (_check_device, _dataset_from_checkpoint, _sampler_from_args, checkpoint_location,
-                                    writable_folder)
+from scoreflow.cli.commands import _dataset_from_checkpoint, _sampler_from_args, checkpoint_location, writable_folder
+from scoreflow.device import resolve_device
 
 
 def train_classifier(args: argparse.Namespace) -> int:
     from scoreflow.training import load_trained
     from scoreflow.training.classifier import accuracy_by_noise_level, save_classifier, train_noise_classifier
 
-    _check_device(args)
+    resolve_device(args.device)  # before any work
     out = Path(args.out)
     if (out / "classifier.json").exists() and not args.overwrite:
         raise ValueError(f"{str(out)!r} already holds a classifier; give --overwrite to replace it")
@@ -104,12 +104,13 @@ def inpaint(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
     from scoreflow.pictures import save_rows_png
-    from scoreflow.training import load_checkpoint, load_trained
+    from scoreflow.training import load_trained
+    from scoreflow.training.checkpoint import read_meta
 
-    _check_device(args)
+    resolve_device(args.device)  # before any work
     args.checkpoint_given, args.checkpoint = args.checkpoint, checkpoint_location(args.checkpoint)
     model, sde, _ = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
-    shape = tuple(load_checkpoint(args.checkpoint)["meta"]["data_shape"])
+    shape = tuple(read_meta(args.checkpoint)[1]["data_shape"])
     if len(shape) != 3:
         raise ValueError(f"inpaint works on image models; this checkpoint's samples have shape {shape}")
     args.ode_solver = None

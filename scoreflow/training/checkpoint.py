@@ -208,11 +208,9 @@ def _looks_like_pickle(path: Path) -> bool:
     return len(head) == 2 and head[0] == 0x80 and head[1] <= 5
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint: ``{"meta", "model", "ema", "optimizer", "rng", "path"}`` (tensors on CPU)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
+def read_meta(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """``(checkpoint folder, its checked meta.json)`` without reading any tensor (for a run's config and data
+    shape)."""
     folder = resolve_checkpoint(path)
     meta_file = folder / "meta.json"
     try:
@@ -228,6 +226,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                               if isinstance(meta, dict) else f"{folder}: meta.json is not an object")
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{folder}: format_version {meta.get('format_version')!r}, supported: {FORMAT_VERSION}")
+    return folder, meta
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint: ``{"meta", "model", "ema", "optimizer", "rng", "path"}`` (tensors on CPU)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder, meta = read_meta(path)
 
     def tensors(name: str, required: bool) -> dict[str, torch.Tensor] | None:
         file = folder / f"{name}.safetensors"
