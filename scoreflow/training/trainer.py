@@ -103,9 +103,12 @@ def initial_weights(source: str, *, host=None) -> tuple[dict[str, torch.Tensor],
     else:
         folder = Path(source).expanduser()
     ckpt = load_checkpoint(folder)
-    if ckpt["ema"] is not None:
-        return {k.removeprefix("module."): v for k, v in ckpt["ema"].items() if k.startswith("module.")}, ckpt["path"]
-    return ckpt["model"], ckpt["path"]
+    return (ckpt["model"] if ckpt["ema"] is None else ema_network_weights(ckpt["ema"])), ckpt["path"]
+
+
+def ema_network_weights(ema_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The averaged network's own weights from an ``AveragedModel`` state (its ``module.`` entries)."""
+    return {k.removeprefix("module."): v for k, v in ema_state.items() if k.startswith("module.")}
 
 
 def versions() -> dict[str, str]:
@@ -515,7 +518,7 @@ def load_trained(path: str | Path, *, ema: bool = True, device: str | torch.devi
     sde, model = build_components(config, fake, host=host)
     weights = ckpt["model"]
     if ema:
-        weights = {k.removeprefix("module."): v for k, v in ckpt["ema"].items() if k.startswith("module.")}
+        weights = ema_network_weights(ckpt["ema"])
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:
