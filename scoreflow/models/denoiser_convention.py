@@ -71,6 +71,22 @@ class DenoiserVESDE(VESDE):
         super().__attrs_post_init__()
         self.default_eps = float(self.time_at_noise_level(torch.tensor(self.level_min, dtype=torch.float64)))
 
+    @classmethod
+    def for_levels(cls, sigma_min: float, sigma_max: float) -> DenoiserVESDE:
+        """The SDE whose noise level is ``sigma_min`` at ``default_eps`` and ``sigma_max`` at ``T``: its
+        ``sigma_max`` is raised so that ``sqrt(sigma_max'^2 - sigma_min^2)`` is ``sigma_max`` itself."""
+        return cls(sigma_min=sigma_min, sigma_max=(sigma_max**2 + sigma_min**2) ** 0.5, level_min=sigma_min)
+
+
+def check_trained_levels(sigma: torch.Tensor, sigma_min: float, sigma_max: float, sde: SDE,
+                         tolerance: float = 1e-6) -> None:
+    """Refuse noise levels outside ``[sigma_min, sigma_max]``, the range a network was trained on."""
+    low, high = float(sigma.min()), float(sigma.max())
+    if low < sigma_min * (1 - tolerance) or high > sigma_max * (1 + tolerance):
+        raise ValueError(f"the model was trained on noise levels [{sigma_min:g}, {sigma_max:g}], asked for "
+                         f"[{low:g}, {high:g}]; stop samplers and likelihoods at the SDE's default_eps "
+                         f"({sde.default_eps:g}), not below it")
+
 
 class DenoiserScoreNet(ScoreNet):
     """A denoiser ``D(x, sigma)`` as a scoreflow model on its VE SDE (see :func:`from_denoiser`)."""
@@ -87,11 +103,7 @@ class DenoiserScoreNet(ScoreNet):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         sigma = self.sde.noise_level(as_time(t, x.shape[0], x).to(torch.float64))
-        low, high = float(sigma.min()), float(sigma.max())
-        if low < self.sigma_min * (1 - 1e-6) or high > self.sigma_max * (1 + 1e-6):
-            raise ValueError(f"the denoiser was trained on noise levels [{self.sigma_min:g}, {self.sigma_max:g}], "
-                             f"asked for [{low:g}, {high:g}]; stop samplers and likelihoods at the SDE's default_eps "
-                             f"({self.sde.default_eps:g}), not below it")
+        check_trained_levels(sigma, self.sigma_min, self.sigma_max, self.sde)
         return self.denoiser(x, sigma.to(x.dtype))
 
 
@@ -103,7 +115,5 @@ def from_denoiser(denoiser: Denoiser, sigma_min: float, sigma_max: float) -> tup
     the likelihood's ``eps``) and ``sigma_max`` at ``T``; the model refuses levels outside that range."""
     if not (isinstance(sigma_min, (int, float)) and isinstance(sigma_max, (int, float)) and 0 < sigma_min < sigma_max):
         raise ValueError(f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min!r}, sigma_max={sigma_max!r}")
-    # sigma_max is raised so that the noise level at T, sqrt(sigma_max'^2 - sigma_min^2), is sigma_max itself
-    sde = DenoiserVESDE(sigma_min=float(sigma_min), sigma_max=(float(sigma_max) ** 2 + float(sigma_min) ** 2) ** 0.5,
-                        level_min=float(sigma_min))
+    sde = DenoiserVESDE.for_levels(float(sigma_min), float(sigma_max))
     return DenoiserScoreNet(denoiser, sde, float(sigma_min), float(sigma_max)), sde

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 import scoreflow
-from scoreflow.models.denoiser_convention import DenoiserVESDE
+from scoreflow.models.denoiser_convention import DenoiserVESDE, check_trained_levels
 from scoreflow.tensor import as_time
 from scoreflow_diffusers.sde import AlphasCumprodSDE
 
@@ -83,11 +83,7 @@ class DiffusersVEScoreNet(scoreflow.ScoreNet):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         sigma = self.sde.noise_level(as_time(t, x.shape[0], x).to(torch.float64))
-        low, high = float(sigma.min()), float(sigma.max())
-        if low < self.sigma_min * (1 - TOLERANCE) or high > self.sigma_max * (1 + TOLERANCE):
-            raise ValueError(f"the diffusers model was trained on noise levels [{self.sigma_min:g}, "
-                             f"{self.sigma_max:g}], asked for [{low:g}, {high:g}]: stop samplers and likelihoods at "
-                             f"the SDE's default_eps ({self.sde.default_eps:g})")
+        check_trained_levels(sigma, self.sigma_min, self.sigma_max, self.sde, TOLERANCE)
         return self.unet(x, sigma.to(x.dtype)).sample
 
 
@@ -105,7 +101,7 @@ def bridge(unet: torch.nn.Module, scheduler: Any) -> tuple[scoreflow.ScoreNet, s
     config = _config(scheduler)
     if name in VE_SCHEDULERS:
         sigma_min, sigma_max = float(config["sigma_min"]), float(config["sigma_max"])
-        sde = DenoiserVESDE(sigma_min=sigma_min, sigma_max=(sigma_max**2 + sigma_min**2) ** 0.5, level_min=sigma_min)
+        sde = DenoiserVESDE.for_levels(sigma_min, sigma_max)
         return DiffusersVEScoreNet(unet, sde, sigma_min, sigma_max), sde
     if name not in VP_SCHEDULERS:
         raise ValueError(f"unsupported scheduler {name}; supported: {', '.join(VP_SCHEDULERS + VE_SCHEDULERS)}")
