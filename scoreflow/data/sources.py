@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -96,24 +97,34 @@ def read_image(path: str | Path, channels: int, resize: int | None = None, crop:
     """One PNG/JPEG file as ``(H, W)`` (``channels=1``, greyscale) or ``(H, W, 3)`` float32 in ``[0, 1]``, its
     shorter side resized to ``resize`` (aspect kept, bicubic on the 8-bit image) and then centre-cropped to
     ``crop`` x ``crop``; an unreadable file, or a crop larger than the image, is a ``ValueError`` naming it."""
+    from PIL import Image
+
+    with _open_image(path) as im:
+        im = im.convert("L" if channels == 1 else "RGB")
+        if resize is not None:
+            width, height = im.size
+            scale = resize / min(width, height)
+            im = im.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.BICUBIC)
+        if crop is not None:
+            width, height = im.size
+            if crop > min(width, height):
+                raise ValueError(f"{path}: crop {crop} is larger than the image ({width}x{height} after resize "
+                                 f"{resize}); choose crop <= the shorter side")
+            left, top = (width - crop) // 2, (height - crop) // 2
+            im = im.crop((left, top, left + crop, top + crop))
+        return np.asarray(im, dtype=np.float32) / 255.0
+
+
+@contextlib.contextmanager
+def _open_image(path: str | Path):
+    """An image file opened with PIL after its header's size is checked; an unreadable file (decoding included)
+    is a ``ValueError`` naming it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             _check_size(path, im.size)
-            im = im.convert("L" if channels == 1 else "RGB")
-            if resize is not None:
-                width, height = im.size
-                scale = resize / min(width, height)
-                im = im.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.BICUBIC)
-            if crop is not None:
-                width, height = im.size
-                if crop > min(width, height):
-                    raise ValueError(f"{path}: crop {crop} is larger than the image ({width}x{height} after resize "
-                                     f"{resize}); choose crop <= the shorter side")
-                left, top = (width - crop) // 2, (height - crop) // 2
-                im = im.crop((left, top, left + crop, top + crop))
-            return np.asarray(im, dtype=np.float32) / 255.0
+            yield im
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc})") from exc
 
@@ -121,14 +132,8 @@ def read_image(path: str | Path, channels: int, resize: int | None = None, crop:
 def image_mode(path: Path) -> str:
     """The PIL mode of an image file, from its header (nothing is decoded); a ``ValueError`` naming an
     unreadable file."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            _check_size(path, im.size)
-            return im.mode
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"{path}: not a readable image ({exc})") from exc
+    with _open_image(path) as im:
+        return im.mode
 
 
 #: The largest image the folder dataset decodes (width x height), read from the file's header first.
