@@ -340,11 +340,6 @@ def merge_parts(into: dict[str, Any], source: dict[str, Any], parts: list[str]) 
     return merged
 
 
-def merge_into_record(old: dict[str, Any], new: dict[str, Any], skipped: list[str]) -> dict[str, Any]:
-    """A run that skipped some parts, merged into the record it updates: the skipped parts are kept from ``old``."""
-    return merge_parts(new, old, skipped)
-
-
 def main(argv: list[str] | None = None) -> None:
     from scoreflow.data.sources import DEFAULT_DATA_DIR
 
@@ -417,7 +412,7 @@ def main(argv: list[str] | None = None) -> None:
     run_info = {k: result[k] for k in RUN_KEYS}
     result["runs"] = {part: run_info for part in PARTS if part not in args.skip}
     if args.skip and Path(args.out).is_file():
-        result = merge_into_record(json.loads(Path(args.out).read_text()), result, args.skip)
+        result = merge_parts(result, json.loads(Path(args.out).read_text()), args.skip)  # the skipped parts kept
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     Path(args.page).write_text(render(result))

@@ -283,16 +283,15 @@ def log_likelihood(
     levels = dequantization_levels(dequantize)
     x = x.to(dtype)
     check_finite("x", x)
+    from scoreflow.models.base import data_range, make_score_fn
+
     log_jacobian = 0.0
     if levels is not None:
         x = dequantize_uniform(x, generator, levels)
-        from scoreflow.models.base import data_range
-
         low, high = data_range(model)
         if (low, high) != (0.0, 1.0):  # the model's data lives elsewhere (a diffusers model: [-1, 1])
             x = low + (high - low) * x
             log_jacobian = per_sample_dim(x) * math.log(high - low)
-    from scoreflow.models.base import make_score_fn
 
     flow = ProbabilityFlowODE(sde, make_score_fn(model, sde))
     probes = make_probes(x, estimator, n_probes, generator)
