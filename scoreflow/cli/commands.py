@@ -109,6 +109,14 @@ def to_unit_range(samples: torch.Tensor, model: Any) -> torch.Tensor:
     return samples if (low, high) == (0.0, 1.0) else (samples - low) / (high - low)
 
 
+def from_unit_range(images: torch.Tensor, model: Any) -> torch.Tensor:
+    """Images in ``[0, 1]`` in the interval the model's data lives in (the inverse of :func:`to_unit_range`)."""
+    from scoreflow.models.base import data_range
+
+    low, high = data_range(model)
+    return images if (low, high) == (0.0, 1.0) else low + (high - low) * images
+
+
 def _sampler_from_args(args: argparse.Namespace, **condition: Any):
     """The :class:`~scoreflow.Sampler` of the sampling options; ``condition``: its condition keywords."""
     from scoreflow.sampling.sampler import Sampler
@@ -244,14 +252,27 @@ def tune_schedule(args: argparse.Namespace) -> int:
 
 
 def _dataset_from_checkpoint(args: argparse.Namespace, split: str, opened: OpenedModel | None = None):
-    """The dataset ``--dataset`` names (where the command has it), else the one the run was trained on."""
+    """The dataset ``--dataset`` names (where the command has it), else the one the run was trained on; with
+    ``opened``, its samples must have the model's shape."""
+    from scoreflow.plugins import get_host
+
+    name = getattr(args, "dataset", None)
+    if name is not None:
+        data = get_host().create("dataset", name, split=split, data_dir=args.data_dir)
+    else:
+        data = _trained_dataset(args, split, opened)
+    if opened is not None and tuple(data.sample_shape) != tuple(opened.data_shape):
+        raise ValueError(f"dataset {data.name!r} holds samples of shape {tuple(data.sample_shape)}, but "
+                         f"{args.checkpoint!r} models shape {tuple(opened.data_shape)}: pass --dataset with data of "
+                         "the model's shape")
+    return data
+
+
+def _trained_dataset(args: argparse.Namespace, split: str, opened: OpenedModel | None):
     from scoreflow.plugins import get_host
     from scoreflow.training import TrainConfig
     from scoreflow.training.checkpoint import read_meta
 
-    name = getattr(args, "dataset", None)
-    if name is not None:
-        return get_host().create("dataset", name, split=split, data_dir=args.data_dir)
     if opened is not None and opened.config is None:
         raise ValueError(f"{args.checkpoint!r} comes from a model source and records no dataset: pass --dataset NAME "
                          "(see `scoreflow list dataset`)")
@@ -307,26 +328,23 @@ def likelihood(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     from scoreflow.data.sources import DEFAULT_DATA_DIR
     from scoreflow.evaluation import image_quality, vector_quality
-    from scoreflow.training import load_trained
-    from scoreflow.training.checkpoint import read_meta
 
-    args.checkpoint = checkpoint_location(args.checkpoint)
     ddp.init_from_env(args.device)
     if args.out and ddp.is_main():
         writable_folder(Path(args.out).parent)  # before sampling, not after it
-    model, sde, cfg = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
-    shape = tuple(read_meta(args.checkpoint)[1]["data_shape"])
-    test = _dataset_from_checkpoint(args, "test")  # before sampling: an unusable dataset fails first
+    opened = open_model(args)
+    model, sde = opened.model, opened.sde
+    test = _dataset_from_checkpoint(args, "test", opened)  # before sampling: an unusable dataset fails first
     if test.kind == "image" and test.labels is None:
         raise ValueError(f"evaluate's Frechet distance uses a classifier trained on the dataset's labels, and "
-                         f"dataset {cfg.dataset!r} has none; `scoreflow likelihood` measures bits/dim without labels")
-    samples, nfe = _generate(args, model, sde, shape)
+                         f"dataset {test.name!r} has none; `scoreflow likelihood` measures bits/dim without labels")
+    samples, nfe = _generate(args, model, sde, opened.data_shape)
     if not ddp.is_main():
         return 0
     if test.kind == "image":
-        train_data = _dataset_from_checkpoint(args, "train")
+        train_data = _dataset_from_checkpoint(args, "train", opened)
         cache = DEFAULT_DATA_DIR / "classifiers"  # data folders may be read-only; keyed by content hash
-        summary: dict[str, Any] = image_quality(samples.cpu(), train_data, test, cache)
+        summary: dict[str, Any] = image_quality(to_unit_range(samples.cpu(), model), train_data, test, cache)
     else:
         summary = vector_quality(samples.cpu(), test)
     summary["nfe"] = nfe
@@ -337,19 +355,18 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def calibrate(args: argparse.Namespace) -> int:
     from scoreflow.evaluation.calibration import denoiser_calibration
-    from scoreflow.training import load_trained
 
     resolve_device(args.device)
     if not all(isinstance(s, float) and s > 0 for s in args.noise_levels):
         raise ValueError(f"--noise-levels must be positive numbers, got {args.noise_levels}")
     name = args.checkpoint
-    args.checkpoint = checkpoint_location(args.checkpoint)
     out = writable_folder(args.out)
-    model, sde, _ = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
-    data = _dataset_from_checkpoint(args, "test")
+    opened = open_model(args)
+    model, sde = opened.model, opened.sde
+    data = _dataset_from_checkpoint(args, "test", opened)
     if data.kind != "image":
         raise ValueError(f"calibrate needs image data; {name!r} was trained on {data.kind} data")
-    images = data.x[: args.num_images].to(args.device)
+    images = from_unit_range(data.x[: args.num_images], model).to(args.device)
     if images.shape[0] < 2:
         raise ValueError(f"calibrate needs at least 2 test images, the split has {images.shape[0]}")
     report = denoiser_calibration(model, sde, images, noise_levels=args.noise_levels, margin=args.margin,

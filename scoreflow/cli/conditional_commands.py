@@ -9,7 +9,8 @@ from typing import Any
 
 import torch
 
-from scoreflow.cli.commands import _dataset_from_checkpoint, _sampler_from_args, checkpoint_location, writable_folder
+from scoreflow.cli.commands import (OpenedModel, _dataset_from_checkpoint, _sampler_from_args, checkpoint_location,
+                                    from_unit_range, open_model, to_unit_range, writable_folder)
 from scoreflow.device import resolve_device
 
 
@@ -70,10 +71,12 @@ def classifier_location(text: str) -> Path:
     return shipped_classifier(text)
 
 
-def _load_images(args: argparse.Namespace, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The images to inpaint: the first ``--count`` of a split of the checkpoint's dataset, or PNG files."""
+def _load_images(args: argparse.Namespace, opened: OpenedModel) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The images to inpaint, in ``[0, 1]``: the first ``--count`` of a split of the checkpoint's dataset (or
+    ``--dataset``), or PNG files."""
+    shape = opened.data_shape
     if len(args.images) == 1 and args.images[0] in ("test", "train"):
-        data = _dataset_from_checkpoint(args, args.images[0])
+        data = _dataset_from_checkpoint(args, args.images[0], opened)
         start = args.start
         if not 0 <= start < len(data):
             raise ValueError(f"--start {start} is outside the {args.images[0]} split of {len(data)} images")
@@ -104,30 +107,28 @@ def inpaint(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
     from scoreflow.pictures import save_rows_png
-    from scoreflow.training import load_trained
-    from scoreflow.training.checkpoint import read_meta
 
     resolve_device(args.device)  # before any work
-    args.checkpoint_given, args.checkpoint = args.checkpoint, checkpoint_location(args.checkpoint)
-    model, sde, _ = load_trained(args.checkpoint, ema=not args.no_ema, device=args.device)
-    shape = tuple(read_meta(args.checkpoint)[1]["data_shape"])
+    args.checkpoint_given = args.checkpoint
+    opened = open_model(args)
+    model, sde, shape = opened.model, opened.sde, opened.data_shape
     if len(shape) != 3:
         raise ValueError(f"inpaint works on image models; this checkpoint's samples have shape {shape}")
     args.ode_solver = None
     base = _sampler_from_args(args)
     base.check(sde)
-    images, labels = _load_images(args, shape)
+    images, labels = _load_images(args, opened)
     mask = _mask(args.mask, shape, args.seed)
     out = writable_folder(args.out)
     results = []
     for i in range(0, len(images), args.batch_size):
-        known = images[i:i + args.batch_size].to(args.device)
+        known = from_unit_range(images[i:i + args.batch_size], model).to(args.device)
         sampler = _sampler_from_args(args, condition="inpaint",
                                      condition_options={"known": known, "mask": mask.to(args.device)})
         g = torch.Generator(args.device).manual_seed(args.seed + i)
         results.append(sampler.sample(model, sde, tuple(known.shape), generator=g,
                                       progress=not args.no_progress).samples.cpu())
-    filled = torch.cat(results)
+    filled = to_unit_range(torch.cat(results), model)  # pictures and the saved tensors in [0, 1]
     shown = images.clone()
     shown[:, ~mask] = 0.5
     save_file({"images": images.contiguous(), "mask": mask.contiguous(), "inpainted": filled.contiguous(),

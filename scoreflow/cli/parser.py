@@ -341,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=_positive_int, default=16, help="images of the split (default: %(default)s)")
     p.add_argument("--start", type=int, default=0, help="first image of the split (default: %(default)s)")
     p.add_argument("--out", default="inpaint", help="output folder (default: %(default)s)")
+    p.add_argument("--dataset", default=None,
+                   help="dataset to compare with (default: the run's; needed for a model from a source such as "
+                        "diffusers:DIR, which records none)")
     p.set_defaults(func=_run_conditional("inpaint"))
     p = sub.add_parser("tune-schedule", help="tune time grids for one sampler and NFE budgets on a model "
                                              "(stored with the run; sample with --schedule tuned)")
@@ -398,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_run("likelihood"))
     p = sub.add_parser("evaluate", help="sample quality: classifier Frechet distance (digits) or 2-D distances")
     _add_sampling_options(p)
+    p.add_argument("--dataset", default=None,
+                   help="dataset to compare with (default: the run's; needed for a model from a source such as "
+                        "diffusers:DIR, which records none)")
     p.add_argument("--out", default=None, help="also write the summary as JSON here")
     p.set_defaults(func=_run("evaluate"), num_samples=500)
     p = sub.add_parser("calibrate", help="denoiser calibration: per-pixel slope of the noise estimate against the "
@@ -410,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "perfect denoiser guarantees (default: %(default)s)")
     p.add_argument("--out", default="calibration", help="output folder (default: %(default)s)")
     p.add_argument("--data-dir", default=None, help="the dataset's folder (default: the dataset's own location)")
+    p.add_argument("--dataset", default=None,
+                   help="dataset to compare with (default: the run's; needed for a model from a source such as "
+                        "diffusers:DIR, which records none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-ema", action="store_true")

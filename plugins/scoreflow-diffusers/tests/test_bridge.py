@@ -160,6 +160,34 @@ def test_sample_and_likelihood_commands_on_a_saved_model(tmp_path, capsys):
     assert "records no dataset: pass --dataset NAME" in capsys.readouterr().err
 
 
+def test_evaluate_calibrate_and_inpaint_commands_on_a_saved_model(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from scoreflow.cli import main
+
+    folder = _save(tmp_path / "model", _unet(), diffusers.DDPMScheduler(num_train_timesteps=100), layout="flat")
+    source = f"diffusers:{folder}"
+    assert main(["evaluate", "--checkpoint", source, "--dataset", "digits", "--predictor", "ddim", "--corrector",
+                 "none", "--num-steps", "3", "--num-samples", "16", "--out", str(tmp_path / "e.json"),
+                 "--no-progress"]) == 0
+    quality = json.loads((tmp_path / "e.json").read_text())
+    assert math.isfinite(quality["frechet_distance"]) and sum(quality["class_histogram"]) == 16
+    assert main(["calibrate", "--checkpoint", source, "--dataset", "digits", "--num-images", "8",
+                 "--noise-levels", "0.1", "1.0", "--out", str(tmp_path / "c")]) == 0
+    assert json.loads((tmp_path / "c" / "calibration.json").read_text())["checkpoint"] == source
+    assert main(["inpaint", "--checkpoint", source, "--dataset", "digits", "--images", "test", "--count", "3",
+                 "--mask", "bottom-half", "--predictor", "ddim", "--corrector", "none", "--num-steps", "3",
+                 "--out", str(tmp_path / "i"), "--no-progress"]) == 0
+    saved = load_file(str(tmp_path / "i" / "inpaint.safetensors"))
+    top = saved["mask"][0, :4]  # the known half comes back as given, in [0, 1]
+    assert torch.allclose(saved["inpainted"][:, 0, :4][:, top], saved["images"][:, 0, :4][:, top], atol=1e-5)
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", source, "--dataset", "two_moons", "--num-samples", "4",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "holds samples of shape (2,)" in err and "models shape (1, 8, 8)" in err
+
+
 def test_what_is_not_a_supported_diffusers_model_is_named(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

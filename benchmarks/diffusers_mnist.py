@@ -1,0 +1,283 @@
+"""diffusers' schedulers against scoreflow's samplers on a diffusers-format MNIST model, and its bits/dim.
+
+The model is the ``UNet2DModel`` + ``DDPMScheduler`` pipeline ``benchmarks/diffusers_mnist_train.py`` trains (32x32
+padded MNIST in [-1, 1], epsilon prediction). On it, at each NFE budget and seed, from the same initial noise:
+
+- diffusers' own deterministic schedulers driving the network directly (``set_timesteps``, ``scale_model_input``,
+  ``step``): DDIM, DPM-Solver++(2M) with and without Karras sigmas, UniPC, Euler and Heun (Heun with and without
+  Karras sigmas), each with every ``timestep_spacing`` (leading, linspace, trailing); a scheduler's best spacing is
+  chosen on the measured seeds themselves, which can only favour diffusers;
+- scoreflow's registered step-wise deterministic predictors on their preferred grids, and ``dpmpp_2m`` and
+  ``deis`` on grids ``tune_schedule`` fits to the model (warm-up draws of their own seed), all through
+  ``diffusers:DIR``;
+- the reference: diffusers' 1000-step DDPM ancestral sampler (the model's own).
+
+Quality is the MNIST classifier Frechet distance to the test digits (``scoreflow.evaluation.image_quality``) of the
+samples cropped back to 28x28 and mapped to [0, 1]. Test bits/dim through the bridge: dequantized 8-bit 32x32
+images (the padding included, 1024 dimensions), mapped into the model's [-1, 1] with the Jacobian accounted.
+
+Run (after training the model)::
+
+    OMP_NUM_THREADS=1 python -m benchmarks.diffusers_mnist --model runs/ddpm-mnist/pipeline --data-dir ../shared/data/mnist
+
+It writes ``benchmarks/results/diffusers-mnist.json`` and the page ``docs/reproduction/diffusers-mnist.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import scoreflow as sf
+from benchmarks.mnist_models import mean_and_error
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGETS = (5, 10, 20)
+SPACINGS = ("leading", "linspace", "trailing")
+#: ``(label, scheduler class, options, evaluations per step beyond the first)``; Heun takes 2 per step but 1 at
+#: the last, so ``n`` steps cost ``2 n - 1``.
+SCHEDULERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("DDIM", "DDIMScheduler", {"eta": 0.0}),
+    ("DPM-Solver++(2M)", "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    ("DPM-Solver++(2M) Karras", "DPMSolverMultistepScheduler",
+     {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}),
+    ("UniPC", "UniPCMultistepScheduler", {}),
+    ("Euler", "EulerDiscreteScheduler", {}),
+    ("Heun", "HeunDiscreteScheduler", {}),
+    ("Heun Karras", "HeunDiscreteScheduler", {"use_karras_sigmas": True}),
+)
+TUNED = ("dpmpp_2m", "deis")
+TUNED_MAX_BUDGET = 10
+TUNING_SEED = 7
+
+
+def to_mnist(x: torch.Tensor) -> torch.Tensor:
+    """32x32 samples in [-1, 1] as 28x28 images in [0, 1] (the padding cropped)."""
+    return ((x.float().clamp(-1, 1) + 1) / 2)[..., 2:30, 2:30]
+
+
+def steps_for_budget(cls: str, budget: int) -> int:
+    return (budget + 1) // 2 if cls.startswith("Heun") else budget
+
+
+def diffusers_sample(unet, scheduler, n: int, g: torch.Generator, steps: int, *, stochastic: bool = False
+                     ) -> tuple[torch.Tensor, int]:
+    """diffusers' own sampling loop (a stochastic scheduler draws from ``g`` too); returns the samples and the
+    network evaluations."""
+    scheduler.set_timesteps(steps)
+    step_options = {"generator": g} if stochastic else {}
+    x = torch.randn((n, 1, 32, 32), generator=g) * scheduler.init_noise_sigma
+    nfe = 0
+    with torch.no_grad():
+        for t in scheduler.timesteps:
+            eps = unet(scheduler.scale_model_input(x, t), t).sample
+            nfe += 1
+            x = scheduler.step(eps, t, x, **step_options).prev_sample
+    return x, nfe
+
+
+def draw(sample: Callable[[int, torch.Generator], tuple[torch.Tensor, int]], n: int, batch: int, seed: int
+         ) -> tuple[torch.Tensor, int, float]:
+    start = time.perf_counter()
+    parts, nfe = [], 0
+    for i, offset in enumerate(range(0, n, batch)):
+        x, used = sample(min(batch, n - offset), torch.Generator().manual_seed(seed * 1000 + i))
+        parts.append(to_mnist(x))
+        nfe = max(nfe, used)
+    return torch.cat(parts), nfe, time.perf_counter() - start
+
+
+def tuned_samplers(model, sde, args: argparse.Namespace) -> dict[int, dict[str, tuple[sf.Sampler, float]]]:
+    import tempfile
+
+    from scoreflow.sampling.tuning import steps_for_nfe
+
+    folder = tempfile.mkdtemp(prefix="scoreflow-diffusers-tuned-")
+    budgets = [b for b in args.budgets if b <= TUNED_MAX_BUDGET]
+    out: dict[int, dict[str, tuple[sf.Sampler, float]]] = {b: {} for b in budgets}
+    for name in TUNED if args.tune_trajectories else ():
+        steps = {b: steps_for_nfe(name, b, sde) for b in budgets}
+        start = time.perf_counter()
+        result = sf.tune_schedule(model, sde, (args.tune_trajectories, 1, 32, 32), sorted(set(steps.values())),
+                                  predictor=name, generator=torch.Generator().manual_seed(TUNING_SEED))
+        result.save(folder)
+        seconds = round(time.perf_counter() - start, 1)
+        print(f"tuned {name} for {sorted(steps.values())} steps in {seconds} s", flush=True)
+        for budget, n in steps.items():
+            out[budget][name] = (sf.Sampler(predictor=name, num_steps=n, schedule="tuned",
+                                            schedule_options={"path": folder, "predictor": name}), seconds)
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import diffusers
+
+    from benchmarks.mnist_samplers import candidates
+    from scoreflow.data.sources import DEFAULT_DATA_DIR
+    from scoreflow.evaluation import image_quality
+
+    from scoreflow_diffusers import load_diffusers
+    from scoreflow_diffusers.loading import model_folders
+
+    model, sde, info = load_diffusers(args.model)
+    unet_dir, scheduler_dir = model_folders(args.model)
+    unet = diffusers.UNet2DModel.from_pretrained(str(unet_dir), use_safetensors=True, local_files_only=True).eval()
+    config = diffusers.DDPMScheduler.load_config(str(scheduler_dir))
+    train = sf.create("dataset", "mnist", split="train", data_dir=args.data_dir)
+    test = sf.create("dataset", "mnist", split="test", data_dir=args.data_dir)
+    cache = DEFAULT_DATA_DIR / "classifiers"
+    rows: dict[str, dict[str, Any]] = {}
+    loads = [os.getloadavg()[0]]
+
+    def record(label: str, library: str, budget: int | None, x: torch.Tensor, nfe: int, seconds: float,
+               **extra: Any) -> None:
+        fd = image_quality(x, train, test, cache)["frechet_distance"]
+        row = rows.setdefault(label, {"sampler": label, "library": library, "budget": budget, "nfe": nfe,
+                                      "fd": [], "seconds": [], **extra})
+        row["fd"].append(fd)
+        row["seconds"].append(round(seconds, 1))
+        loads.append(os.getloadavg()[0])
+        print(f"{label:<44} NFE {nfe:>4} FD {fd:8.2f} {seconds:6.1f} s", flush=True)
+
+    def scoreflow_draw(sampler: sf.Sampler):
+        def sample(n: int, g: torch.Generator) -> tuple[torch.Tensor, int]:
+            res = sampler.sample(model, sde, (n, 1, 32, 32), generator=g)
+            return res.samples, res.nfe
+        return sample
+
+    tuned = tuned_samplers(model, sde, args)
+    for seed in args.seeds:
+        ddpm = getattr(diffusers, "DDPMScheduler").from_config(config)
+        x, nfe, seconds = draw(lambda n, g: diffusers_sample(unet, ddpm, n, g, args.reference_steps,
+                                                                    stochastic=True),
+                               args.n, args.batch, seed)
+        record(f"DDPM ancestral {args.reference_steps} steps (reference)", "diffusers", None, x, nfe, seconds)
+        for budget in args.budgets:
+            for label, cls, options in SCHEDULERS:
+                spacings = ("linspace",) if options.get("use_karras_sigmas") else SPACINGS
+                for spacing in spacings:
+                    scheduler = getattr(diffusers, cls).from_config(config, timestep_spacing=spacing, **options)
+                    steps = steps_for_budget(cls, budget)
+                    x, nfe, seconds = draw(lambda n, g, s=scheduler, k=steps: diffusers_sample(unet, s, n, g, k),
+                                           args.n, args.batch, seed)
+                    name = label if options.get("use_karras_sigmas") else f"{label} ({spacing})"
+                    record(f"{name} @ NFE {budget}", "diffusers", budget, x, nfe, seconds, method=label,
+                           spacing=spacing)
+            for label, sampler, _ in candidates(sf.get_host(), sde, budget):
+                if "(eta=" in label or getattr(sf.create("predictor", label.split("(")[0]), "eta", 0):
+                    continue  # the deterministic samplers only
+                x, nfe, seconds = draw(scoreflow_draw(sampler), args.n, args.batch, seed)
+                record(f"{label} @ NFE {budget}", "scoreflow", budget, x, nfe, seconds, method=label)
+            for label, (sampler, tune_seconds) in tuned.get(budget, {}).items():
+                x, nfe, seconds = draw(scoreflow_draw(sampler), args.n, args.batch, seed)
+                record(f"{label} (tuned grid) @ NFE {budget}", "scoreflow", budget, x, nfe, seconds,
+                       method=f"{label} (tuned grid)", tune_seconds=tune_seconds)
+    for row in rows.values():
+        row["fd"] = mean_and_error(row["fd"])
+    result: dict[str, Any] = {
+        "model": info.description, "model_folder": str(args.model), "n": args.n, "seeds": list(args.seeds),
+        "budgets": list(args.budgets), "diffusers": diffusers.__version__, "threads": torch.get_num_threads(),
+        "rows": list(rows.values()), "best": best_rows(list(rows.values()), args.budgets)}
+    if args.bpd:
+        result["bpd"] = bits_per_dim(model, sde, test, args.bpd, args.batch)
+    loads.append(os.getloadavg()[0])
+    result["load_average"] = {"min": min(loads), "max": max(loads)}
+    return result
+
+
+def best_rows(rows: list[dict[str, Any]], budgets) -> dict[str, dict[str, Any]]:
+    """Per budget, each library's row with the lowest mean Frechet distance."""
+    out: dict[str, dict[str, Any]] = {}
+    for budget in budgets:
+        for library in ("diffusers", "scoreflow"):
+            mine = [r for r in rows if r["budget"] == budget and r["library"] == library]
+            if mine:
+                best = min(mine, key=lambda r: r["fd"]["mean"])
+                out.setdefault(str(budget), {})[library] = {"sampler": best["sampler"], "fd": best["fd"]}
+    return out
+
+
+def bits_per_dim(model, sde, test, n: int, batch: int) -> dict[str, Any]:
+    from scoreflow.evaluation.runs import likelihood_many, mean_and_standard_error
+
+    images = torch.nn.functional.pad(test.x[:n], (2, 2, 2, 2))  # [0, 1], 8-bit levels; the bridge maps to [-1, 1]
+    start = time.perf_counter()
+    res = likelihood_many(model, sde, images, batch_size=batch, seed=0, dequantize=True, method="exponential",
+                          eps=sde.default_eps)
+    out = {**mean_and_standard_error(res["bpd"]), "n": n, "method": "exponential (20 steps)",
+           "eps": sde.default_eps, "dimensions": 1024, "seconds": round(time.perf_counter() - start, 1)}
+    print(f"bits/dim {out['mean']:.4f} +- {out['std_error']:.4f} on {n} test images", flush=True)
+    return out
+
+
+def render(result: dict[str, Any]) -> str:
+    lines = [
+        "# diffusers' schedulers and scoreflow's samplers on a diffusers MNIST model",
+        "",
+        "Generated by `python -m benchmarks.diffusers_mnist` from `benchmarks/results/diffusers-mnist.json`; the model",
+        "is trained by `python -m benchmarks.diffusers_mnist_train` (a `UNet2DModel` with a `DDPMScheduler`, epsilon",
+        "prediction, 32x32 padded MNIST in [-1, 1]; see that script for the recipe).",
+        "",
+        f"Model: {result['model']}; diffusers {result['diffusers']}; {result['n']} samples per sampler and seed, "
+        f"seeds {', '.join(map(str, result['seeds']))}; torch threads {result['threads']}, load average "
+        f"{result['load_average']['min']:.1f}-{result['load_average']['max']:.1f}.",
+        "Quality: MNIST classifier Frechet distance (FD) to the test digits of the samples cropped to 28x28, mean +- "
+        "standard error over seeds (lower is better).",
+        "",
+        "## Best of each library per budget",
+        "",
+        "| NFE | diffusers' best | FD | scoreflow's best | FD |",
+        "|---:|---|---:|---|---:|",
+    ]
+    for budget, best in result["best"].items():
+        d, s = best.get("diffusers"), best.get("scoreflow")
+        lines.append(f"| {budget} | {d['sampler']} | {d['fd']['mean']:.2f} +- {d['fd']['std_error']:.2f} | "
+                     f"{s['sampler']} | {s['fd']['mean']:.2f} +- {s['fd']['std_error']:.2f} |")
+    reference = next(r for r in result["rows"] if r["budget"] is None)
+    lines += ["", f"Reference: {reference['sampler']}, FD {reference['fd']['mean']:.2f} +- "
+              f"{reference['fd']['std_error']:.2f}.", ""]
+    if "bpd" in result:
+        b = result["bpd"]
+        lines += [f"Test bits/dim through the bridge: **{b['mean']:.3f} +- {b['std_error']:.3f}** on {b['n']} "
+                  f"dequantized 32x32 test images ({b['dimensions']} dimensions, the padding included; "
+                  f"{b['method']}, eps {b['eps']:g}). diffusers has no likelihood API.", ""]
+    lines += ["## Every row", "", "| sampler | library | NFE | FD | seconds per seed |", "|---|---|---:|---:|---:|"]
+    for row in sorted(result["rows"], key=lambda r: (r["budget"] or 0, r["fd"]["mean"])):
+        lines.append(f"| {row['sampler']} | {row['library']} | {row['nfe']} | {row['fd']['mean']:.2f} +- "
+                     f"{row['fd']['std_error']:.2f} | {sum(row['seconds']) / len(row['seconds']):.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="the diffusers pipeline folder")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--n", type=int, default=128, help="samples per sampler and seed")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS))
+    parser.add_argument("--reference-steps", type=int, default=1000)
+    parser.add_argument("--tune-trajectories", type=int, default=64, help="warm-up draws for tuned grids (0: none)")
+    parser.add_argument("--bpd", type=int, default=500, help="test images for bits/dim (0: skip)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/diffusers-mnist.json"))
+    parser.add_argument("--page", default=str(ROOT / "docs/reproduction/diffusers-mnist.md"))
+    parser.add_argument("--render", action="store_true", help="only rewrite the page from --out")
+    args = parser.parse_args(argv)
+    if not args.render:
+        result = run(args)
+        result["command"] = "python -m benchmarks.diffusers_mnist " + " ".join(argv if argv is not None else
+                                                                              __import__("sys").argv[1:])
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    Path(args.page).write_text(render(json.loads(Path(args.out).read_text())))
+    print(f"wrote {args.out} and {args.page}")
+
+
+if __name__ == "__main__":
+    main()
