@@ -8,7 +8,8 @@ padded MNIST in [-1, 1], epsilon prediction). On it, at each NFE budget and seed
   Karras sigmas), each with every ``timestep_spacing`` (leading, linspace, trailing); a scheduler's best spacing is
   chosen on the measured seeds themselves, which can only favour diffusers;
 - scoreflow's registered step-wise deterministic predictors on their preferred grids, and ``dpmpp_2m`` and
-  ``deis`` on grids ``tune_schedule`` fits to the model (warm-up draws of their own seed), all through
+  ``deis`` on grids ``tune_schedule`` fits to the model at budgets up to 10 (warm-up draws of their own seed,
+  never the measured ones), all through
   ``diffusers:DIR``;
 - the reference: diffusers' 1000-step DDPM ancestral sampler (the model's own).
 
@@ -36,7 +37,7 @@ from typing import Any
 import torch
 
 import scoreflow as sf
-from benchmarks.mnist_models import mean_and_error
+from benchmarks.mnist_models import _draw, mean_and_error, tuned_samplers
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGETS = (5, 10, 20)
@@ -54,8 +55,6 @@ SCHEDULERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("Heun Karras", "HeunDiscreteScheduler", {"use_karras_sigmas": True}),
 )
 TUNED = ("dpmpp_2m", "deis")
-TUNED_MAX_BUDGET = 10
-TUNING_SEED = 7
 
 
 def to_mnist(x: torch.Tensor) -> torch.Tensor:
@@ -85,35 +84,9 @@ def diffusers_sample(unet, scheduler, n: int, g: torch.Generator, steps: int, *,
 
 def draw(sample: Callable[[int, torch.Generator], tuple[torch.Tensor, int]], n: int, batch: int, seed: int
          ) -> tuple[torch.Tensor, int, float]:
-    start = time.perf_counter()
-    parts, nfe = [], 0
-    for i, offset in enumerate(range(0, n, batch)):
-        x, used = sample(min(batch, n - offset), torch.Generator().manual_seed(seed * 1000 + i))
-        parts.append(to_mnist(x))
-        nfe = max(nfe, used)
-    return torch.cat(parts), nfe, time.perf_counter() - start
-
-
-def tuned_samplers(model, sde, args: argparse.Namespace) -> dict[int, dict[str, tuple[sf.Sampler, float]]]:
-    import tempfile
-
-    from scoreflow.sampling.tuning import steps_for_nfe
-
-    folder = tempfile.mkdtemp(prefix="scoreflow-diffusers-tuned-")
-    budgets = [b for b in args.budgets if b <= TUNED_MAX_BUDGET]
-    out: dict[int, dict[str, tuple[sf.Sampler, float]]] = {b: {} for b in budgets}
-    for name in TUNED if args.tune_trajectories else ():
-        steps = {b: steps_for_nfe(name, b, sde) for b in budgets}
-        start = time.perf_counter()
-        result = sf.tune_schedule(model, sde, (args.tune_trajectories, 1, 32, 32), sorted(set(steps.values())),
-                                  predictor=name, generator=torch.Generator().manual_seed(TUNING_SEED))
-        result.save(folder)
-        seconds = round(time.perf_counter() - start, 1)
-        print(f"tuned {name} for {sorted(steps.values())} steps in {seconds} s", flush=True)
-        for budget, n in steps.items():
-            out[budget][name] = (sf.Sampler(predictor=name, num_steps=n, schedule="tuned",
-                                            schedule_options={"path": folder, "predictor": name}), seconds)
-    return out
+    """``n`` samples in blocks (:func:`benchmarks.mnist_models._draw`) as 28x28 images in [0, 1]."""
+    x, nfe, seconds = _draw(sample, n, batch, seed)
+    return to_mnist(x), nfe, seconds
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -152,7 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             return res.samples, res.nfe
         return sample
 
-    tuned = tuned_samplers(model, sde, args)
+    tuned = tuned_samplers(model, sde, (1, 32, 32), args, TUNED) if args.tune_trajectories else {}
     for seed in args.seeds:
         ddpm = getattr(diffusers, "DDPMScheduler").from_config(config)
         x, nfe, seconds = draw(lambda n, g: diffusers_sample(unet, ddpm, n, g, args.reference_steps,

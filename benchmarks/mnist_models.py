@@ -133,10 +133,10 @@ def sampling(name: str, args: argparse.Namespace, train, test, cache: Path) -> d
     return {"rows": list(rows.values()), "peers": peer_note}
 
 
-def tuned_samplers(model, sde, shape: tuple[int, ...], args: argparse.Namespace
+def tuned_samplers(model, sde, shape: tuple[int, ...], args: argparse.Namespace, names: tuple[str, ...] = TUNED
                    ) -> dict[int, dict[str, tuple[sf.Sampler, float]]]:
-    """``{budget: {predictor: (sampler on its tuned grid, seconds the tuning took)}}`` for :data:`TUNED` at the
-    budgets up to :data:`TUNED_MAX_BUDGET`, each predictor's grids tuned in one call on
+    """``{budget: {predictor: (sampler on its tuned grid, seconds the tuning took)}}`` for the predictors
+    ``names`` at the budgets up to :data:`TUNED_MAX_BUDGET`, each predictor's grids tuned in one call on
     ``--tune-trajectories`` warm-up draws (seed :data:`TUNING_SEED`)."""
     import tempfile
 
@@ -145,7 +145,7 @@ def tuned_samplers(model, sde, shape: tuple[int, ...], args: argparse.Namespace
     folder = tempfile.mkdtemp(prefix="scoreflow-mnist-tuned-")
     budgets = [b for b in args.budgets if b <= TUNED_MAX_BUDGET]
     out: dict[int, dict[str, tuple[sf.Sampler, float]]] = {b: {} for b in budgets}
-    for name in TUNED:
+    for name in names:
         steps = {b: steps_for_nfe(name, b, sde) for b in budgets}
         start = time.perf_counter()
         result = sf.tune_schedule(model, sde, (args.tune_trajectories, *shape), sorted(set(steps.values())),

@@ -256,3 +256,39 @@ def test_render_prints_every_row_of_a_stored_record(capsys):
     assert "## 1. Sample quality against NFE (exact oracles)" in text
     rows = [line for line in text.splitlines() if line.startswith("| ring-2d |") or line.startswith("| digits-64d |")]
     assert len(rows) == len(json.loads(record.read_text())["quality"])
+
+
+def test_diffusers_mnist_comparison_trains_resumes_and_compares_on_a_few_digits(tmp_path):
+    """benchmarks.diffusers_mnist_train resumes from its state and saves a pipeline; benchmarks.diffusers_mnist
+    runs diffusers' schedulers and scoreflow's samplers on it, names each library's best per budget, and measures
+    bits/dim through the bridge."""
+    import json
+
+    pytest.importorskip("diffusers")
+    pytest.importorskip("scoreflow_diffusers")
+    from benchmarks import diffusers_mnist, diffusers_mnist_train
+
+    MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+    if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"MNIST IDX files not found in {MNIST_DIR}")
+    run = tmp_path / "run"
+    common = ["--data-dir", str(MNIST_DIR), "--out", str(run), "--batch-size", "2", "--warmup", "1",
+              "--save-every", "1"]
+    diffusers_mnist_train.main([*common, "--steps", "1"])
+    diffusers_mnist_train.main([*common, "--steps", "2"])  # resumes at step 1
+    assert (run / "pipeline" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    out, page = tmp_path / "r.json", tmp_path / "page.md"
+    diffusers_mnist.main(["--model", str(run / "pipeline"), "--data-dir", str(MNIST_DIR), "--n", "3", "--batch", "3",
+                          "--seeds", "0", "--budgets", "5", "--reference-steps", "3", "--tune-trajectories", "0",
+                          "--bpd", "2", "--out", str(out), "--page", str(page)])
+    result = json.loads(out.read_text())
+    rows = {r["sampler"]: r for r in result["rows"]}
+    assert rows["DDIM (trailing) @ NFE 5"]["nfe"] == 5 and rows["Heun Karras @ NFE 5"]["nfe"] == 5
+    assert rows["dpmpp_2m @ NFE 5"]["library"] == "scoreflow"  # tuned grids: see the mnist_models test
+    best = result["best"]["5"]
+    for library in ("diffusers", "scoreflow"):
+        chosen = best[library]["fd"]["mean"]
+        assert chosen == min(r["fd"]["mean"] for r in result["rows"] if r["library"] == library and r["budget"] == 5)
+    assert result["bpd"]["n"] == 2 and result["bpd"]["mean"] > 0
+    text = page.read_text()
+    assert "## Best of each library per budget" in text and "Test bits/dim through the bridge" in text

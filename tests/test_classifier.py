@@ -107,3 +107,20 @@ def test_training_needs_labels_and_sane_options():
         train_noise_classifier(unlabelled, SDE, model="mlp")
     with pytest.raises(ValueError, match="epochs >= 1"):
         train_noise_classifier(sf.create("dataset", "ring", n=100), SDE, model="mlp", epochs=0)
+
+
+def test_quality_classifier_file_name_is_remembered_until_the_data_changes():
+    """The evaluation classifier's cache name hashes the data once per dataset object, and again after an
+    in-place change (a stale name would pick another dataset's classifier)."""
+    from scoreflow.evaluation.metrics import classifier_file_name
+
+    data = sf.create("dataset", "digits", split="train")
+    first = classifier_file_name(data)
+    assert classifier_file_name(data) == first
+    twin = sf.create("dataset", "digits", split="train")
+    assert classifier_file_name(twin) == first  # same content, same classifier
+    data.x[0, 0, 0, 0] += 0.5
+    changed = classifier_file_name(data)
+    assert changed != first
+    data.labels[1] = (data.labels[1] + 1) % 10
+    assert classifier_file_name(data) != changed
