@@ -9,6 +9,7 @@ from scoreflow.data import sources
 from scoreflow.flow.solvers import ADAPTIVE_METHODS, FIXED_METHODS, TorchdiffeqSolver
 from scoreflow.hookspecs import hookimpl
 from scoreflow.models.classifier import ConvClassifier, MLPClassifier
+from scoreflow.models.features import AutoencoderFeatures, ClassifierFeatures
 from scoreflow.models.mlp import MLP
 from scoreflow.models.resunet import ResUNet
 from scoreflow.models.unet import UNet
@@ -119,3 +120,9 @@ def scoreflow_register_weightings(registry: Registry) -> None:
     registry.add("likelihood", LikelihoodWeighting,
                  summary="lambda = g^2 (Song et al. 2021), t importance-sampled by g^2/std^2 by default.")
     registry.add("edm", EDMWeighting, summary="Karras et al. 2022: log-normal noise levels, lambda = (s^2 + sd^2)/(s sd)^2.")
+
+
+@hookimpl
+def scoreflow_register_feature_extractors(registry: Registry) -> None:
+    registry.add("classifier", ClassifierFeatures, summary=ClassifierFeatures.description)
+    registry.add("autoencoder", AutoencoderFeatures, summary=AutoencoderFeatures.description)

@@ -85,6 +85,12 @@ def scoreflow_register_weightings(registry: Registry) -> None:
     ``weighting_options``."""
 
 
+@hookspec
+def scoreflow_register_feature_extractors(registry: Registry) -> None:
+    """Add feature extractors for sample quality (Frechet distance, KID): factories returning
+    :class:`scoreflow.models.features.FeatureExtractor` (images in ``[0, 1]`` -> feature vectors)."""
+
+
 #: Registry kind -> the hook that fills it.  One row per extension kind.
 HOOKS_BY_KIND: dict[str, str] = {
     "sde": "scoreflow_register_sdes",
@@ -99,6 +105,7 @@ HOOKS_BY_KIND: dict[str, str] = {
     "condition": "scoreflow_register_conditions",
     "classifier": "scoreflow_register_classifiers",
     "weighting": "scoreflow_register_weightings",
+    "feature_extractor": "scoreflow_register_feature_extractors",
 }
 
 #: Hook name -> the kind it fills.
@@ -120,6 +127,7 @@ BASES_BY_KIND: dict[str, tuple[str, ...]] = {
     "condition": ("scoreflow.sampling.conditioning:Condition",),
     "classifier": ("scoreflow.models.classifier:NoiseConditionalClassifier",),
     "weighting": ("scoreflow.training.weighting:LossWeighting",),
+    "feature_extractor": ("scoreflow.models.features:FeatureExtractor",),
 }
 
 #: The built-in components' plugin module, registered by name like any other plugin.

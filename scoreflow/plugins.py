@@ -306,6 +306,11 @@ class PluginHost:
         """Registry of noise-conditional classifiers."""
         return self.registry("classifier")
 
+    @property
+    def feature_extractors(self) -> Registry:
+        """Registry of sample-quality feature extractors."""
+        return self.registry("feature_extractor")
+
     def available(self, kind: str) -> list[str]:
         """Canonical names registered for ``kind``."""
         return self.registry(kind).names()

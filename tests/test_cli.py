@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
+import torch
 
 from scoreflow import get_host
 from scoreflow.cli import build_parser, main
@@ -236,10 +238,35 @@ def test_a_missing_data_folder_names_the_one_the_run_was_trained_on(tmp_path, ca
     assert code == 2 and f"the run was trained with --data-dir {str(images)!r}" in err and "Traceback" not in err
 
 
-def test_evaluate_on_an_unlabelled_folder_is_a_usage_error_before_any_sampling(tmp_path, capsys):
-    images, run = _folder_run(tmp_path)
+def test_evaluate_on_an_unlabelled_folder_reports_quality_beside_real_and_noise_references(tmp_path, capsys):
+    """No labels: Frechet distance and KID in the autoencoder's features, each beside real held-out images' and
+    noise's, the memorisation share, and held-out bits/dim beside training images' and noise's."""
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for i in range(20):
+        pixels = (torch.rand(8, 8, generator=g) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels, mode="L").save(images / f"{i}.png")
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "folder", "--data-dir", str(images), "--steps", "1", "--batch-size", "2",
+                 "--model-options", '{"channels": [8, 16, 16, 16], "embed_dim": 16}', "--out", str(run),
+                 "--no-progress"]) == 0
     capsys.readouterr()
-    code = main(["evaluate", "--checkpoint", str(run), "--data-dir", str(images), "--num-samples", "2",
-                 "--num-steps", "2", "--out", str(tmp_path / "e"), "--no-progress"])
+    assert main(["evaluate", "--checkpoint", str(run), "--data-dir", str(images), "--num-samples", "6",
+                 "--num-steps", "2", "--bpd-images", "2", "--out", str(tmp_path / "e.json"), "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "e.json").read_text())
+    assert summary["features"] == "autoencoder" and summary["n_samples"] == 6
+    for figures in (summary, summary["references"]["real_images"], summary["references"]["uniform_noise"]):
+        assert math.isfinite(figures["frechet_distance"]) and math.isfinite(figures["kid"])
+    assert 0 <= summary["memorisation"]["share_closer_than_held_out"] <= 1
+    bpd = summary["bits_per_dim"]
+    assert bpd["quantization_levels"] == 256 and bpd["held_out"]["n"] == bpd["uniform_noise"]["n"] == 2
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(run), "--data-dir", str(images), "--features", "classifier",
+                 "--num-samples", "2", "--num-steps", "2", "--out", str(tmp_path / "e2"), "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert code == 2 and "dataset 'folder' has none" in err and not (tmp_path / "e" / "samples.png").exists()
+    assert "need a labelled dataset" in err and "--features autoencoder" in err
+
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -34,7 +35,7 @@ def test_train_your_own_images_commands_run(tmp_path, monkeypatch):
         Image.fromarray(image).save(shapes / f"{i:04d}.png")
     monkeypatch.chdir(tmp_path)
     commands = _commands(GUIDE)
-    assert [c[1] for c in commands] == ["train", "sample", "calibrate", "likelihood"]
+    assert [c[1] for c in commands] == ["train", "sample", "calibrate", "likelihood", "evaluate"]
     for argv in commands:
         assert argv[0] == "scoreflow"
         argv = argv[1:]
@@ -45,6 +46,11 @@ def test_train_your_own_images_commands_run(tmp_path, monkeypatch):
             argv[argv.index("--num-samples") + 1] = "4"
         if argv[0] == "likelihood":
             argv[argv.index("--max-samples") + 1] = "2"
+        if argv[0] == "evaluate":
+            argv[argv.index("--num-samples") + 1] = "4"
+            argv[argv.index("--bpd-images") + 1] = "2"
         assert main([*argv, "--no-progress"] if argv[0] != "calibrate" else argv) == 0, argv
     assert (tmp_path / "shapes-samples" / "samples.png").is_file()
     assert (tmp_path / "calibration" / "calibration.png").is_file() and (tmp_path / "shapes-bpd.json").is_file()
+    quality = json.loads((tmp_path / "shapes-quality.json").read_text())
+    assert quality["features"] == "autoencoder" and "uniform_noise" in quality["references"]

@@ -328,29 +328,65 @@ def likelihood(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     from scoreflow.data.sources import DEFAULT_DATA_DIR
     from scoreflow.evaluation import image_quality, vector_quality
+    from scoreflow.evaluation.sample_quality import sample_quality
+    from scoreflow.models.features import default_feature_extractor
+    from scoreflow.plugins import get_host
 
     ddp.init_from_env(args.device)
     if args.out and ddp.is_main():
         writable_folder(Path(args.out).parent)  # before sampling, not after it
+    if args.bpd_images < 0:
+        raise ValueError(f"--bpd-images must be >= 0, got {args.bpd_images}")
     opened = open_model(args)
     model, sde = opened.model, opened.sde
     test = _dataset_from_checkpoint(args, "test", opened)  # before sampling: an unusable dataset fails first
-    if test.kind == "image" and test.labels is None:
-        raise ValueError(f"evaluate's Frechet distance uses a classifier trained on the dataset's labels, and "
-                         f"dataset {test.name!r} has none; `scoreflow likelihood` measures bits/dim without labels")
+    train = _dataset_from_checkpoint(args, "train", opened)
+    features = None
+    if test.kind == "image":
+        name = args.features or default_feature_extractor(test)
+        features = get_host().create("feature_extractor", name)
+        features.check(test)
+    elif args.features:
+        raise ValueError(f"--features applies to image data; dataset {test.name!r} holds {test.kind} data")
     samples, nfe = _generate(args, model, sde, opened.data_shape)
     if not ddp.is_main():
         return 0
-    if test.kind == "image":
-        train_data = _dataset_from_checkpoint(args, "train", opened)
-        cache = DEFAULT_DATA_DIR / "classifiers"  # data folders may be read-only; keyed by content hash
-        summary: dict[str, Any] = image_quality(to_unit_range(samples.cpu(), model), train_data, test, cache)
+    samples = to_unit_range(samples.cpu(), model)
+    cache = DEFAULT_DATA_DIR / "classifiers"  # data folders may be read-only; keyed by content hash
+    if features is None:
+        summary: dict[str, Any] = vector_quality(samples, test)
     else:
-        summary = vector_quality(samples.cpu(), test)
+        summary = {"features": name}
+        if name == "classifier":  # the class histogram and confidence of the same classifier
+            summary.update(image_quality(samples, train, test, cache))
+        summary.update(sample_quality(samples, train, test, features, cache, seed=args.seed))
+    if args.bpd_images:
+        summary["bits_per_dim"] = _reference_bits_per_dim(args, opened, train, test)
     summary["nfe"] = nfe
     _write_json(args.out, summary)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _reference_bits_per_dim(args: argparse.Namespace, opened: OpenedModel, train, test) -> dict[str, Any]:
+    """Bits/dim of ``--bpd-images`` held-out (test) images beside as many training images (a gap means
+    memorised training data) and uniform noise on the data's grid (the ceiling); exponential integrator, seeded."""
+    from scoreflow.evaluation.runs import likelihood_many, mean_and_standard_error
+
+    n = args.bpd_images
+    g = torch.Generator().manual_seed(args.seed)
+    levels = test.levels
+    sets = {"held_out": test.x[:n], "train": train.x[torch.randperm(len(train), generator=g)[:n]]}
+    if test.kind == "image":
+        noise = torch.rand((n, *test.sample_shape), generator=g)
+        sets["uniform_noise"] = noise if levels is None else torch.round(noise * (levels - 1)) / (levels - 1)
+    out: dict[str, Any] = {"method": "exponential", "quantization_levels": levels, "eps": opened.eps}
+    for label, x in sets.items():
+        res = likelihood_many(opened.model, opened.sde, x.to(args.device), batch_size=min(64, n), seed=args.seed,
+                              method="exponential", eps=opened.eps,
+                              dequantize=levels if levels is not None else False)
+        out[label] = mean_and_standard_error(res["bpd"])
+    return out
 
 
 def calibrate(args: argparse.Namespace) -> int:

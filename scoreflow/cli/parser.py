@@ -399,8 +399,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", default=None, help="also write the summary as JSON here")
     p.set_defaults(func=_run("likelihood"))
-    p = sub.add_parser("evaluate", help="sample quality: classifier Frechet distance (digits) or 2-D distances")
+    p = sub.add_parser("evaluate", help="sample quality: Frechet distance and KID in a feature space beside real "
+                                        "and noise references, memorisation, held-out bits/dim (images); "
+                                        "distances (2-D data)")
     _add_sampling_options(p)
+    p.add_argument("--features", default=None,
+                   help="feature extractor for images (see `scoreflow list feature_extractor`; default: classifier "
+                        "for labelled images, autoencoder otherwise)")
+    p.add_argument("--bpd-images", type=int, default=64,
+                   help="held-out, training and noise images whose bits/dim are reported, 0 to skip "
+                        "(default: %(default)s)")
     p.add_argument("--dataset", default=None,
                    help="dataset to compare with (default: the run's; needed for a model from a source such as "
                         "diffusers:DIR, which records none)")
