@@ -121,7 +121,7 @@ BASES_BY_KIND: dict[str, tuple[str, ...]] = {
     "trajectory_solver": ("scoreflow.sampling.base:TrajectorySolver",),
     "corrector": ("scoreflow.sampling.base:Corrector",),
     "ode_solver": ("scoreflow.flow.solvers:ODESolver",),
-    "dataset": ("scoreflow.data.base:TensorData",),
+    "dataset": ("scoreflow.data.base:TensorData", "scoreflow.data.streamed:ImageFiles"),
     "schedule": ("scoreflow.sampling.schedules:Schedule",),
     "pretrained": ("scoreflow.pretrained:PretrainedModel", "scoreflow.pretrained:ModelSource"),
     "condition": ("scoreflow.sampling.conditioning:Condition",),

@@ -252,8 +252,9 @@ def tune_schedule(args: argparse.Namespace) -> int:
 
 
 def _dataset_from_checkpoint(args: argparse.Namespace, split: str, opened: OpenedModel | None = None):
-    """The dataset ``--dataset`` names (where the command has it), else the one the run was trained on; with
-    ``opened``, its samples must have the model's shape."""
+    """The dataset ``--dataset`` names (where the command has it), else the one the run was trained on, in
+    memory; with ``opened``, its samples must have the model's shape."""
+    from scoreflow.data.streamed import ImageFiles
     from scoreflow.plugins import get_host
 
     name = getattr(args, "dataset", None)
@@ -261,6 +262,8 @@ def _dataset_from_checkpoint(args: argparse.Namespace, split: str, opened: Opene
         data = get_host().create("dataset", name, split=split, data_dir=args.data_dir)
     else:
         data = _trained_dataset(args, split, opened)
+    if isinstance(data, ImageFiles):  # a streamed folder: the commands that measure a split read it into memory
+        data = data.load()
     if opened is not None and tuple(data.sample_shape) != tuple(opened.data_shape):
         raise ValueError(f"dataset {data.name!r} holds samples of shape {tuple(data.sample_shape)}, but "
                          f"{args.checkpoint!r} models shape {tuple(opened.data_shape)}: pass --dataset with data of "

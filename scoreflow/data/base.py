@@ -79,12 +79,14 @@ def check_levels(levels: object) -> int:
     return levels
 
 
-def dequantize(x: torch.Tensor, generator: torch.Generator | None = None, levels: int = EIGHT_BIT_LEVELS
-               ) -> torch.Tensor:
+def dequantize(x: torch.Tensor, generator: torch.Generator | None = None, levels: int = EIGHT_BIT_LEVELS, *,
+               u: torch.Tensor | None = None) -> torch.Tensor:
     """Uniform dequantization of data with ``levels`` values ``k / (levels - 1)`` in ``[0, 1]``:
-    ``((levels - 1) x + u) / levels`` with ``u ~ U[0, 1)``, the 8-bit images' ``(255 x + u) / 256`` by default.
-    Each value's bin has width ``1 / levels``, so bits/dim of the discrete data add ``log2(levels)``."""
+    ``((levels - 1) x + u) / levels`` with ``u ~ U[0, 1)`` (drawn from ``generator`` unless given), the 8-bit
+    images' ``(255 x + u) / 256`` by default. Each value's bin has width ``1 / levels``, so bits/dim of the
+    discrete data add ``log2(levels)``."""
     check_levels(levels)
-    where = generator.device if generator is not None else x.device  # as the likelihood's probes
-    u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=where).to(x.device)
+    if u is None:
+        where = generator.device if generator is not None else x.device  # as the likelihood's probes
+        u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=where).to(x.device)
     return (x * (levels - 1) + u) / levels

@@ -13,6 +13,7 @@ import torch
 
 from scoreflow.data.base import EIGHT_BIT_LEVELS, TensorData, check_split, check_test_fraction
 from scoreflow.data.idx import fetch, load_idx_images
+from scoreflow.data.streamed import ImageFiles
 
 DEFAULT_DATA_DIR = Path(os.environ.get("SCOREFLOW_DATA_DIR", Path.home() / ".cache" / "scoreflow" / "data"))
 
@@ -181,8 +182,12 @@ def _optional_size(name: str, value: object) -> int | None:
 
 def folder(split: str = "train", *, data_dir: str | Path | None = None, channels: int | None = None,
            test_fraction: float = 0.1, seed: int = 0, resize: int | None = None, crop: int | None = None,
-           flip: bool = False) -> TensorData:
+           flip: bool = False, stream: bool = False, workers: int = 0) -> TensorData | ImageFiles:
     """A folder (searched recursively) of PNG/JPEG images, 8-bit (256 levels).
+
+    By default the split is read into memory once (fastest for small folders). With ``stream`` it is an
+    :class:`~scoreflow.data.streamed.ImageFiles` that reads each batch's files when training needs them, with
+    ``workers`` DataLoader processes, so memory does not grow with the folder (only the file list is held).
 
     ``channels`` is inferred from the files unless given: 1 if every image is grey, 3 (RGB) if every one is
     colour; a folder that mixes them needs ``channels``. An alpha channel is dropped with a warning.
@@ -196,8 +201,14 @@ def folder(split: str = "train", *, data_dir: str | Path | None = None, channels
     """
     check_split(split)
     resize, crop = _optional_size("resize", resize), _optional_size("crop", crop)
-    if not isinstance(flip, bool):
-        raise ValueError(f"flip must be true or false, got {flip!r}")
+    for option, value in (("flip", flip), ("stream", stream)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{option} must be true or false, got {value!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers must be a number of processes >= 0, got {workers!r}")
+    if workers and not stream:
+        raise ValueError(f"workers={workers} reads a streamed folder; give stream=true as well (an in-memory folder "
+                         "is read once, without workers)")
     if data_dir is None or not Path(data_dir).is_dir():
         raise FileNotFoundError(f"dataset 'folder' needs --data-dir pointing at a folder of images, got {data_dir!r}")
     if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
@@ -208,6 +219,14 @@ def folder(split: str = "train", *, data_dir: str | Path | None = None, channels
         raise FileNotFoundError(f"no {'/'.join(IMAGE_SUFFIXES)} images in {data_dir}")
     if channels is None:
         channels = infer_channels(files)
+    labels = _class_labels(Path(data_dir), files)
+    order = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))
+    n_test = int(len(files) * test_fraction)
+    idx = order[n_test:] if split == "train" else order[:n_test]
+    if stream:
+        return ImageFiles([files[i] for i in idx.tolist()], None if labels is None else labels[idx],
+                          channels=channels, resize=resize, crop=crop, levels=EIGHT_BIT_LEVELS, hflip=flip,
+                          workers=workers)
     arrays, size = [], None
     for path in files:
         arr = read_image(path, channels, resize, crop)
@@ -218,10 +237,6 @@ def folder(split: str = "train", *, data_dir: str | Path | None = None, channels
                              "(or give the dataset options resize and crop)")
         arrays.append(arr if channels == 3 else arr[..., None])
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    labels = _class_labels(Path(data_dir), files)
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    n_test = int(len(x) * test_fraction)
-    idx = order[n_test:] if split == "train" else order[:n_test]
     return TensorData(x[idx], None if labels is None else labels[idx], "image", "folder",
                       levels=EIGHT_BIT_LEVELS, hflip=flip)  # read as 8-bit by PIL
 

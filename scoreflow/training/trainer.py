@@ -15,6 +15,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from scoreflow.data.base import TensorData, dequantize
+from scoreflow.data.streamed import ImageFiles, step_loader
 from scoreflow.models.base import ScoreNet
 from scoreflow.models.preconditioning import EDMPreconditioner
 from scoreflow.registry import check_instance
@@ -52,9 +53,9 @@ def build_components(config: TrainConfig, data: TensorData, *, host=None, sde: S
 
     host = host or get_host()
     sde = sde if sde is not None else host.create("sde", config.sde, **config.sde_options)
+    shape = data.sample_shape
     shape_opts: dict[str, Any] = (
-        {"image_size": data.x.shape[-1], "in_channels": data.x.shape[1]} if data.kind == "image"
-        else {"dim": data.x.shape[1]}
+        {"image_size": shape[-1], "in_channels": shape[0]} if data.kind == "image" else {"dim": shape[0]}
     )
     torch.manual_seed(config.seed)
     model = host.create("score_net", config.model, sde=sde, **{**shape_opts, **config.model_options})
@@ -191,7 +192,8 @@ class Trainer:
         if data is None:
             data = host.create("dataset", config.dataset, split="train", data_dir=config.data_dir,
                                **config.dataset_options)
-        self.data = check_instance("dataset", data, TensorData)
+        self.data = check_instance("dataset", data, (TensorData, ImageFiles))
+        self._stream = None  # the streamed images of the coming steps (an ImageFiles dataset), opened on first use
         if sde is None:
             sde = host.create("sde", config.sde, **config.sde_options)
         if model is None:
@@ -278,23 +280,33 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This rank's share of the step's batch: data, times and noise. Every random draw is made for the whole
+        batch from the run's generator (identically on every rank), so resume and any world size see the same
+        batch; streamed images are read for this rank's share only."""
         cfg, g = self.config, self.generator
-        if cfg.epochs is not None:
-            epoch, position = divmod(self.step, self.steps_per_epoch)
-            idx = self._epoch_order(epoch)[position * cfg.batch_size:(position + 1) * cfg.batch_size]
-        else:
-            idx = torch.randint(0, len(self.data), (cfg.batch_size,), generator=g)
-        x = self.data.x[idx]
-        if self.data.hflip:  # drawn from the run's generator, so resume stays exact
-            flips = torch.rand(x.shape[0], generator=g) < 0.5
-            x = torch.where(flips.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
-        if cfg.dequantize:
-            x = dequantize(x, g, self.data.levels)
-        t = self.weighting.sample_times(cfg.batch_size, g).to(x.dtype)
-        z = torch.randn(x.shape, generator=g, dtype=x.dtype)
         share = cfg.batch_size // self.world
         sl = slice(self.rank * share, (self.rank + 1) * share)
-        return x[sl].to(self.device), t[sl].to(self.device), z[sl].to(self.device)
+        shape = (cfg.batch_size, *self.data.sample_shape)
+        if isinstance(self.data, ImageFiles):  # the epoch order of StepBatches, read by the loader's workers
+            if self._stream is None:
+                self._stream = step_loader(self.data, cfg.batch_size, seed=cfg.seed, start=self.step, rank=self.rank,
+                                           world=self.world)
+            x = next(self._stream)
+        else:
+            if cfg.epochs is not None:
+                epoch, position = divmod(self.step, self.steps_per_epoch)
+                idx = self._epoch_order(epoch)[position * cfg.batch_size:(position + 1) * cfg.batch_size]
+            else:
+                idx = torch.randint(0, len(self.data), (cfg.batch_size,), generator=g)
+            x = self.data.x[idx][sl]
+        if self.data.hflip:  # drawn from the run's generator, so resume stays exact
+            flips = (torch.rand(cfg.batch_size, generator=g) < 0.5)[sl]
+            x = torch.where(flips.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
+        if cfg.dequantize:
+            x = dequantize(x, levels=self.data.levels, u=torch.rand(shape, generator=g, dtype=x.dtype)[sl])
+        t = self.weighting.sample_times(cfg.batch_size, g).to(x.dtype)
+        z = torch.randn(shape, generator=g, dtype=x.dtype)
+        return x.to(self.device), t[sl].to(self.device), z[sl].to(self.device)
 
     def _epoch_order(self, epoch: int) -> torch.Tensor:
         """The data order of ``epoch``: a permutation seeded by (seed, epoch), so resume needs no state."""
@@ -505,7 +517,7 @@ def load_trained(path: str | Path, *, ema: bool = True, device: str | torch.devi
         raise CheckpointError(f"{ckpt['path']}: has no EMA weights (an imported or EMA-less checkpoint); "
                               "load the raw weights with ema=False (--no-ema)")
     with torch.device("meta"):
-        shape_only = types.SimpleNamespace(x=torch.empty(1, *shape), kind=kind)  # build_components reads these
+        shape_only = types.SimpleNamespace(sample_shape=tuple(shape), kind=kind)  # what build_components reads
         try:
             _, probe = build_components(config, shape_only, host=host)
         except (TypeError, ValueError, RuntimeError, NotImplementedError) as exc:
