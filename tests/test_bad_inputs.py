@@ -362,3 +362,32 @@ def test_likelihood_checks_its_output_before_the_work(tmp_path, capsys):
     blocked.write_text("")
     code = main(["likelihood", "--checkpoint", "mnist", "--max-samples", "1", "--out", str(blocked / "l.json")])
     assert code == 2 and "cannot write to output folder" in capsys.readouterr().err
+
+
+def test_second_pass_crafted_sizes_and_states_are_named(tmp_path, capsys):
+    """A toy dataset asking for 10^12 points is refused before allocating; noise levels whose squares leave float32
+    are refused; a crafted random-number state stops --resume with the checkpoint named."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from scoreflow.cli import main
+    from scoreflow.sde.ve import VESDE
+
+    with pytest.raises(ValueError, match="n=1,000,000,000,000 would need .* GiB, more than the limit"):
+        sf.create("dataset", "two_moons", n=10**12)
+    with pytest.raises(ValueError, match=r"sigma_max must lie in \[1e-10, 1e\+08\].*got 1e\+300"):
+        VESDE(sigma_max=1e300)
+    with pytest.raises(ValueError, match="sigma_min must lie in"):
+        VESDE(sigma_min=1e-30)
+    run = tmp_path / "run"
+    args = ["train", "--dataset", "two_moons", "--model", "mlp", "--batch-size", "8", "--out", str(run),
+            "--no-progress"]
+    assert main([*args, "--steps", "2"]) == 0
+    rng = run / "checkpoints" / "step_0000002" / "rng.safetensors"
+    state = load_file(str(rng))
+    state["generator"] = torch.zeros(7, dtype=torch.uint8)
+    save_file(state, str(rng))
+    capsys.readouterr()
+    assert main([*args, "--steps", "4", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "random-number state in" in err and "step_0000002" in err and "Traceback" not in err

@@ -14,6 +14,7 @@ import torch
 from scoreflow.data.base import EIGHT_BIT_LEVELS, TensorData, check_split, check_test_fraction
 from scoreflow.data.idx import fetch, load_idx_images
 from scoreflow.data.streamed import ImageFiles
+from scoreflow.validators import check_request
 
 DEFAULT_DATA_DIR = Path(os.environ.get("SCOREFLOW_DATA_DIR", Path.home() / ".cache" / "scoreflow" / "data"))
 
@@ -296,8 +297,9 @@ TOY_SAMPLERS = {"ring": _ring, "two_moons": _moons, "checkerboard": _checkerboar
 def _toy_factory(name: str):
     def factory(split: str = "train", *, data_dir: str | Path | None = None, n: int = 10_000,
                 seed: int = 0) -> TensorData:
-        if n <= 0:
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
             raise ValueError(f"n must be a positive number of samples, got {n!r}")
+        check_request(f"dataset {name!r} with n={n:,}", n, (2,), bytes_per_value=16)  # draws and temporaries
         return _toy(name, split, n, seed)
 
     factory.__doc__ = f"2-D toy set '{name}': n seeded samples per split (data_dir is not used)."

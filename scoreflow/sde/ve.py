@@ -11,9 +11,17 @@ from scoreflow.sde.base import SDE
 from scoreflow.validators import positive_int
 
 
+#: The noise levels a VE SDE may span: their squares (the variances) and ratios stay well inside float32.
+NOISE_LEVEL_RANGE = (1e-10, 1e8)
+
+
 def _positive(instance: object, attribute: attrs.Attribute, value: float) -> None:
     if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
         raise ValueError(f"{attribute.name} must be a finite positive number, got {value!r}")
+    low, high = NOISE_LEVEL_RANGE
+    if not low <= value <= high:
+        raise ValueError(f"{attribute.name} must lie in [{low:g}, {high:g}] (its square is a float32 variance), "
+                         f"got {value!r}")
 
 
 @attrs.define(kw_only=True)

@@ -261,7 +261,11 @@ class Trainer:
                 raise CheckpointError(f"cannot resume: the optimizer state of {ckpt['path']} does not fit this "
                                       f"run's parameters ({exc})") from exc
         if "generator" in ckpt["rng"]:
-            self.generator.set_state(ckpt["rng"]["generator"])
+            try:
+                self.generator.set_state(ckpt["rng"]["generator"])
+            except (RuntimeError, TypeError, ValueError) as exc:
+                raise CheckpointError(f"cannot resume: the random-number state in {ckpt['path']} is not a CPU "
+                                      f"generator's ({exc}); resume from another checkpoint") from exc
         self.step = int(ckpt["meta"]["step"])
         self.losses = [tuple(x) for x in ckpt["meta"].get("losses", [])]
         self.epoch_losses = [tuple(x) for x in ckpt["meta"].get("epoch_losses", [])]
