@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import attrs
 from typing import Any
 
 import scoreflow
@@ -72,8 +74,40 @@ def load_diffusers(folder: str | Path, *, device: str = "cpu") -> tuple[scoreflo
     return model, sde, info
 
 
+#: Models shipped with the plugin (``diffusers:NAME``): folder name -> sha256 of each file, checked on every load.
+SHIPPED_FOLDER = Path(__file__).resolve().parent / "models"
+
+
+def shipped_models() -> dict[str, dict[str, str]]:
+    """``{name: {relative file: sha256}}`` of the models shipped with the plugin."""
+    manifest = SHIPPED_FOLDER / "manifest.json"
+    return _read_json(manifest) if manifest.is_file() else {}
+
+
+def shipped_model_folder(name: str) -> Path:
+    """The folder of the shipped model ``name`` after every file's sha256 is checked against the manifest."""
+    import hashlib
+
+    models = shipped_models()
+    if name not in models:
+        raise ValueError(f"no shipped diffusers model {name!r}; shipped: {', '.join(sorted(models)) or 'none'}")
+    folder = SHIPPED_FOLDER / name
+    for relative, digest in models[name].items():
+        path = folder / relative
+        actual = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+        if actual != digest:
+            raise ValueError(f"{path}: sha256 {actual} does not match the manifest's {digest}; reinstall "
+                             "scoreflow-diffusers")
+    return folder
+
+
 class DiffusersSource(ModelSource):
-    """``diffusers:DIR``: a folder written by diffusers' ``save_pretrained`` (see :func:`load_diffusers`)."""
+    """``diffusers:DIR``: a folder written by diffusers' ``save_pretrained`` (see :func:`load_diffusers`), or
+    ``diffusers:NAME`` for a model shipped with the plugin (:func:`shipped_models`) when no folder ``NAME``
+    exists."""
 
     def load(self, location: str, *, device: str = "cpu"):
+        if not Path(location).expanduser().exists() and location in shipped_models():
+            model, sde, info = load_diffusers(shipped_model_folder(location), device=device)
+            return model, sde, attrs.evolve(info, source=f"diffusers:{location}")
         return load_diffusers(location, device=device)
