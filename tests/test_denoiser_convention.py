@@ -66,6 +66,41 @@ def test_from_denoiser_gives_the_exact_score_on_its_own_sde(sigma_min, sigma_max
         torch.testing.assert_close(score(x, tt), mixture.score(x, tt, sde), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("sigma_data", [0.5, 2.0])
+def test_from_denoiser_with_sigma_data_preconditions_a_raw_network_as_k_diffusion_does(sigma_data, mixture):
+    """F(c_in x, s) = (D(x, s) - c_skip x) / c_out for the exact D: the preconditioned model has the exact score;
+    F = 0 gives D = c_skip x, the exact denoiser of N(0, sigma_data^2) data."""
+    ref = _reference_ve()
+
+    def exact(x, sigma):
+        return mixture.denoiser(x, ref.time_at_noise_level(sigma.to(F64)), ref)
+
+    def coefficients(sigma, like):
+        s = torch.as_tensor(sigma, dtype=F64).reshape(-1, *([1] * (like.dim() - 1)))
+        total = s**2 + sigma_data**2
+        return sigma_data**2 / total, s * sigma_data / total.sqrt(), 1 / total.sqrt()
+
+    def raw(u, sigma):
+        c_skip, c_out, c_in = coefficients(sigma, u)
+        x = u / c_in
+        return (exact(x, sigma) - c_skip * x) / c_out
+
+    model, sde = sf.from_denoiser(raw, 0.01, 40.0, sigma_data=sigma_data)
+    score = make_score_fn(model, sde)
+    x = torch.randn(16, 2, generator=torch.Generator().manual_seed(2), dtype=F64) * 2
+    for t in (sde.default_eps, 0.4, 1.0):
+        tt = torch.full((16,), t, dtype=F64)
+        torch.testing.assert_close(score(x, tt), mixture.score(x, tt, sde), rtol=1e-6, atol=1e-6)
+    zero, _ = sf.from_denoiser(lambda u, sigma: torch.zeros_like(u), 0.01, 40.0, sigma_data=sigma_data)
+    s = torch.full((16,), 3.0, dtype=F64)
+    torch.testing.assert_close(zero.denoiser(x, s), sigma_data**2 / (9.0 + sigma_data**2) * x)
+    network = torch.nn.Linear(2, 2)
+    wrapped, _ = sf.from_denoiser(network, 0.01, 40.0, sigma_data=sigma_data)
+    assert {id(p) for p in wrapped.parameters()} == {id(p) for p in network.parameters()}
+    with pytest.raises(ValueError, match="sigma_data must be a finite positive number"):
+        sf.from_denoiser(raw, 0.01, 40.0, sigma_data=0.0)
+
+
 def test_from_denoiser_refuses_noise_levels_it_was_not_trained_on(mixture):
     model, sde = sf.from_denoiser(lambda x, s: x, 0.002, 80.0)
     with pytest.raises(ValueError, match=r"trained on noise levels \[0.002, 80\].*default_eps"):

@@ -16,6 +16,8 @@ Neither imports k-diffusion.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 
 import attrs
@@ -107,13 +109,39 @@ class DenoiserScoreNet(ScoreNet):
         return self.denoiser(x, sigma.to(x.dtype))
 
 
-def from_denoiser(denoiser: Denoiser, sigma_min: float, sigma_max: float) -> tuple[DenoiserScoreNet, SDE]:
+class PreconditionedDenoiser(torch.nn.Module):
+    """k-diffusion's ``Denoiser`` wrapper (Karras et al. 2022's preconditioning) around a raw network ``F``:
+    ``D(x, s) = c_skip x + c_out F(c_in x, s)`` with ``c_skip = sd^2 / (s^2 + sd^2)``,
+    ``c_out = s sd / sqrt(s^2 + sd^2)`` and ``c_in = 1 / sqrt(s^2 + sd^2)`` (``sd`` the data's standard
+    deviation). ``F`` receives the noise level itself, as k-diffusion's inner models do."""
+
+    def __init__(self, network: Denoiser, sigma_data: float) -> None:
+        super().__init__()
+        self.network, self.sigma_data = network, float(sigma_data)  # a Module network's parameters are registered
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, *([1] * (x.dim() - 1)))
+        sd2 = self.sigma_data**2
+        total = s**2 + sd2
+        return sd2 / total * x + s * self.sigma_data * torch.rsqrt(total) * self.network(x * torch.rsqrt(total), sigma)
+
+
+def from_denoiser(denoiser: Denoiser, sigma_min: float, sigma_max: float, *, sigma_data: float | None = None
+                  ) -> tuple[DenoiserScoreNet, SDE]:
     """A scoreflow model and VE SDE for a denoiser ``D(x, sigma)`` trained on noise levels
     ``[sigma_min, sigma_max]`` (a k-diffusion or EDM model). The model declares ``parametrization = "data"``, so
     every sampler and the likelihood use ``D`` through the same conversion as a scoreflow denoiser. The SDE's
     noise level is ``sigma_min`` at its ``default_eps`` (where samplers stop unless told otherwise; pass it as
-    the likelihood's ``eps``) and ``sigma_max`` at ``T``; the model refuses levels outside that range."""
+    the likelihood's ``eps``) and ``sigma_max`` at ``T``; the model refuses levels outside that range.
+
+    With ``sigma_data``, ``denoiser`` is a raw network ``F(c_in x, sigma)`` and ``D`` its preconditioned form
+    (:class:`PreconditionedDenoiser`, k-diffusion's ``Denoiser(inner_model, sigma_data)``)."""
     if not (isinstance(sigma_min, (int, float)) and isinstance(sigma_max, (int, float)) and 0 < sigma_min < sigma_max):
         raise ValueError(f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min!r}, sigma_max={sigma_max!r}")
+    if sigma_data is not None:
+        if isinstance(sigma_data, bool) or not (isinstance(sigma_data, (int, float)) and 0 < sigma_data < math.inf):
+            raise ValueError(f"sigma_data must be a finite positive number (the data's standard deviation), got "
+                             f"{sigma_data!r}")
+        denoiser = PreconditionedDenoiser(denoiser, sigma_data)
     sde = DenoiserVESDE.for_levels(float(sigma_min), float(sigma_max))
     return DenoiserScoreNet(denoiser, sde, float(sigma_min), float(sigma_max)), sde
