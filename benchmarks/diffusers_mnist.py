@@ -21,6 +21,9 @@ Run (after training the model)::
 
     OMP_NUM_THREADS=1 python -m benchmarks.diffusers_mnist --model runs/ddpm-mnist/pipeline --data-dir ../shared/data/mnist
 
+or one process per seed (``--seeds 0 --out A.json``, ``--seeds 1 --bpd 0 --out B.json``) joined with
+``--merge A.json B.json``.
+
 It writes ``benchmarks/results/diffusers-mnist.json`` and the page ``docs/reproduction/diffusers-mnist.md``.
 """
 
@@ -190,6 +193,31 @@ def bits_per_dim(model, sde, test, n: int, batch: int) -> dict[str, Any]:
     return out
 
 
+def merge(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record from runs of the same model and budgets over different seeds (each row's per-seed values
+    joined, means and the best rows recomputed; bits/dim from the run that measured them)."""
+    first = records[0]
+    rows: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record["model"] != first["model"] or record["budgets"] != first["budgets"]:
+            raise ValueError("records to merge must share the model and the budgets")
+        for row in record["rows"]:
+            into = rows.setdefault(row["sampler"], {**row, "fd": [], "seconds": []})
+            into["fd"] += row["fd"]["values"]
+            into["seconds"] += row["seconds"]
+    for row in rows.values():
+        row["fd"] = mean_and_error(row["fd"])
+    merged = {**first, "seeds": [s for r in records for s in r["seeds"]], "rows": list(rows.values()),
+              "command": [r["command"] for r in records],
+              "load_average": {"min": min(r["load_average"]["min"] for r in records),
+                               "max": max(r["load_average"]["max"] for r in records)}}
+    merged["best"] = best_rows(merged["rows"], first["budgets"])
+    for record in records:
+        if "bpd" in record:
+            merged["bpd"] = record["bpd"]
+    return merged
+
+
 def render(result: dict[str, Any]) -> str:
     lines = [
         "# diffusers' schedulers and scoreflow's samplers on a diffusers MNIST model",
@@ -230,7 +258,7 @@ def render(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="the diffusers pipeline folder")
+    parser.add_argument("--model", help="the diffusers pipeline folder (needed unless --merge or --render)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--n", type=int, default=128, help="samples per sampler and seed")
     parser.add_argument("--batch", type=int, default=128)
@@ -242,8 +270,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/diffusers-mnist.json"))
     parser.add_argument("--page", default=str(ROOT / "docs/reproduction/diffusers-mnist.md"))
     parser.add_argument("--render", action="store_true", help="only rewrite the page from --out")
+    parser.add_argument("--merge", nargs="+", metavar="RECORD", help="join records of other seeds into --out")
     args = parser.parse_args(argv)
-    if not args.render:
+    if args.merge:
+        merged = merge([json.loads(Path(p).read_text()) for p in args.merge])
+        Path(args.out).write_text(json.dumps(merged, indent=1) + "\n")
+    elif not args.render:
+        if not args.model:
+            parser.error("--model is required to measure (give --merge or --render otherwise)")
         result = run(args)
         result["command"] = "python -m benchmarks.diffusers_mnist " + " ".join(argv if argv is not None else
                                                                               __import__("sys").argv[1:])

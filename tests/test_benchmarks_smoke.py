@@ -292,3 +292,13 @@ def test_diffusers_mnist_comparison_trains_resumes_and_compares_on_a_few_digits(
     assert result["bpd"]["n"] == 2 and result["bpd"]["mean"] > 0
     text = page.read_text()
     assert "## Best of each library per budget" in text and "Test bits/dim through the bridge" in text
+    other = json.loads(out.read_text())
+    other["seeds"], other["command"] = [5], "another seed"
+    for row in other["rows"]:
+        row["fd"] = diffusers_mnist.mean_and_error([row["fd"]["mean"] + 1.0])
+    (tmp_path / "b.json").write_text(json.dumps(other))
+    diffusers_mnist.main(["--merge", str(out), str(tmp_path / "b.json"), "--out", str(tmp_path / "m.json"),
+                          "--page", str(page)])
+    merged = json.loads((tmp_path / "m.json").read_text())
+    row = next(r for r in merged["rows"] if r["sampler"] == "DDIM (trailing) @ NFE 5")
+    assert merged["seeds"] == [0, 5] and len(row["fd"]["values"]) == 2 and row["fd"]["std_error"] > 0

@@ -352,6 +352,7 @@ def evaluate(args: argparse.Namespace) -> int:
     elif args.features:
         raise ValueError(f"--features applies to image data; dataset {test.name!r} holds {test.kind} data")
     samples, nfe = _generate(args, model, sde, opened.data_shape)
+    bits = _reference_bits_per_dim(args, opened, train, test) if args.bpd_images else None  # every rank: sharded
     if not ddp.is_main():
         return 0
     samples = to_unit_range(samples.cpu(), model)
@@ -363,8 +364,8 @@ def evaluate(args: argparse.Namespace) -> int:
         if name == "classifier":  # the class histogram and confidence of the same classifier
             summary.update(image_quality(samples, train, test, cache))
         summary.update(sample_quality(samples, train, test, features, cache, seed=args.seed))
-    if args.bpd_images:
-        summary["bits_per_dim"] = _reference_bits_per_dim(args, opened, train, test)
+    if bits is not None:
+        summary["bits_per_dim"] = bits
     summary["nfe"] = nfe
     _write_json(args.out, summary)
     print(json.dumps(summary, indent=2))
