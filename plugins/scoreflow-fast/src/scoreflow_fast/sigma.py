@@ -14,21 +14,6 @@ from __future__ import annotations
 import torch
 
 
-def karras_sigmas(s_max: float, s_min: float, n: int, rho: float = 7.0) -> torch.Tensor:
-    """``n`` noise levels from ``s_max`` down to ``s_min``, dense near ``s_min`` (EDM's rho schedule)."""
-    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
-    return (s_max ** (1 / rho) + ramp * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
-
-
-def log_snr_sigmas(s_max: float, s_min: float, n: int) -> torch.Tensor:
-    """``n`` noise levels uniform in ``log s`` (DPM-Solver's uniform log-SNR schedule)."""
-    return torch.exp(torch.linspace(torch.log(torch.tensor(s_max)), torch.log(torch.tensor(s_min)), n,
-                                    dtype=torch.float64))
-
-
-SCHEDULES = {"karras": karras_sigmas, "log_snr": log_snr_sigmas}
-
-
 class Denoiser:
     """``D(x~, s)`` and ``eps(x~, s)`` from a score function; counts evaluations."""
 
@@ -47,11 +32,3 @@ class Denoiser:
     def eps(self, x: torch.Tensor, s: float) -> torch.Tensor:
         """Noise prediction ``(x~ - D) / s``."""
         return (x - self(x, s)) / s
-
-
-def sigma_grid(sde, t_start: float, t_end: float, num_steps: int, schedule: str, rho: float = 7.0) -> list[float]:
-    """``num_steps + 1`` scaled noise levels from ``s(t_start)`` to ``s(t_end)``."""
-    ends = sde.noise_level(torch.tensor([t_start, t_end], dtype=torch.float64))
-    if schedule == "karras":
-        return karras_sigmas(float(ends[0]), float(ends[1]), num_steps + 1, rho).tolist()
-    return SCHEDULES[schedule](float(ends[0]), float(ends[1]), num_steps + 1).tolist()
