@@ -92,6 +92,24 @@ def test_import_refuses_anything_but_a_notebook_state_dict(tmp_path, monkeypatch
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "run").exists()
 
 
+def test_import_compares_shapes_before_building_a_network_as_wide_as_a_crafted_file_says(tmp_path):
+    """A 100 kB file whose four conv kernels claim 2,048 output channels each is refused from the shapes of a
+    network built on the meta device, before a U-Net that wide (hundreds of millions of parameters) is allocated."""
+    import resource
+
+    _notebook_checkpoint(tmp_path / "ckpt.pth", variant="seed")
+    state = torch.load(tmp_path / "ckpt.pth", weights_only=True)
+    for i in range(1, 5):
+        state[f"conv{i}.weight"] = torch.zeros(2048, 1, 1, 1)
+    torch.save(state, tmp_path / "wide.pth")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(sf.CheckpointError, match="parameter shapes differ from the U-Net's"):
+        import_tutorial_checkpoint(tmp_path / "wide.pth", tmp_path / "run")
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 200, grown_mb  # the 2,048-wide U-Net needs gigabytes
+    assert not (tmp_path / "run").exists()
+
+
 def test_import_checkpoint_cli(tmp_path, capsys):
     _notebook_checkpoint(tmp_path / "ckpt.pth")
     assert main(["import-checkpoint", str(tmp_path / "ckpt.pth"), "--out", str(tmp_path / "run")]) == 0

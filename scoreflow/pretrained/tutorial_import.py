@@ -108,8 +108,9 @@ def import_tutorial_checkpoint(path: str | Path, out: str | Path, *, sigma: floa
               "model_options": {**train.get("model_options", {}), **model_options}}
     config = TrainConfig.from_dict(values)
     fake = TensorData(torch.zeros(1, in_channels, 28, 28), None, "image")
-    sde, model = build_components(config, fake)
-    own = model.state_dict()
+    with torch.device("meta"):  # the layout and shapes first, allocating nothing: widths come from the file
+        _, probe = build_components(config, fake)
+    own = probe.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
@@ -118,6 +119,7 @@ def import_tutorial_checkpoint(path: str | Path, out: str | Path, *, sigma: floa
     shapes = [k for k in own if own[k].shape != state[k].shape]
     if shapes:
         raise CheckpointError(f"{path}: parameter shapes differ from the U-Net's for {shapes[:5]}")
+    sde, model = build_components(config, fake)  # now as large as the file's own tensors
     model.load_state_dict(state)
     meta = {"config": config.to_dict(), "sde": repr(sde), "versions": versions(), "losses": [],
             "data_shape": [in_channels, 28, 28], "data_kind": "image", "imported_from": Path(path).name,
