@@ -391,3 +391,24 @@ def test_second_pass_crafted_sizes_and_states_are_named(tmp_path, capsys):
     assert main([*args, "--steps", "4", "--resume"]) == 2
     err = capsys.readouterr().err
     assert "random-number state in" in err and "step_0000002" in err and "Traceback" not in err
+
+
+def test_tune_schedule_never_reads_a_device_or_an_oversized_file_as_its_out(tmp_path, capsys):
+    """--out /dev/zero was read as an existing tuned-schedule file (7 GB, then MemoryError); now it, and a file over
+    the size limit, are refused before the tuning starts."""
+    from scoreflow.cli import main
+    from scoreflow.sampling.tuning import MAX_TUNED_FILE_BYTES, schedule_file
+
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "two_moons", "--model", "mlp", "--steps", "1", "--batch-size", "8", "--out",
+                 str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["tune-schedule", "--checkpoint", str(run), "--nfe", "5", "--out", "/dev/zero",
+                 "--no-progress"]) == 2
+    assert "/dev/zero is not a regular file" in capsys.readouterr().err
+    big = tmp_path / "big.json"
+    with open(big, "wb") as f:
+        f.truncate(MAX_TUNED_FILE_BYTES + 1)
+    with pytest.raises(ValueError, match="more than a tuned-schedule file's limit"):
+        schedule_file(big)
+

@@ -218,7 +218,7 @@ def sample(args: argparse.Namespace) -> int:
 
 def tune_schedule(args: argparse.Namespace) -> int:
     from scoreflow.plugins import get_host
-    from scoreflow.sampling.tuning import TUNED_FILE, steps_for_nfe
+    from scoreflow.sampling.tuning import TUNED_FILE, schedule_file, steps_for_nfe
     from scoreflow.sampling.tuning import tune_schedule as tune
 
     resolve_device(args.device)  # before any work
@@ -228,6 +228,7 @@ def tune_schedule(args: argparse.Namespace) -> int:
             raise ValueError(f"{given!r} is a shipped model or a model source: give --out FILE.json for its tuned "
                              "grids")
         args.out = str(Path(given) / TUNED_FILE)
+    schedule_file(args.out)  # an existing --out must be a regular tuned-schedule file, checked before the work
     writable_folder(Path(args.out).parent)
     opened = open_model(args)
     model, sde, shape = opened.model, opened.sde, opened.data_shape

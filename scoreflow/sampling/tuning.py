@@ -65,7 +65,7 @@ class TuningResult:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write ``path`` (a JSON file, or a run folder: its ``tuned-schedules.json``), keeping the grids it
         already holds for the same SDE and ``eps`` (other predictors, other step counts)."""
-        target = _file(path)
+        target = schedule_file(path)
         record = self.to_json()
         if target.exists():
             old = _read(target)
@@ -84,7 +84,25 @@ def _file(path: str | os.PathLike[str]) -> Path:
     return p / TUNED_FILE if p.is_dir() else p
 
 
+#: The largest tuned-schedule file read (a real one holds a few grids: kilobytes).
+MAX_TUNED_FILE_BYTES = 16 * 2**20
+
+
+def schedule_file(path: str | os.PathLike[str]) -> Path:
+    """The tuned-schedule file ``path`` names (a run folder's ``tuned-schedules.json``), refused unless it is
+    absent or a regular file of at most :data:`MAX_TUNED_FILE_BYTES` (a device such as /dev/zero is never read)."""
+    target = _file(path)
+    if target.exists():
+        if not target.is_file():
+            raise TunedScheduleError(f"{target} is not a regular file; give a JSON file or a run folder")
+        if target.stat().st_size > MAX_TUNED_FILE_BYTES:
+            raise TunedScheduleError(f"{target} holds {target.stat().st_size:,} bytes, more than a tuned-schedule "
+                                     f"file's limit of {MAX_TUNED_FILE_BYTES:,}")
+    return target
+
+
 def _read(path: Path) -> dict[str, Any]:
+    schedule_file(path)
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
