@@ -323,3 +323,27 @@ def test_init_from_a_shipped_model_gives_its_verified_ema_weights():
     assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
     with pytest.raises(sf.UnknownComponentError, match="Unknown pretrained 'mnist-tutorail'"):
         initial_weights("pretrained:mnist-tutorail")
+
+
+def test_a_full_disk_during_a_save_is_one_error_and_latest_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    """ENOSPC shows up as safetensors' SafetensorError (a traceback before); it is a CheckpointError naming the
+    step and the folder, the half-written folder is removed, and 'latest' still loads the previous step."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    trainer = Trainer(TrainConfig(steps=2, **TINY), tmp_path, progress=False)
+    trainer.run()
+    real = safetensors.torch.save_file
+
+    def full_disk(tensors, filename, metadata=None):
+        if filename.endswith("ema.safetensors"):
+            raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull })")
+        return real(tensors, filename, metadata)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    trainer.step = 3
+    with pytest.raises(CheckpointError, match=r"could not write the checkpoint of step 3 .*StorageFull.*previous"):
+        trainer.save()
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path)["meta"]["step"] == 2
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", "step_0000002"]

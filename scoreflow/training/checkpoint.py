@@ -82,8 +82,14 @@ def save_checkpoint(run_dir: Path, step: int, *, model: torch.nn.Module, ema: to
             version += 1
             final = root / f"{name}.{version}"
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        from safetensors import SafetensorError
+
+        if isinstance(exc, (OSError, SafetensorError)):  # a full disk shows up as either, depending on the file
+            raise CheckpointError(f"could not write the checkpoint of step {step} into {root} ({exc}); the disk may "
+                                  "be full or read-only. Nothing was replaced: 'latest' still names the previous "
+                                  "checkpoint") from exc
         raise
     _atomic_write_text(root / "latest", final.name + "\n")
     for stale in previous:  # older saves of this step, now superseded
