@@ -270,3 +270,23 @@ def test_evaluate_on_an_unlabelled_folder_reports_quality_beside_real_and_noise_
     assert "need a labelled dataset" in err and "--features autoencoder" in err
 
 
+def test_flags_that_override_a_preset_or_config_say_so(tmp_path, capsys):
+    """Precedence is flag > config file > preset > defaults, and each override is one line on stderr."""
+    import argparse
+
+    from scoreflow.cli.commands import precedence_notes
+
+    config = tmp_path / "c.toml"
+    config.write_text("[train]\ndataset = 'two_moons'\nmodel = 'mlp'\nbatch_size = 8\nlr = 0.01\n")
+    assert main(["train", "--config", str(config), "--steps", "1", "--lr", "0.001", "--out", str(tmp_path / "run"),
+                 "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"--lr overrides config {config}'s lr = 0.01 (now 0.001)" in err
+    assert "--batch-size" not in err  # the config's value stands, nothing overrode it
+    from scoreflow.training import load_checkpoint
+
+    saved = load_checkpoint(tmp_path / "run")["meta"]["config"]
+    assert saved["lr"] == 0.001 and saved["batch_size"] == 8 and saved["steps"] == 1
+    args = argparse.Namespace(preset="mnist-tutorial", config=None)
+    notes = precedence_notes(args, {"epochs": 50, "lr": 1e-3}, {"steps": 3, "epochs": None, "lr": 1e-3})
+    assert notes == ["--steps overrides preset mnist-tutorial's epochs = 50 (now None)"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,9 @@ def train(args: argparse.Namespace) -> int:
     else:
         config = TrainConfig.from_dict({**base, **overrides})
     ddp.init_from_env(config.device)
+    if ddp.is_main():
+        for line in precedence_notes(args, base, overrides):
+            print(f"scoreflow: {line}", file=sys.stderr)
     result = Trainer(config, args.out, progress=not args.no_progress).run(resume=args.resume,
                                                                           overwrite=args.overwrite)
     if ddp.is_main():
@@ -42,6 +46,27 @@ def train(args: argparse.Namespace) -> int:
         print(f"trained {result.step} steps, last loss {last:.3f}, {result.images_per_second:.0f} images/s; "
               f"checkpoint and loss.png in {result.out}")
     return 0
+
+
+def precedence_notes(args: argparse.Namespace, preset: dict[str, Any], flags: dict[str, Any]) -> list[str]:
+    """One line per value a command-line flag takes over from the config file or the preset (flags beat the
+    config file, which beats the preset, which beats the defaults)."""
+    import tomllib
+
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if getattr(args, "preset", None) is not None:
+        layers.append((f"preset {args.preset}", preset))
+    if args.config:
+        data = tomllib.loads(Path(args.config).read_text())  # already read once by from_toml: readable TOML
+        layers.append((f"config {args.config}", data.get("train", data)))
+    notes = []
+    for key, value in flags.items():
+        for where, values in reversed(layers):  # the layer the flag took the value from
+            if key in values and values[key] != value:
+                flag = "--steps" if key == "epochs" else f"--{key.replace('_', '-')}"
+                notes.append(f"{flag} overrides {where}'s {key} = {values[key]!r} (now {value!r})")
+                break
+    return notes
 
 
 def checkpoint_location(text: str) -> str:
