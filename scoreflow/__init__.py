@@ -61,15 +61,18 @@ from scoreflow.sde import SDE, VESDE, ReverseSDE
 __version__ = "0.1.0"
 """The installed version of scoreflow (also ``importlib.metadata.version("scoreflow")``)."""
 
-__all__ = [
-    "ClassifierGuidance", "Colorize", "Condition", "ConvClassifier", "Inpaint", "MLPClassifier", "NoiseConditionalClassifier",
-    "SMCInpaint", "classifier_fn", "load_classifier", "named_mask", "save_classifier", "train_noise_classifier",
-    "EDMPreconditioner", "MLP", "ResUNet", "SDE", "VESDE", "from_denoiser", "make_denoiser_fn", "to_denoiser", "AmbiguousComponentError", "CheckpointError", "Corrector", "DroppedOptionsError", "DuplicateComponentError", "Entry",
-    "EulerMaruyama", "GaussianMixture", "IncompatibleComponentsError", "Langevin", "LikelihoodResult",
-    "NoneCorrector", "NonFiniteError", "NonePredictor", "ODEResult", "ODESolver", "PluginError", "PluginHost",
-    "PluginLoadError", "Predictor", "ModelSource", "PretrainedModel", "SourceInfo", "ProbabilityFlowODE", "ProbabilityFlowSampler", "Registry", "RegistryError", "ReverseDiffusion",
-    "ReverseSDE", "SampleResult", "Sampler", "SamplingState", "Schedule", "ScoreNet", "ScoreflowError", "ScoreflowPluginWarning", "SolverError", "Step",
-    "TorchdiffeqSolver", "TorchsdeReverseSDE", "TorchsdeSolver", "TrajectorySolver", "TunedSchedule", "UNet",
-    "UnknownComponentError", "UnknownOptionError", "__version__", "available", "create", "get_host", "hookimpl",
-    "load_pretrained", "log_likelihood", "make_score_fn", "ode_sample", "set_host", "tune_schedule",
+__all__ = [  # sorted case-insensitively
+    "AmbiguousComponentError", "available", "CheckpointError", "classifier_fn", "ClassifierGuidance", "Colorize",
+    "Condition", "ConvClassifier", "Corrector", "create", "DroppedOptionsError", "DuplicateComponentError",
+    "EDMPreconditioner", "Entry", "EulerMaruyama", "from_denoiser", "GaussianMixture", "get_host", "hookimpl",
+    "IncompatibleComponentsError", "Inpaint", "Langevin", "LikelihoodResult", "load_classifier", "load_pretrained",
+    "log_likelihood", "make_denoiser_fn", "make_score_fn", "MLP", "MLPClassifier", "ModelSource", "named_mask",
+    "NoiseConditionalClassifier", "NoneCorrector", "NonePredictor", "NonFiniteError", "ode_sample", "ODEResult",
+    "ODESolver", "PluginError", "PluginHost", "PluginLoadError", "Predictor", "PretrainedModel",
+    "ProbabilityFlowODE", "ProbabilityFlowSampler", "Registry", "RegistryError", "ResUNet", "ReverseDiffusion",
+    "ReverseSDE", "Sampler", "SampleResult", "SamplingState", "save_classifier", "Schedule", "ScoreflowError",
+    "ScoreflowPluginWarning", "ScoreNet", "SDE", "set_host", "SMCInpaint", "SolverError", "SourceInfo", "Step",
+    "to_denoiser", "TorchdiffeqSolver", "TorchsdeReverseSDE", "TorchsdeSolver", "train_noise_classifier",
+    "TrajectorySolver", "tune_schedule", "TunedSchedule", "UNet", "UnknownComponentError", "UnknownOptionError",
+    "VESDE", "__version__",
 ]
