@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -247,6 +248,9 @@ def tune_schedule(args: argparse.Namespace) -> int:
     from scoreflow.sampling.tuning import tune_schedule as tune
 
     resolve_device(args.device)  # before any work
+    rank = int(os.environ.get("RANK", "0") or 0)
+    if rank != 0:  # under torchrun: the search is one process's (same seed, same grids); rank 0 alone writes
+        return 0
     given = args.checkpoint
     if args.out is None:
         if not Path(given).is_dir():
