@@ -19,8 +19,9 @@ images (the padding included, 1024 dimensions), mapped into the model's [-1, 1] 
 
 Run (after training the model)::
 
-    OMP_NUM_THREADS=1 python -m benchmarks.diffusers_mnist --model runs/ddpm-mnist/pipeline --data-dir ../shared/data/mnist
+    OMP_NUM_THREADS=1 python -m benchmarks.diffusers_mnist --model ddpm-mnist --data-dir ../shared/data/mnist
 
+(``ddpm-mnist`` is the plugin's shipped copy of the model; a pipeline folder works the same way)
 or one process per seed (``--seeds 0 --out A.json``, ``--seeds 1 --bpd 0 --out B.json``) joined with
 ``--merge A.json B.json``.
 
@@ -100,10 +101,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from scoreflow.evaluation import image_quality
 
     from scoreflow_diffusers import load_diffusers
-    from scoreflow_diffusers.loading import model_folders
+    from scoreflow_diffusers.loading import model_folders, shipped_model_folder, shipped_models
 
-    model, sde, info = load_diffusers(args.model)
-    unet_dir, scheduler_dir = model_folders(args.model)
+    folder = Path(args.model)
+    if not folder.is_dir() and args.model in shipped_models():  # the model shipped with the plugin, by name
+        folder = shipped_model_folder(args.model)
+    model, sde, info = load_diffusers(folder)
+    unet_dir, scheduler_dir = model_folders(folder)
     unet = diffusers.UNet2DModel.from_pretrained(str(unet_dir), use_safetensors=True, local_files_only=True).eval()
     config = diffusers.DDPMScheduler.load_config(str(scheduler_dir))
     train = sf.create("dataset", "mnist", split="train", data_dir=args.data_dir)
@@ -242,7 +246,7 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"| {budget} | {d['sampler']} | {d['fd']['mean']:.2f} +- {d['fd']['std_error']:.2f} | "
                      f"{s['sampler']} | {s['fd']['mean']:.2f} +- {s['fd']['std_error']:.2f} |")
     reference = next(r for r in result["rows"] if r["budget"] is None)
-    lines += ["", f"Reference: {reference['sampler']}, FD {reference['fd']['mean']:.2f} +- "
+    lines += ["", f"Reference: {reference['sampler'].replace(' (reference)', '')}, FD {reference['fd']['mean']:.2f} +- "
               f"{reference['fd']['std_error']:.2f}.", ""]
     if "bpd" in result:
         b = result["bpd"]
@@ -258,7 +262,8 @@ def render(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", help="the diffusers pipeline folder (needed unless --merge or --render)")
+    parser.add_argument("--model", help="the diffusers pipeline folder, or ddpm-mnist (the plugin's shipped copy of "
+                                        "diffusers_mnist_train's model); needed unless --merge or --render")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--n", type=int, default=128, help="samples per sampler and seed")
     parser.add_argument("--batch", type=int, default=128)
