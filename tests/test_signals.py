@@ -13,6 +13,12 @@ import pytest
 from scoreflow.cli import main
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT back to its default, as in a user's terminal. A test run started in the background
+    (`pytest &`) inherits SIGINT ignored, and Python then never installs its KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("signals") / "run"
@@ -27,7 +33,7 @@ def test_a_signal_during_likelihood_stops_it_in_one_line(run, tmp_path, signum, 
     argv = [sys.executable, "-m", "scoreflow", "likelihood", "--checkpoint", str(run), "--estimator", "exact",
             "--rtol", "1e-9", "--atol", "1e-9", "--batch-size", "1", "--out", str(out)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=_default_sigint)
     seen = ""
     deadline = time.monotonic() + 60
     while "likelihood" not in seen and time.monotonic() < deadline:  # the progress bar: the command is running
