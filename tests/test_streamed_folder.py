@@ -138,10 +138,15 @@ def test_ctrl_c_with_workers_saves_and_the_resumed_run_equals_an_uninterrupted_o
     step = saved["step"]
     assert 0 < step < 100_000 and f"SIGINT at step {step}: saved a checkpoint" in err
     config = attrs.evolve(TrainConfig.from_dict(saved["config"]), steps=step + 3)
-    resumed = Trainer(config, run, progress=False)
-    resumed.run(resume=True)
-    straight = Trainer(config, tmp_path / "straight", progress=False)
-    straight.run()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the interrupted process (OMP_NUM_THREADS=1): bitwise equality needs one thread count
+    try:
+        resumed = Trainer(config, run, progress=False)
+        resumed.run(resume=True)
+        straight = Trainer(config, tmp_path / "straight", progress=False)
+        straight.run()
+    finally:
+        torch.set_num_threads(threads)
     a, b = _weights(resumed), _weights(straight)
     assert all(torch.equal(a[k], b[k]) for k in a)
     from scoreflow.cli import main  # the measuring commands read the streamed split into memory
