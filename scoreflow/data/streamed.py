@@ -64,6 +64,12 @@ class ImageFiles(torch.utils.data.Dataset):
         return TensorData(x, labels, "image", self.name, levels=self.levels, hflip=self.hflip)
 
 
+def epoch_permutation(seed: int, n: int, epoch: int) -> torch.Tensor:
+    """Epoch ``epoch``'s order of ``n`` training samples, seeded by ``(seed, epoch)``: the in-memory ``--epochs``
+    order and the streamed one alike, so resuming needs no state."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch + 1))
+
+
 class StepBatches(torch.utils.data.Sampler):
     """Index batches for the training steps ``start, start + 1, ...``: step ``k`` takes positions
     ``[p B, (p + 1) B)`` of epoch ``e``'s permutation (``e, p = divmod(k, n // B)``, the permutation seeded by
@@ -79,8 +85,7 @@ class StepBatches(torch.utils.data.Sampler):
     def order(self, epoch: int) -> torch.Tensor:
         """Epoch ``epoch``'s permutation of the ``n`` images (the last one is kept)."""
         if getattr(self, "_order", (None,))[0] != epoch:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch + 1)
-            self._order = (epoch, torch.randperm(self.n, generator=g))
+            self._order = (epoch, epoch_permutation(self.seed, self.n, epoch))
         return self._order[1]
 
     def indices(self, step: int) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from scoreflow.data.base import TensorData, dequantize
-from scoreflow.data.streamed import ImageFiles, step_loader
+from scoreflow.data.streamed import ImageFiles, epoch_permutation, step_loader
 from scoreflow.models.base import ScoreNet
 from scoreflow.models.preconditioning import EDMPreconditioner
 from scoreflow.registry import check_instance
@@ -315,8 +315,7 @@ class Trainer:
     def _epoch_order(self, epoch: int) -> torch.Tensor:
         """The data order of ``epoch``: a permutation seeded by (seed, epoch), so resume needs no state."""
         if self._permutation is None or self._permutation[0] != epoch:
-            g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch + 1)
-            self._permutation = (epoch, torch.randperm(len(self.data), generator=g))
+            self._permutation = (epoch, epoch_permutation(self.config.seed, len(self.data), epoch))
         return self._permutation[1]
 
     def _end_of_epoch(self, loss: float) -> None:
