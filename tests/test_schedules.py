@@ -135,10 +135,12 @@ def test_bad_schedules_and_dropped_options_are_refused(kwargs, error, match):
         sf.Sampler(**kwargs)
 
 
-def test_explicit_grid_must_start_at_T(oracle, ve):
-    sampler = sf.Sampler(times=[0.5, 0.1])
-    with pytest.raises(ValueError, match="must start at the SDE's end time"):
+def test_explicit_grid_must_not_start_beyond_T(oracle, ve):
+    """A grid below T is a later start (tests/test_start_time.py); beyond T there is no prior to draw."""
+    sampler = sf.Sampler(times=[1.5, 0.1])
+    with pytest.raises(ValueError, match="beyond the SDE's end time T = 1"):
         sampler.sample(oracle.score_model(ve), ve, (4, 2))
+    assert sf.Sampler(times=[0.5, 0.1]).start_for(ve) == 0.5
 
 
 def test_check_times_names_the_offending_point():

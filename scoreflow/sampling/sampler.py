@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ from scoreflow.registry import check_instance
 from scoreflow.sampling.base import Corrector, Predictor, SamplingState, TrajectorySolver
 from scoreflow.sampling.conditioning import Condition
 from scoreflow.sampling.correctors import NoneCorrector
-from scoreflow.sampling.schedules import Schedule, check_times, default_schedule_name
+from scoreflow.sampling.schedules import Schedule, check_start, check_times, default_schedule_name
 from scoreflow.tensor import batch_broadcast, check_finite, randn_like
 from scoreflow.validators import non_negative_int, positive_int
 
@@ -35,6 +36,11 @@ class SampleResult:
 def _positive_eps(instance: Any, attribute: attrs.Attribute, value: float) -> None:
     if not (0 < value < 1):
         raise ValueError(f"eps must lie in (0, 1), got {value!r}")
+
+
+def _positive_time(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{attribute.name} must be a positive real number at most the SDE's end time T, got {value!r}")
 
 
 def check_shape(shape: Any) -> tuple[int, ...]:
@@ -78,7 +84,12 @@ class Sampler:
             ``"uniform_sigma"``, ...); default: the SDE's ``default_schedule``.
         schedule_options: Options of a schedule given by name (e.g. ``{"rho": 5}`` for ``karras``).
         times: An explicit decreasing grid ``T >= t_0 > ... > t_N > 0`` instead of a schedule
-            (``num_steps`` and ``eps`` are then taken from it).
+            (``num_steps``, ``eps`` and the start are then taken from it).
+        start_time: Where sampling starts (default: the SDE's end time ``T``). Below ``T`` the schedule lays its
+            grid over ``[eps, start_time]`` and sampling starts from ``N(0, std(start_time)^2)``, the forward
+            marginal of a point at the origin (truncated sampling: right where the noise swamps the data, as
+            diffusers' "leading" timesteps start at t = 0.83 T) or from given images noised to it
+            (:meth:`sample`'s ``images``, image-to-image).
         denoise: Return the last noise-free mean instead of the noisy state.
         predictor_options: Extra keyword options for a predictor given by name.
         corrector_options: Extra keyword options for a corrector given by name.
@@ -105,6 +116,7 @@ class Sampler:
     schedule: str | Schedule | None = None
     schedule_options: dict[str, Any] = attrs.field(factory=dict)
     times: torch.Tensor | None = attrs.field(default=None, eq=False)
+    start_time: float | None = attrs.field(default=None, validator=attrs.validators.optional(_positive_time))
     condition: str | Condition | None = attrs.field(default=None, eq=False)
     condition_options: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
     resample: int = attrs.field(default=0, validator=non_negative_int)
@@ -144,6 +156,9 @@ class Sampler:
         if self.times is not None:
             if self.schedule is not None or self.schedule_options:
                 raise DroppedOptionsError("give either times (an explicit grid) or schedule, not both")
+            if self.start_time is not None:
+                raise DroppedOptionsError("give either times (an explicit grid, which starts where it starts) or "
+                                          "start_time, not both")
             self.times = check_times(self.times)
             self.num_steps = len(self.times) - 1
             self.eps = float(self.times[-1])
@@ -230,11 +245,15 @@ class Sampler:
     def grid(self, sde: SDE, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """The decreasing times this sampler steps along on ``sde`` (an explicit ``times`` as given)."""
         if self.times is not None:
-            if abs(float(self.times[0]) - sde.T) > 1e-9 * sde.T:
-                raise ValueError(f"times must start at the SDE's end time T={sde.T} (where the prior is drawn), "
-                                 f"got {float(self.times[0])!r}")
-            return self.times
-        return self.schedule_for(sde)(sde, self.num_steps, self.eps_for(sde), dtype=dtype)
+            return check_times(self.times, sde)
+        return self.schedule_for(sde)(sde, self.num_steps, self.eps_for(sde), dtype=dtype, start=self.start_time)
+
+    def start_for(self, sde: SDE) -> float:
+        """Where sampling starts on ``sde``: the grid's first time (``T`` unless ``start_time``, explicit ``times``
+        or a tuned schedule say otherwise)."""
+        if isinstance(self._predictor, TrajectorySolver):
+            return sde.T if self.start_time is None else check_start(self.start_time, sde, self.eps_for(sde))
+        return float(self.grid(sde)[0])
 
     def eps_for(self, sde: SDE) -> float:
         """The final time on ``sde``: this sampler's ``eps``, else the SDE's ``default_eps``."""
@@ -252,6 +271,8 @@ class Sampler:
             raise ValueError(f"eps={self.eps_for(sde)} must be smaller than the SDE's end time T={sde.T}")
         if not isinstance(self._predictor, TrajectorySolver):  # a trajectory solver picks its own steps
             self.grid(sde)  # an unknown default schedule or an invalid grid fails here, before sampling
+        elif self.start_time is not None:
+            check_start(self.start_time, sde, self.eps_for(sde))
 
     def sample(
         self,
@@ -265,6 +286,7 @@ class Sampler:
         progress: bool = False,
         dtype: torch.dtype = torch.float32,
         init: torch.Tensor | None = None,
+        images: torch.Tensor | None = None,
     ) -> SampleResult:
         """Draw ``shape[0]`` samples with ``model``'s score under ``sde``.
 
@@ -280,6 +302,10 @@ class Sampler:
             dtype: Floating dtype of the samples.
             init: Start from this state at the grid's first time instead of a draw from the prior
                 (shape ``shape``; its dtype and device are used).
+            images: Image-to-image (SDEdit, Meng et al. 2022): noise these images (shape ``shape``, in the model's
+                data convention) by the forward process to the grid's first time (the sampler's ``start_time``)
+                and run the reverse process from there: early start times keep the images' layout, ``T`` forgets
+                them. Not with ``init``.
         """
         shape = check_shape(shape)
         self.check(sde)
@@ -287,17 +313,23 @@ class Sampler:
         device = model_device(model, device if device is not None else (generator.device if generator else None))
         from scoreflow.models.base import check_model_dtype
 
-        check_model_dtype(model, init.dtype if isinstance(init, torch.Tensor) else dtype)
+        if init is not None and images is not None:
+            raise ValueError("give init (the state at the start time) or images (noised to it), not both")
+        given = init if init is not None else images
+        check_model_dtype(model, given.dtype if isinstance(given, torch.Tensor) else dtype)
+        start = self.start_for(sde)
         counting = _CountingScore(make_score_fn(model, sde))
         score = self._condition.guide(counting, sde)
         with torch.no_grad():
-            if init is None:
-                x = sde.prior_sampling(shape, generator=generator, device=device, dtype=dtype)
+            if images is not None:
+                x = noise_images(_check_init(images, shape, "images"), start, sde=sde, generator=generator)
+            elif init is None:
+                x = prior_at(sde, shape, start, generator=generator, device=device, dtype=dtype)
             else:
                 x = _check_init(init, shape)
             if isinstance(self._predictor, TrajectorySolver):
                 x, _ = self._predictor.solve(
-                    x, float(sde.T), self.eps_for(sde), self.num_steps, sde=sde, score=score,
+                    x, start, self.eps_for(sde), self.num_steps, sde=sde, score=score,
                     generator=generator
                 )
                 x = self._condition.finalize(x)
@@ -392,12 +424,32 @@ def renoise(
     return alpha_t / alpha_s * x + alpha_t * spread * randn_like(x, generator)
 
 
-def _check_init(init: Any, shape: tuple[int, ...]) -> torch.Tensor:
+def prior_at(sde: SDE, shape: tuple[int, ...], t: float, *, generator: torch.Generator | None = None,
+             device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A draw to start sampling from at time ``t``: the SDE's prior at ``T``; below it the same draw scaled to
+    ``std(t) / std(T)``, the forward marginal at ``t`` of a point at the origin (what truncating the start
+    neglects is the data's own spread, ``alpha(t)^2 Var(x_0)`` against ``std(t)^2``)."""
+    x = sde.prior_sampling(shape, generator=generator, device=device, dtype=dtype)
+    if t >= sde.T:
+        return x
+    _, std = sde.marginal_prob(torch.zeros(2, 1, dtype=torch.float64), torch.tensor([t, sde.T], dtype=torch.float64))
+    return x * float(std[0] / std[1])
+
+
+def noise_images(images: torch.Tensor, t: float, *, sde: SDE, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+    """``images`` carried by the forward process to time ``t``: a draw of ``x_t ~ p_0t(. | x_0 = images)``."""
+    mean, std = sde.marginal_prob(images, torch.full((images.shape[0],), t, dtype=images.dtype,
+                                                     device=images.device))
+    return mean + batch_broadcast(std, images) * randn_like(images, generator)
+
+
+def _check_init(init: Any, shape: tuple[int, ...], name: str = "init") -> torch.Tensor:
     if not isinstance(init, torch.Tensor) or not init.is_floating_point():
-        raise TypeError(f"init must be a floating-point tensor, got {type(init).__name__}")
+        raise TypeError(f"{name} must be a floating-point tensor, got {type(init).__name__}")
     if tuple(init.shape) != shape:
-        raise ValueError(f"init has shape {tuple(init.shape)}, expected the sample shape {shape}")
-    check_finite("init", init)
+        raise ValueError(f"{name} has shape {tuple(init.shape)}, expected the sample shape {shape}")
+    check_finite(name, init)
     return init.clone()
 
 

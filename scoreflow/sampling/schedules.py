@@ -1,5 +1,8 @@
 """Time schedules: the decreasing grid ``T = t_0 > t_1 > ... > t_N = eps`` a sampler steps along.
 
+A grid may start below ``T`` (``start``): sampling then begins there, from the forward marginal of the data's
+centre (truncated sampling, as diffusers' "leading" timesteps do) or from noised images (image-to-image).
+
 A schedule is a registered component (kind ``"schedule"``, hook
 ``scoreflow_register_schedules``). Grids that are uniform in something other than ``t``
 (the noise level, its logarithm, Karras et al.'s ``rho`` ramp) go through
@@ -58,16 +61,56 @@ def _check_request(sde: SDE, num_steps: int, eps: float) -> None:
     check_eps(eps, sde.T)
 
 
-class Schedule(abc.ABC):
-    """Maps ``(sde, num_steps, eps)`` to ``num_steps + 1`` decreasing times from ``sde.T`` to ``eps``."""
+def check_start(start: Any, sde: SDE, eps: float) -> float:
+    """Validate a start time: a real number in ``(eps, sde.T]``."""
+    if isinstance(start, bool) or not isinstance(start, (int, float)) or not math.isfinite(start):
+        raise ValueError(f"start_time must be a real number in (eps, T] = ({eps:g}, {sde.T:g}], got {start!r}")
+    if not eps < start <= sde.T * (1 + 1e-12):
+        raise ValueError(f"start_time must lie in (eps, T] = ({eps:g}, {sde.T:g}], got {start!r}")
+    return min(float(start), sde.T)
 
-    def __call__(self, sde: SDE, num_steps: int, eps: float, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        """The grid in ``dtype``, first point ``sde.T`` and last ``eps`` (as ``dtype`` rounds them), validated."""
+
+class _StartingAt:
+    """``sde`` seen as if it ended at ``start``: what a schedule reads to lay a grid from ``start`` down (every
+    attribute but ``T`` is ``sde``'s own)."""
+
+    def __init__(self, sde: SDE, start: float) -> None:
+        self._sde, self.T = sde, start
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sde, name)
+
+    def __repr__(self) -> str:
+        return repr(self._sde)
+
+
+class Schedule(abc.ABC):
+    """Maps ``(sde, num_steps, eps)`` to ``num_steps + 1`` decreasing times from ``sde.T`` (or a given ``start``)
+    down to ``eps``."""
+
+    #: Whether the schedule picks its own first time (a tuned grid may start below ``T``); the others start at
+    #: ``sde.T`` unless a ``start`` is given.
+    chooses_start: bool = False
+
+    def __call__(self, sde: SDE, num_steps: int, eps: float, dtype: torch.dtype = torch.float64, *,
+                 start: float | None = None) -> torch.Tensor:
+        """The grid in ``dtype``, first point ``start`` (default ``sde.T``) and last ``eps`` (as ``dtype`` rounds
+        them), validated. A ``start`` below ``T`` lays the same kind of grid over ``[eps, start]`` (truncated
+        sampling, image-to-image)."""
         _check_request(sde, num_steps, eps)
+        if start is not None:
+            start = check_start(start, sde, eps)
+        view = sde if start is None or start == sde.T or self.chooses_start else _StartingAt(sde, start)
         takes_dtype = "dtype" in inspect.signature(self.times).parameters  # plugin schedules may not
-        times = (self.times(sde, num_steps, eps, dtype=dtype) if takes_dtype else self.times(sde, num_steps, eps))
+        times = (self.times(view, num_steps, eps, dtype=dtype) if takes_dtype else self.times(view, num_steps, eps))
         times = times.to(dtype).clone()
-        times[0], times[-1] = sde.T, eps
+        if self.chooses_start:
+            if start is not None and not math.isclose(float(times[0]), start, rel_tol=1e-9):
+                raise ValueError(f"{type(self).__name__} starts its grid at t={float(times[0]):.6g}, not at the "
+                                 f"requested start_time {start:.6g}")
+        else:
+            times[0] = sde.T if start is None else start
+        times[-1] = eps
         check_times(times, sde)
         return times
 

@@ -102,16 +102,20 @@ class TorchsdeSolver(TrajectorySolver):
         ts = torch.tensor([0.0, span], dtype=x.dtype, device=x.device)
         entropy = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device if generator else "cpu"))
         levy = "space-time" if self.method in ("srk", "log_ode") else "none"
+        step = self.dt or span / num_steps
+        # the step as the tree's hint: without it, BrownianInterval refines its tree to the size of every short
+        # query, and the last step of a span that num_steps * step misses by a rounding (1e-17) made it split
+        # without end (a hang, then gigabytes) on float64 starts below T
         bm = torchsde.BrownianInterval(
             t0=0.0, t1=float(ts[-1]), size=y0.shape, dtype=x.dtype, device=x.device,
-            entropy=entropy, levy_area_approximation=levy,
+            entropy=entropy, levy_area_approximation=levy, dt=step,
         )
         with warnings.catch_warnings():
             # torchsde warns that adaptive Euler needs additive noise; ours is additive
             # (g does not depend on y) even though it is declared "diagonal".
             warnings.filterwarnings("ignore", message=".*adaptive time-stepping.*", category=UserWarning)
             ys = torchsde.sdeint(
-                adapter, y0, ts, bm=bm, method=self.method, dt=self.dt or span / num_steps,
+                adapter, y0, ts, bm=bm, method=self.method, dt=step,
                 adaptive=self.adaptive, rtol=self.rtol, atol=self.atol,
             )
         return ys[-1].reshape(shape), adapter.nfe

@@ -332,6 +332,8 @@ class TunedSchedule(Schedule):
         predictor: Whose grids to use (may be omitted when the file holds one predictor's grids).
     """
 
+    chooses_start = True  # a grid tuned with a moving start begins below T
+
     path: str = attrs.field(converter=str)
     predictor: str | None = None
     _grids: dict[str, Any] = attrs.field(init=False, repr=False, eq=False)
