@@ -19,12 +19,16 @@ from scoreflow.errors import (
     UnknownOptionError,
 )
 from scoreflow.flow import (
+    EncodeResult,
     LikelihoodResult,
     ODEResult,
     ODESolver,
     ProbabilityFlowODE,
     ProbabilityFlowSampler,
     TorchdiffeqSolver,
+    decode,
+    encode,
+    interpolate,
     log_likelihood,
     ode_sample,
 )
@@ -63,9 +67,9 @@ __version__ = "0.1.0"
 
 __all__ = [  # sorted case-insensitively
     "AmbiguousComponentError", "available", "CheckpointError", "classifier_fn", "ClassifierGuidance", "Colorize",
-    "Condition", "ConvClassifier", "Corrector", "create", "DroppedOptionsError", "DuplicateComponentError",
-    "EDMPreconditioner", "Entry", "EulerMaruyama", "from_denoiser", "GaussianMixture", "get_host", "hookimpl",
-    "IncompatibleComponentsError", "Inpaint", "Langevin", "LikelihoodResult", "load_classifier", "load_pretrained",
+    "Condition", "ConvClassifier", "Corrector", "create", "decode", "DroppedOptionsError",
+    "DuplicateComponentError", "EDMPreconditioner", "encode", "EncodeResult", "Entry", "EulerMaruyama", "from_denoiser", "GaussianMixture", "get_host", "hookimpl",
+    "IncompatibleComponentsError", "Inpaint", "interpolate", "Langevin", "LikelihoodResult", "load_classifier", "load_pretrained",
     "log_likelihood", "make_denoiser_fn", "make_score_fn", "MLP", "MLPClassifier", "ModelSource", "named_mask",
     "NoiseConditionalClassifier", "NoneCorrector", "NonePredictor", "NonFiniteError", "ode_sample", "ODEResult",
     "ODESolver", "PluginError", "PluginHost", "PluginLoadError", "Predictor", "PretrainedModel",

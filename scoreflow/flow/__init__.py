@@ -1,9 +1,10 @@
 """Probability-flow ODE sampling and likelihood."""
 
+from scoreflow.flow.encoding import EncodeResult, decode, encode, interpolate, slerp
 from scoreflow.flow.likelihood import LikelihoodResult, log_likelihood
 from scoreflow.flow.probability_flow import ProbabilityFlowODE, ProbabilityFlowSampler, ode_sample
 from scoreflow.flow.solvers import ODEResult, ODESolver, TorchdiffeqSolver
 
-__all__ = ["LikelihoodResult", "ODEResult", "ODESolver", "ProbabilityFlowODE", "ProbabilityFlowSampler",
+__all__ = ["decode", "encode", "EncodeResult", "interpolate", "LikelihoodResult", "ODEResult", "ODESolver", "ProbabilityFlowODE", "ProbabilityFlowSampler",
            "TorchdiffeqSolver",
-           "log_likelihood", "ode_sample"]
+           "log_likelihood", "ode_sample", "slerp"]
