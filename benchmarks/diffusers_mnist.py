@@ -59,6 +59,14 @@ SCHEDULERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("Heun Karras", "HeunDiscreteScheduler", {"use_karras_sigmas": True}),
 )
 TUNED = ("dpmpp_2m", "deis")
+#: Truncated grids explored with ``--explore-truncation`` (on a seed that is never measured): these predictors on
+#: these schedules, started at each of these noise levels (diffusers' "leading" spacing starts at 33, 61 and 90
+#: at NFE 5, 10 and 20) and stopped at each of these before the final denoising step (leading stops at 0.58,
+#: 0.30 and 0.18).
+TRUNCATION_PREDICTORS = ("dpmpp_2m", "unipc", "edm_heun")
+TRUNCATION_SCHEDULES = ("uniform_t", "karras")
+TRUNCATION_STARTS = (90.0, 60.0, 33.0)
+TRUNCATION_ENDS = (0.58, 0.3, 0.15, 0.08)
 
 
 def to_mnist(x: torch.Tensor) -> torch.Tensor:
@@ -93,6 +101,31 @@ def draw(sample: Callable[[int, torch.Generator], tuple[torch.Tensor, int]], n: 
     return to_mnist(x), nfe, seconds
 
 
+def truncated_sampler(sde, predictor: str, schedule: str, start: float, end: float, budget: int) -> sf.Sampler:
+    """``predictor`` on ``schedule`` from noise level ``start`` down to ``end`` (then its final denoising step),
+    within ``budget`` evaluations."""
+    from scoreflow.sampling.tuning import steps_for_nfe
+
+    times = sde.time_at_noise_level(torch.tensor([start, end], dtype=torch.float64)).tolist()
+    steps = steps_for_nfe(predictor, budget, sde, eps=times[1])
+    return sf.Sampler(predictor=predictor, num_steps=steps, schedule=schedule, start_time=times[0], eps=times[1])
+
+
+def truncation_label(predictor: str, schedule: str, start: float, end: float) -> str:
+    return f"{predictor} {schedule}, sigma {start:g} to {end:g}"
+
+
+def chosen_truncations(paths: list[str] | None, budgets) -> dict[int, dict[str, Any]]:
+    """Per budget, the truncated grid with the lowest Frechet distance in ``--explore-truncation`` records."""
+    rows = [row for path in paths or () for row in json.loads(Path(path).read_text())["rows"]]
+    out = {}
+    for budget in budgets:
+        mine = [r for r in rows if r["budget"] == budget and "truncation" in r]
+        if mine:
+            out[budget] = min(mine, key=lambda r: r["fd"]["mean"])["truncation"]
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import diffusers
 
@@ -115,6 +148,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cache = DEFAULT_DATA_DIR / "classifiers"
     rows: dict[str, dict[str, Any]] = {}
     loads = [os.getloadavg()[0]]
+    kept = {row["sampler"] for row in json.loads(Path(args.extend).read_text())["rows"]} if args.extend else set()
+
+    def wanted(label: str) -> bool:  # not measured already in the --extend record, and not excluded
+        return label not in kept and (not args.explore_truncation or "sigma" in label)
 
     def record(label: str, library: str, budget: int | None, x: torch.Tensor, nfe: int, seconds: float,
                **extra: Any) -> None:
@@ -132,30 +169,50 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             return res.samples, res.nfe
         return sample
 
-    tuned = tuned_samplers(model, sde, (1, 32, 32), args, TUNED) if args.tune_trajectories else {}
+    tuned_labels = [f"{p} (tuned grid) @ NFE {b}" for p in TUNED for b in args.budgets if b <= 10]
+    tuned = tuned_samplers(model, sde, (1, 32, 32), args, TUNED) \
+        if args.tune_trajectories and any(wanted(label) for label in tuned_labels) else {}
+    truncations = chosen_truncations(args.truncation_from, args.budgets)
+    reference = f"DDPM ancestral {args.reference_steps} steps (reference)"
     for seed in args.seeds:
-        ddpm = getattr(diffusers, "DDPMScheduler").from_config(config)
-        x, nfe, seconds = draw(lambda n, g: diffusers_sample(unet, ddpm, n, g, args.reference_steps,
-                                                                    stochastic=True),
-                               args.n, args.batch, seed)
-        record(f"DDPM ancestral {args.reference_steps} steps (reference)", "diffusers", None, x, nfe, seconds)
+        if wanted(reference):
+            ddpm = getattr(diffusers, "DDPMScheduler").from_config(config)
+            x, nfe, seconds = draw(lambda n, g: diffusers_sample(unet, ddpm, n, g, args.reference_steps,
+                                                                        stochastic=True),
+                                   args.n, args.batch, seed)
+            record(reference, "diffusers", None, x, nfe, seconds)
         for budget in args.budgets:
             for label, cls, options in SCHEDULERS:
                 spacings = ("linspace",) if options.get("use_karras_sigmas") else SPACINGS
                 for spacing in spacings:
+                    name = label if options.get("use_karras_sigmas") else f"{label} ({spacing})"
+                    if not wanted(f"{name} @ NFE {budget}"):
+                        continue
                     scheduler = getattr(diffusers, cls).from_config(config, timestep_spacing=spacing, **options)
                     steps = steps_for_budget(cls, budget)
                     x, nfe, seconds = draw(lambda n, g, s=scheduler, k=steps: diffusers_sample(unet, s, n, g, k),
                                            args.n, args.batch, seed)
-                    name = label if options.get("use_karras_sigmas") else f"{label} ({spacing})"
                     record(f"{name} @ NFE {budget}", "diffusers", budget, x, nfe, seconds, method=label,
                            spacing=spacing)
             for label, sampler, _ in candidates(sf.get_host(), sde, budget):
                 if "(eta=" in label or getattr(sf.create("predictor", label.split("(")[0]), "eta", 0):
                     continue  # the deterministic samplers only
-                x, nfe, seconds = draw(scoreflow_draw(sampler), args.n, args.batch, seed)
-                record(f"{label} @ NFE {budget}", "scoreflow", budget, x, nfe, seconds, method=label)
+                if wanted(f"{label} @ NFE {budget}"):
+                    x, nfe, seconds = draw(scoreflow_draw(sampler), args.n, args.batch, seed)
+                    record(f"{label} @ NFE {budget}", "scoreflow", budget, x, nfe, seconds, method=label)
+            grids = ([{"predictor": p, "schedule": s, "start": a, "end": e} for p in TRUNCATION_PREDICTORS
+                      for s in TRUNCATION_SCHEDULES for a in TRUNCATION_STARTS for e in TRUNCATION_ENDS]
+                     if args.explore_truncation else [truncations[budget]] if budget in truncations else [])
+            for grid in grids:
+                label = f"{truncation_label(**grid)} @ NFE {budget}"
+                if wanted(label):
+                    sampler = truncated_sampler(sde, budget=budget, **grid)
+                    x, nfe, seconds = draw(scoreflow_draw(sampler), args.n, args.batch, seed)
+                    record(label, "scoreflow", budget, x, nfe, seconds, method=truncation_label(**grid),
+                           truncation=grid)
             for label, (sampler, tune_seconds) in tuned.get(budget, {}).items():
+                if not wanted(f"{label} (tuned grid) @ NFE {budget}"):
+                    continue
                 x, nfe, seconds = draw(scoreflow_draw(sampler), args.n, args.batch, seed)
                 record(f"{label} (tuned grid) @ NFE {budget}", "scoreflow", budget, x, nfe, seconds,
                        method=f"{label} (tuned grid)", tune_seconds=tune_seconds)
@@ -165,6 +222,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "model": info.description, "model_folder": str(args.model), "n": args.n, "seeds": list(args.seeds),
         "budgets": list(args.budgets), "diffusers": diffusers.__version__, "threads": torch.get_num_threads(),
         "rows": list(rows.values()), "best": best_rows(list(rows.values()), args.budgets)}
+    if args.truncation_from:
+        result["truncation_from"] = {"records": [Path(p).name for p in args.truncation_from],
+                                     "seeds": sorted({s for p in args.truncation_from
+                                                      for s in json.loads(Path(p).read_text())["seeds"]}),
+                                     "chosen": {str(b): g for b, g in truncations.items()}}
     if args.bpd:
         result["bpd"] = bits_per_dim(model, sde, test, args.bpd, args.batch)
     loads.append(os.getloadavg()[0])
@@ -222,6 +284,26 @@ def merge(records: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+def extend(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old``'s rows with ``new``'s added (the same seeds), best rows recomputed, both commands kept."""
+    if sorted(old["seeds"]) != sorted(new["seeds"]) or old["model"] != new["model"]:
+        raise ValueError(f"cannot extend a record of seeds {old['seeds']} with one of seeds {new['seeds']}")
+    labels = {row["sampler"] for row in old["rows"]}
+    out = {**old, "rows": old["rows"] + [r for r in new["rows"] if r["sampler"] not in labels],
+           "command": [*_as_list(old["command"]), *_as_list(new["command"])],
+           "load_average": {"min": min(old["load_average"]["min"], new["load_average"]["min"]),
+                            "max": max(old["load_average"]["max"], new["load_average"]["max"])}}
+    for key in ("truncation_from",):
+        if key in new:
+            out[key] = new[key]
+    out["best"] = best_rows(out["rows"], old["budgets"])
+    return out
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
 def render(result: dict[str, Any]) -> str:
     lines = [
         "# diffusers' schedulers and scoreflow's samplers on a diffusers MNIST model",
@@ -253,6 +335,13 @@ def render(result: dict[str, Any]) -> str:
         lines += [f"Test bits/dim through the bridge: **{b['mean']:.3f} +- {b['std_error']:.3f}** on {b['n']} "
                   f"dequantized 32x32 test images ({b['dimensions']} dimensions, the padding included; "
                   f"{b['method']}, eps {b['eps']:g}). diffusers has no likelihood API.", ""]
+    if "truncation_from" in result:
+        t = result["truncation_from"]
+        lines += [f"Truncated grids (rows `... sigma A to B`): scoreflow's `Sampler(start_time=..., eps=...)` starts "
+                  "from the forward marginal at noise level A and stops at B before its final denoising step, as "
+                  "diffusers' leading and trailing spacings do implicitly. The grid per budget is the best of "
+                  f"`--explore-truncation` on seed(s) {', '.join(map(str, t['seeds']))}, never measured here "
+                  "(" + ", ".join(f"`benchmarks/results/{r}`" for r in t["records"]) + ").", ""]
     lines += ["## Every row", "", "| sampler | library | NFE | FD | seconds per seed |", "|---|---|---:|---:|---:|"]
     for row in sorted(result["rows"], key=lambda r: (r["budget"] or 0, r["fd"]["mean"])):
         lines.append(f"| {row['sampler']} | {row['library']} | {row['nfe']} | {row['fd']['mean']:.2f} +- "
@@ -276,9 +365,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--page", default=str(ROOT / "docs/reproduction/diffusers-mnist.md"))
     parser.add_argument("--render", action="store_true", help="only rewrite the page from --out")
     parser.add_argument("--merge", nargs="+", metavar="RECORD", help="join records of other seeds into --out")
+    parser.add_argument("--extend", metavar="RECORD",
+                        help="measure only the rows this record lacks (same seeds); with --merge, add its rows")
+    parser.add_argument("--explore-truncation", action="store_true",
+                        help="measure only the truncated grids TRUNCATION_* (run it on a seed never measured)")
+    parser.add_argument("--truncation-from", metavar="RECORD", nargs="+",
+                        help="--explore-truncation records: add their best truncated grid per budget")
     args = parser.parse_args(argv)
     if args.merge:
         merged = merge([json.loads(Path(p).read_text()) for p in args.merge])
+        if args.extend:
+            merged = extend(json.loads(Path(args.extend).read_text()), merged)
         Path(args.out).write_text(json.dumps(merged, indent=1) + "\n")
     elif not args.render:
         if not args.model:

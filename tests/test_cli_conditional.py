@@ -113,3 +113,44 @@ def test_bad_resampling_options_are_usage_errors(tmp_path, capsys, argv, match):
     with pytest.raises(SystemExit) as stop:
         main(["inpaint", "--checkpoint", "x", "--images", "test", "--mask", "bottom-half", *argv])
     assert stop.value.code == 2 and match in capsys.readouterr().err
+
+
+def test_img2img_keeps_the_images_at_low_noise(digits_run, tmp_path):
+    """From noise level 0.05 the output stays near each input; from the SDE's top level it does not."""
+    run, _ = digits_run
+    out = tmp_path / "low"
+    assert main(["img2img", "--checkpoint", str(run), "--images", "test", "--count", "6", "--noise-level", "0.05",
+                 "--num-steps", "5", "--corrector", "none", "--batch-size", "4", "--out", str(out),
+                 "--no-progress"]) == 0
+    saved = load_file(str(out / "img2img.safetensors"))
+    assert saved["img2img"].shape == saved["images"].shape == (6, 1, 8, 8) and saved["labels"].shape == (6,)
+    assert (out / "img2img.png").stat().st_size
+    near = float((saved["img2img"] - saved["images"]).abs().mean())
+    assert main(["img2img", "--checkpoint", str(run), "--images", "test", "--count", "6", "--start-time", "1",
+                 "--num-steps", "5", "--corrector", "none", "--out", str(tmp_path / "top"), "--no-progress"]) == 0
+    far = float((load_file(str(tmp_path / "top" / "img2img.safetensors"))["img2img"] - saved["images"]).abs().mean())
+    assert near < 0.1 < far
+
+
+@pytest.mark.parametrize(("argv", "match"), [
+    ([], "exactly one of --noise-level"),
+    (["--noise-level", "0.5", "--start-time", "0.5"], "exactly one of --noise-level"),
+    (["--noise-level", "1e9"], r"--noise-level 1000000000.0 is outside this SDE's noise levels"),
+    (["--start-time", "1.5"], r"start_time must lie in \(eps, T\]"),
+    (["--noise-level", "nan"], "outside"),
+])
+def test_bad_img2img_options_are_named(digits_run, tmp_path, capsys, argv, match):
+    import re
+
+    run, _ = digits_run
+    assert main(["img2img", "--checkpoint", str(run), "--images", "test", "--count", "2", "--num-steps", "2",
+                 "--out", str(tmp_path / "x"), *argv]) == 2
+    assert re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / "x").exists()
+
+
+def test_start_time_is_refused_with_an_ode_solver(digits_run, tmp_path, capsys):
+    run, _ = digits_run
+    assert main(["sample", "--checkpoint", str(run), "--num-samples", "2", "--ode-solver", "rk4", "--start-time",
+                 "0.5", "--out", str(tmp_path / "x")]) == 2
+    assert "--start-time applies to predictor-corrector sampling" in capsys.readouterr().err

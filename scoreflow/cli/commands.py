@@ -149,6 +149,8 @@ def _sampler_from_args(args: argparse.Namespace, **condition: Any):
 
     corrector = None if args.corrector in (None, "none") else args.corrector
     extra = {} if args.eps is None else {"eps": args.eps}
+    if getattr(args, "start_time", None) is not None:
+        extra["start_time"] = args.start_time
     if args.schedule is not None or args.schedule_options:
         options = dict(args.schedule_options)
         if args.schedule == "tuned":  # the grids `scoreflow tune-schedule` stored with this run, for this predictor
@@ -175,6 +177,9 @@ def _sampling_plan(args: argparse.Namespace, sde):
     if getattr(args, "ode_denoise", False) and not args.ode_solver:
         raise ValueError("--ode-denoise applies to --ode-solver sampling (predictor-corrector sampling ends with the "
                          "predictor's noise-free mean already)")
+    if getattr(args, "start_time", None) is not None and args.ode_solver:
+        raise ValueError("--start-time applies to predictor-corrector sampling, not to --ode-solver "
+                         f"{args.ode_solver} (which integrates from T)")
     if args.solver_options and not args.ode_solver:
         raise ValueError("--solver-options applies to --ode-solver sampling; for predictor-corrector sampling use "
                          "--predictor-options")

@@ -1,9 +1,11 @@
-"""What ``scoreflow train-classifier`` and ``scoreflow inpaint`` do, and the guidance of ``scoreflow sample``."""
+"""What ``scoreflow train-classifier``, ``scoreflow inpaint`` and ``scoreflow img2img`` do, and the guidance of
+``scoreflow sample``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -141,4 +143,54 @@ def inpaint(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["guidance_condition", "inpaint", "train_classifier"]
+def _start_time(args: argparse.Namespace, sde: Any) -> float:
+    """img2img's start: ``--start-time``, or the time at ``--noise-level`` (exactly one of them)."""
+    if (args.noise_level is None) == (args.start_time is None):
+        raise ValueError("img2img needs exactly one of --noise-level (e.g. 0.5) and --start-time")
+    if args.start_time is not None:
+        return args.start_time
+    levels = sde.noise_level(torch.tensor([sde.T], dtype=torch.float64))
+    low = float(sde.noise_level(torch.tensor([float(getattr(sde, "default_eps", 1e-3))], dtype=torch.float64))[0])
+    top = float(levels[0])
+    if not (math.isfinite(args.noise_level) and low < args.noise_level <= top):
+        raise ValueError(f"--noise-level {args.noise_level!r} is outside this SDE's noise levels ({low:.4g}, {top:.4g}]")
+    return float(sde.time_at_noise_level(torch.tensor([args.noise_level], dtype=torch.float64))[0])
+
+
+def img2img(args: argparse.Namespace) -> int:
+    from safetensors.torch import save_file
+
+    from scoreflow.pictures import save_rows_png
+
+    resolve_device(args.device)  # before any work
+    args.checkpoint_given = args.checkpoint
+    opened = open_model(args)
+    model, sde, shape = opened.model, opened.sde, opened.data_shape
+    if len(shape) != 3:
+        raise ValueError(f"img2img works on image models; this checkpoint's samples have shape {shape}")
+    args.start_time = _start_time(args, sde)
+    sampler = _sampler_from_args(args)
+    sampler.check(sde)
+    images, labels = _load_images(args, opened)
+    out = writable_folder(args.out)
+    results = []
+    for i in range(0, len(images), args.batch_size):
+        given = from_unit_range(images[i:i + args.batch_size], model).to(args.device)
+        g = torch.Generator(args.device).manual_seed(args.seed + i)
+        results.append(sampler.sample(model, sde, tuple(given.shape), images=given, generator=g,
+                                      progress=not args.no_progress).samples.cpu())
+    edited = to_unit_range(torch.cat(results), model)  # pictures and the saved tensors in [0, 1]
+    level = float(sde.noise_level(torch.tensor([args.start_time], dtype=torch.float64))[0])
+    save_file({"images": images.contiguous(), "img2img": edited.contiguous(),
+               "start_time": torch.tensor([args.start_time]),
+               **({} if labels is None else {"labels": labels.contiguous()})}, str(out / "img2img.safetensors"))
+    n = min(len(images), 16)
+    save_rows_png([("original", images[:n]), ("img2img", edited[:n])], out / "img2img.png",
+                  title=f"from noise level {level:.3g} (t0 = {args.start_time:.4g}), "
+                        f"{sampler.predictor_obj.__class__.__name__} {sampler.num_steps} steps")
+    print(f"img2img of {len(edited)} images from noise level {level:.4g} (t0 = {args.start_time:.4g}): "
+          f"{out / 'img2img.png'} and {out / 'img2img.safetensors'}")
+    return 0
+
+
+__all__ = ["guidance_condition", "img2img", "inpaint", "train_classifier"]

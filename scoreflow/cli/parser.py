@@ -139,6 +139,9 @@ def _add_sampler_options(p: argparse.ArgumentParser, *, ode: bool = True) -> Non
                                                     "SDE's, uniform_t for the built-ins)")
     p.add_argument("--schedule-options", type=_json_object, default={},
                    help='JSON options of the schedule, e.g. \'{"rho": 7}\' for karras')
+    p.add_argument("--start-time", type=float, default=None,
+                   help="start sampling here, in (eps, T], from the forward marginal instead of the prior at T "
+                        "(truncated sampling; img2img: where the images are noised to; default: T)")
     if ode:
         p.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance of adaptive ODE solvers "
                                                                 "(default: %(default)s)")
@@ -345,6 +348,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset to compare with (default: the run's; needed for a model from a source such as "
                         "diffusers:DIR, which records none)")
     p.set_defaults(func=_run_conditional("inpaint"))
+    p = sub.add_parser("img2img", help="image-to-image (SDEdit, Meng et al. 2022): noise images to --noise-level "
+                                       "(or --start-time) and run the reverse process from there; writes "
+                                       "img2img.png and img2img.safetensors")
+    _add_sampler_options(p, ode=False)
+    p.add_argument("--images", nargs="+", required=True,
+                   help="'test' or 'train' (images of the checkpoint's dataset, see --count/--start) or PNG files")
+    p.add_argument("--noise-level", type=float, default=None,
+                   help="noise level s(t0) = std/alpha to start from (about 0.5 keeps the layout of [0, 1] images "
+                        "and redraws details; the SDE's largest level forgets them); or give --start-time")
+    p.add_argument("--count", type=_positive_int, default=16, help="images of the split (default: %(default)s)")
+    p.add_argument("--start", type=int, default=0, help="first image of the split (default: %(default)s)")
+    p.add_argument("--out", default="img2img", help="output folder (default: %(default)s)")
+    p.add_argument("--dataset", default=None,
+                   help="dataset of the images (default: the run's; needed for a model from a source such as "
+                        "diffusers:DIR, which records none)")
+    p.set_defaults(func=_run_conditional("img2img"))
     p = sub.add_parser("tune-schedule", help="tune time grids for one sampler and NFE budgets on a model "
                                              "(stored with the run; sample with --schedule tuned)")
     p.add_argument("--checkpoint", required=True, help="run folder, checkpoint folder or shipped model name")

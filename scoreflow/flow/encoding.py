@@ -106,13 +106,12 @@ def slerp(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor) -> torch.Tens
 def interpolate(model: ScoreModel, sde: SDE, x_a: torch.Tensor, x_b: torch.Tensor, n: int, *,
                 solver: str | ODESolver = "dopri5", rtol: float = 1e-5, atol: float = 1e-5, eps: float = 1e-3,
                 host: PluginHost | None = None) -> SampleResult:
-    """``n`` frames from ``x_a`` to ``x_b`` (one item each, shape ``(...)`` or ``(1, ...)``): both encoded, their
-    latents interpolated spherically (:func:`slerp`), every frame decoded. The first and last frames reconstruct
-    ``x_a`` and ``x_b``; the NFE counts the encoding too."""
+    """``n`` frames from ``x_a`` to ``x_b`` (one item each, without a batch dimension: ``(C, H, W)`` for an
+    image): both encoded, their latents interpolated spherically (:func:`slerp`), every frame decoded. The first
+    and last frames reconstruct ``x_a`` and ``x_b``; the NFE counts the encoding too."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"n must be an integer of at least 2 (the two end frames), got {n!r}")
-    pair = [_check_data(name, v if isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[0] == 1
-                        else (v[None] if isinstance(v, torch.Tensor) else v))
+    pair = [_check_data(name, v[None] if isinstance(v, torch.Tensor) else v)
             for name, v in (("x_a", x_a), ("x_b", x_b))]
     if pair[0].shape != pair[1].shape:
         raise ValueError(f"x_a and x_b must have one shape, got {tuple(pair[0].shape)} and {tuple(pair[1].shape)}")

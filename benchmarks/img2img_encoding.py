@@ -1,0 +1,153 @@
+"""Image-to-image (SDEdit) and probability-flow encoding on a shipped MNIST model, judged by the MNIST classifier.
+
+- **SDEdit restoration**: test digits with their bottom third replaced by uniform noise, noised by the forward process
+  to the noise level ``--noise-level`` (0.5) and sampled back (``Sampler(start_time=...).sample(images=...)``);
+  the share of results the classifier assigns the original label, beside the share for the corrupted inputs and
+  for the originals.
+- **Encoding**: ``sf.encode`` then ``sf.decode`` (dopri5, tolerance 1e-5) of test digits: the mean absolute
+  reconstruction error per pixel; the latents divided by the prior's std against N(0, 1) (mean and variance with
+  their standard errors, over images: the pixels of one image are not independent).
+- **Interpolation**: ``sf.interpolate`` between pairs of test digits of one class; the share of the frames between
+  them that the classifier gives that class with confidence above 0.9.
+
+Run::
+
+    OMP_NUM_THREADS=1 python -m benchmarks.img2img_encoding --data-dir ../shared/data/mnist
+
+It writes ``benchmarks/results/img2img-encoding.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import scoreflow as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def corrupt_bottom_third(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``x`` (``(B, 1, H, W)`` in [0, 1]) with its bottom third replaced by uniform noise."""
+    out = x.clone()
+    rows = x.shape[-2] - x.shape[-2] // 3
+    out[..., rows:, :] = torch.rand(out[..., rows:, :].shape, generator=generator)
+    return out
+
+
+def _share(flags: torch.Tensor) -> dict[str, float]:
+    p = float(flags.float().mean())
+    return {"share": p, "std_error": math.sqrt(p * (1 - p) / len(flags))}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from scoreflow.data.sources import DEFAULT_DATA_DIR
+    from scoreflow.models.digit_classifier import cached_classifier
+    from scoreflow.cli.commands import from_unit_range, to_unit_range
+
+    model, sde, _ = sf.load_pretrained(args.model)
+    train = sf.create("dataset", "mnist", split="train", data_dir=args.data_dir)
+    test = sf.create("dataset", "mnist", split="test", data_dir=args.data_dir)
+    clf = cached_classifier(train, DEFAULT_DATA_DIR / "classifiers")
+    loads = [os.getloadavg()[0]]
+
+    def classify(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            p = torch.softmax(clf(x.float().clamp(0, 1)), dim=1)
+        return p.argmax(1), p.max(1).values
+
+    out: dict[str, Any] = {"model": args.model, "sde": repr(sde), "threads": torch.get_num_threads()}
+    # SDEdit
+    g = torch.Generator().manual_seed(0)
+    images, labels = test.x[:args.sdedit_images], test.labels[:args.sdedit_images]
+    corrupted = corrupt_bottom_third(images, g)
+    start = float(sde.time_at_noise_level(torch.tensor([args.noise_level], dtype=torch.float64))[0])
+    sampler = sf.Sampler(predictor=args.predictor, corrector=None, num_steps=args.num_steps, start_time=start)
+    began, parts, nfe = time.perf_counter(), [], 0
+    for i in range(0, len(images), args.batch):
+        given = from_unit_range(corrupted[i:i + args.batch], model)
+        res = sampler.sample(model, sde, tuple(given.shape), images=given,
+                             generator=torch.Generator().manual_seed(1000 + i))
+        parts.append(to_unit_range(res.samples, model))
+        nfe = res.nfe
+    restored = torch.cat(parts)
+    out["sdedit"] = {
+        "images": len(images), "noise_level": args.noise_level, "start_time": start, "predictor": args.predictor,
+        "num_steps": args.num_steps, "nfe": nfe, "seconds": round(time.perf_counter() - began, 1),
+        "restored": _share(classify(restored)[0] == labels),
+        "corrupted_inputs": _share(classify(corrupted)[0] == labels),
+        "originals": _share(classify(images)[0] == labels)}
+    loads.append(os.getloadavg()[0])
+    print("SDEdit", json.dumps(out["sdedit"]), flush=True)
+    # encoding
+    options = {"rtol": args.tolerance, "atol": args.tolerance, "eps": args.eps}
+    x = from_unit_range(test.x[:args.encode_images], model)
+    began = time.perf_counter()
+    enc = sf.encode(model, sde, x, **options)
+    dec = sf.decode(model, sde, enc.latents, **options)
+    _, prior_std = sde.marginal_prob(torch.zeros(1, 1, dtype=torch.float64), torch.tensor([sde.T], dtype=torch.float64))
+    z = enc.latents.double() / float(prior_std[0])
+    per_image_mean, per_image_var = z.flatten(1).mean(1), z.flatten(1).var(1)
+    n = len(z)
+    out["encoding"] = {
+        "images": n, "tolerance": args.tolerance, "eps": args.eps,
+        "reconstruction_mae": float((dec.samples - x).abs().mean()),
+        "reconstruction_mae_unit_range": float((to_unit_range(dec.samples, model) - test.x[:n]).abs().mean()),
+        "nfe_encode": enc.nfe, "nfe_decode": dec.nfe, "seconds": round(time.perf_counter() - began, 1),
+        "latent_mean": {"value": float(per_image_mean.mean()), "std_error": float(per_image_mean.std() / math.sqrt(n))},
+        "latent_variance": {"value": float(per_image_var.mean()), "std_error": float(per_image_var.std() / math.sqrt(n))}}
+    loads.append(os.getloadavg()[0])
+    print("encoding", json.dumps(out["encoding"]), flush=True)
+    # interpolation between same-class pairs
+    confident, frames_total, began = 0, 0, time.perf_counter()
+    pairs = []
+    for digit in range(10):
+        idx = torch.nonzero(test.labels == digit).flatten()[:2 * args.pairs_per_class]
+        pairs += [(int(idx[2 * k]), int(idx[2 * k + 1]), digit) for k in range(args.pairs_per_class)]
+    for a, b, digit in pairs:
+        res = sf.interpolate(model, sde, from_unit_range(test.x[a], model), from_unit_range(test.x[b], model),
+                             args.frames, **options)
+        label, confidence = classify(to_unit_range(res.samples[1:-1], model))
+        confident += int(((label == digit) & (confidence > 0.9)).sum())
+        frames_total += args.frames - 2
+    out["interpolation"] = {"pairs": len(pairs), "frames": args.frames, "inner_frames": frames_total,
+                            **_share(torch.tensor([True] * confident + [False] * (frames_total - confident))),
+                            "seconds": round(time.perf_counter() - began, 1)}
+    loads.append(os.getloadavg()[0])
+    print("interpolation", json.dumps(out["interpolation"]), flush=True)
+    out["load_average"] = {"min": min(loads), "max": max(loads)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="mnist", help="shipped model or run folder (default: %(default)s)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--sdedit-images", type=int, default=500)
+    parser.add_argument("--noise-level", type=float, default=0.5)
+    parser.add_argument("--predictor", default="euler")
+    parser.add_argument("--num-steps", type=int, default=100)
+    parser.add_argument("--encode-images", type=int, default=100)
+    parser.add_argument("--tolerance", type=float, default=1e-5)
+    parser.add_argument("--eps", type=float, default=1e-3)
+    parser.add_argument("--pairs-per-class", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=9)
+    parser.add_argument("--batch", type=int, default=250)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/img2img-encoding.json"))
+    args = parser.parse_args(argv)
+    result = run(args)
+    result["command"] = "python -m benchmarks.img2img_encoding " + " ".join(
+        argv if argv is not None else __import__("sys").argv[1:])
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
