@@ -323,13 +323,17 @@ def render(result: dict[str, Any]) -> str:
         "| NFE | diffusers' best | FD | scoreflow's best | FD |",
         "|---:|---|---:|---|---:|",
     ]
+    def cells(row: dict[str, Any] | None) -> str:
+        return f"{row['sampler']} | {row['fd']['mean']:.2f} +- {row['fd']['std_error']:.2f}" if row else "(not run) | -"
+
     for budget, best in result["best"].items():
-        d, s = best.get("diffusers"), best.get("scoreflow")
-        lines.append(f"| {budget} | {d['sampler']} | {d['fd']['mean']:.2f} +- {d['fd']['std_error']:.2f} | "
-                     f"{s['sampler']} | {s['fd']['mean']:.2f} +- {s['fd']['std_error']:.2f} |")
-    reference = next(r for r in result["rows"] if r["budget"] is None)
-    lines += ["", f"Reference: {reference['sampler'].replace(' (reference)', '')}, FD {reference['fd']['mean']:.2f} +- "
-              f"{reference['fd']['std_error']:.2f}.", ""]
+        lines.append(f"| {budget} | {cells(best.get('diffusers'))} | {cells(best.get('scoreflow'))} |")
+    reference = next((r for r in result["rows"] if r["budget"] is None), None)
+    if reference is not None:
+        lines += ["", f"Reference: {reference['sampler'].replace(' (reference)', '')}, FD "
+                  f"{reference['fd']['mean']:.2f} +- {reference['fd']['std_error']:.2f}.", ""]
+    else:
+        lines.append("")
     if "bpd" in result:
         b = result["bpd"]
         lines += [f"Test bits/dim through the bridge: **{b['mean']:.3f} +- {b['std_error']:.3f}** on {b['n']} "

@@ -14,7 +14,8 @@ Run::
 
     OMP_NUM_THREADS=1 python -m benchmarks.img2img_encoding --data-dir ../shared/data/mnist
 
-It writes ``benchmarks/results/img2img-encoding.json``.
+It writes ``benchmarks/results/img2img-encoding.json`` and, with ``--pictures docs/images``, the strips the
+controllable-generation guide shows (``sdedit-strip.png``, ``interpolation-strip.png``).
 """
 
 from __future__ import annotations
@@ -123,7 +124,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     loads.append(os.getloadavg()[0])
     print("interpolation", json.dumps(out["interpolation"]), flush=True)
     out["load_average"] = {"min": min(loads), "max": max(loads)}
+    if args.pictures:
+        pictures(model, sde, test, args, pairs[::args.pairs_per_class][:4], options)
     return out
+
+
+def pictures(model, sde, test, args: argparse.Namespace, pairs, options: dict[str, Any]) -> None:
+    """An SDEdit strip (8 corrupted test digits restored from several noise levels) and interpolation strips."""
+    from scoreflow.cli.commands import from_unit_range, to_unit_range
+    from scoreflow.pictures import save_rows_png
+
+    folder = Path(args.pictures)
+    images = test.x[args.sdedit_images:args.sdedit_images + 8]
+    corrupted = corrupt_bottom_third(images, torch.Generator().manual_seed(1))
+    rows = [("original", images), ("bottom third noise", corrupted)]
+    top = float(sde.noise_level(torch.tensor([sde.T], dtype=torch.float64))[0])
+    for level in (0.2, 0.5, 1.0, 3.0, top):
+        start = float(sde.time_at_noise_level(torch.tensor([level], dtype=torch.float64))[0])
+        sampler = sf.Sampler(predictor=args.predictor, num_steps=args.num_steps, start_time=start)
+        res = sampler.sample(model, sde, tuple(corrupted.shape), images=from_unit_range(corrupted, model),
+                             generator=torch.Generator().manual_seed(2))
+        rows.append((f"from noise {level:.3g}", to_unit_range(res.samples, model)))
+    save_rows_png(rows, folder / "sdedit-strip.png", title=f"SDEdit: {args.predictor}, {args.num_steps} steps "
+                                                            "from each start")
+    strips = []
+    for a, b, digit in pairs:
+        res = sf.interpolate(model, sde, from_unit_range(test.x[a], model), from_unit_range(test.x[b], model),
+                             args.frames, **options)
+        strips.append((f"two {digit}s", to_unit_range(res.samples, model)))
+    save_rows_png(strips, folder / "interpolation-strip.png",
+                  title="probability-flow latents interpolated spherically, decoded (dopri5)")
+    print(f"wrote {folder / 'sdedit-strip.png'} and {folder / 'interpolation-strip.png'}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -141,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=9)
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/img2img-encoding.json"))
+    parser.add_argument("--pictures", default=None, help="also write the guide's strips into this folder")
     args = parser.parse_args(argv)
     result = run(args)
     result["command"] = "python -m benchmarks.img2img_encoding " + " ".join(

@@ -302,3 +302,24 @@ def test_diffusers_mnist_comparison_trains_resumes_and_compares_on_a_few_digits(
     merged = json.loads((tmp_path / "m.json").read_text())
     row = next(r for r in merged["rows"] if r["sampler"] == "DDIM (trailing) @ NFE 5")
     assert merged["seeds"] == [0, 5] and len(row["fd"]["values"]) == 2 and row["fd"]["std_error"] > 0
+    # truncated grids: explored on another seed, the best added to the record without measuring its rows again
+    explored = tmp_path / "explore.json"
+    diffusers_mnist.main(["--model", str(run / "pipeline"), "--data-dir", str(MNIST_DIR), "--n", "3", "--batch",
+                          "3", "--seeds", "9", "--budgets", "5", "--bpd", "0", "--explore-truncation",
+                          "--out", str(explored), "--page", str(page)])
+    grids = json.loads(explored.read_text())["rows"]
+    assert len(grids) == len(diffusers_mnist.TRUNCATION_PREDICTORS) * len(diffusers_mnist.TRUNCATION_SCHEDULES) * \
+        len(diffusers_mnist.TRUNCATION_STARTS) * len(diffusers_mnist.TRUNCATION_ENDS)
+    assert all("sigma" in r["sampler"] and r["nfe"] <= 5 for r in grids)
+    added = tmp_path / "added.json"
+    diffusers_mnist.main(["--model", str(run / "pipeline"), "--data-dir", str(MNIST_DIR), "--n", "3", "--batch", "3",
+                          "--seeds", "0", "--budgets", "5", "--reference-steps", "3", "--bpd", "0", "--tune-trajectories",
+                          "0", "--extend",
+                          str(out), "--truncation-from", str(explored), "--out", str(added), "--page", str(page)])
+    new_rows = json.loads(added.read_text())["rows"]
+    best_grid = min(grids, key=lambda r: r["fd"]["mean"])
+    assert [r["sampler"] for r in new_rows] == [best_grid["sampler"]]  # the rows of --extend are not measured
+    diffusers_mnist.main(["--merge", str(added), "--extend", str(out), "--out", str(tmp_path / "e.json"),
+                          "--page", str(page)])
+    extended = json.loads((tmp_path / "e.json").read_text())
+    assert len(extended["rows"]) == len(result["rows"]) + 1 and "Truncated grids" in page.read_text()
