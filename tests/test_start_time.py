@@ -137,3 +137,11 @@ def test_bad_images_are_refused(ve, oracle):
         sampler.sample(score, ve, (4, 2), images=torch.full((4, 2), float("nan")))
     with pytest.raises(ValueError, match="not both"):
         sampler.sample(score, ve, (4, 2), images=torch.zeros(4, 2), init=torch.zeros(4, 2))
+
+
+def test_img2img_from_T_is_plain_sampling_in_distribution(ve, oracle, oracle_logp):
+    """Images noised to T (sigma 50) are forgotten: points all in one mode come back as the whole mixture."""
+    one_mode = oracle.means[0].expand(N, 2).clone().float()
+    res = sf.Sampler(predictor="euler", num_steps=500, start_time=ve.T).sample(
+        oracle.score_model(ve), ve, (N, 2), images=one_mode, generator=torch.Generator().manual_seed(4))
+    assert_mixture_close(oracle, res.samples, reference_logp=oracle_logp, label="SDEdit from T")
