@@ -63,7 +63,9 @@ TUNED = ("dpmpp_2m", "deis")
 #: these schedules, started at each of these noise levels (diffusers' "leading" spacing starts at 33, 61 and 90
 #: at NFE 5, 10 and 20) and stopped at each of these before the final denoising step (leading stops at 0.58,
 #: 0.30 and 0.18).
-TRUNCATION_PREDICTORS = ("dpmpp_2m", "unipc", "edm_heun")
+TRUNCATION_PREDICTORS: dict[str, tuple[str, dict[str, Any]]] = {
+    "dpmpp_2m": ("dpmpp_2m", {}), "unipc": ("unipc", {}), "unipc order 2": ("unipc", {"order": 2}),
+    "edm_heun": ("edm_heun", {})}
 TRUNCATION_SCHEDULES = ("uniform_t", "karras")
 TRUNCATION_STARTS = (90.0, 60.0, 33.0)
 TRUNCATION_ENDS = (0.58, 0.3, 0.15, 0.08)
@@ -102,13 +104,15 @@ def draw(sample: Callable[[int, torch.Generator], tuple[torch.Tensor, int]], n: 
 
 
 def truncated_sampler(sde, predictor: str, schedule: str, start: float, end: float, budget: int) -> sf.Sampler:
-    """``predictor`` on ``schedule`` from noise level ``start`` down to ``end`` (then its final denoising step),
-    within ``budget`` evaluations."""
+    """``predictor`` (a key of :data:`TRUNCATION_PREDICTORS`) on ``schedule`` from noise level ``start`` down to
+    ``end`` (then its final denoising step), within ``budget`` evaluations."""
     from scoreflow.sampling.tuning import steps_for_nfe
 
+    name, options = TRUNCATION_PREDICTORS[predictor]
     times = sde.time_at_noise_level(torch.tensor([start, end], dtype=torch.float64)).tolist()
-    steps = steps_for_nfe(predictor, budget, sde, eps=times[1])
-    return sf.Sampler(predictor=predictor, num_steps=steps, schedule=schedule, start_time=times[0], eps=times[1])
+    steps = steps_for_nfe(name, budget, sde, eps=times[1])
+    return sf.Sampler(predictor=name, predictor_options=options, num_steps=steps, schedule=schedule,
+                      start_time=times[0], eps=times[1])
 
 
 def truncation_label(predictor: str, schedule: str, start: float, end: float) -> str:
@@ -366,7 +370,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tune-trajectories", type=int, default=64, help="warm-up draws for tuned grids (0: none)")
     parser.add_argument("--bpd", type=int, default=500, help="test images for bits/dim (0: skip)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/diffusers-mnist.json"))
-    parser.add_argument("--page", default=str(ROOT / "docs/reproduction/diffusers-mnist.md"))
+    parser.add_argument("--page", default=None,
+                        help="page to render (default: docs/reproduction/diffusers-mnist.md; none with "
+                             "--explore-truncation)")
     parser.add_argument("--render", action="store_true", help="only rewrite the page from --out")
     parser.add_argument("--merge", nargs="+", metavar="RECORD", help="join records of other seeds into --out")
     parser.add_argument("--extend", metavar="RECORD",
@@ -388,8 +394,11 @@ def main(argv: list[str] | None = None) -> None:
         result["command"] = "python -m benchmarks.diffusers_mnist " + " ".join(argv if argv is not None else
                                                                               __import__("sys").argv[1:])
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    Path(args.page).write_text(render(json.loads(Path(args.out).read_text())))
-    print(f"wrote {args.out} and {args.page}")
+    if args.page is None and not args.explore_truncation:
+        args.page = str(ROOT / "docs/reproduction/diffusers-mnist.md")
+    if args.page:
+        Path(args.page).write_text(render(json.loads(Path(args.out).read_text())))
+    print(f"wrote {args.out}" + (f" and {args.page}" if args.page else ""))
 
 
 if __name__ == "__main__":

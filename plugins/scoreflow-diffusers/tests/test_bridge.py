@@ -110,6 +110,27 @@ def test_ddim_reproduces_diffusers_ddim_scheduler_on_the_same_noise_levels(steps
     assert float((ours - theirs).abs().max()) < 1e-4
 
 
+@pytest.mark.parametrize(("steps", "spacing"), [(5, "leading"), (10, "trailing"), (20, "leading")])
+def test_unipc_reproduces_diffusers_unipc_scheduler_on_the_same_noise_levels(steps, spacing):
+    """scoreflow's ``unipc`` (order 2) on diffusers' timesteps, ended by its denoising step, is diffusers'
+    ``UniPCMultistepScheduler`` (bh2, order 2, lower order at the end of short schedules, last step to 0)."""
+    from scoreflow_diffusers import bridge
+
+    scheduler = diffusers.UniPCMultistepScheduler(num_train_timesteps=1000, timestep_spacing=spacing, solver_order=2)
+    model, sde = bridge(_NearlyTrained(_unet()), scheduler)
+    x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    scheduler.set_timesteps(steps)
+    theirs = x.clone()
+    with torch.no_grad():
+        for t in scheduler.timesteps:
+            theirs = scheduler.step(model.unet(theirs, t).sample, t, theirs).prev_sample
+        times = (scheduler.timesteps.to(F64) + 1) / 1000
+        ours = sf.Sampler(predictor="unipc", predictor_options={"order": 2}, times=times).sample(
+            model, sde, (4, 1, 8, 8), init=x)
+    assert ours.nfe == steps
+    assert float((ours.samples - theirs).abs().max()) < 1e-4
+
+
 def test_ve_score_models_with_fourier_embedding_return_the_score_at_the_noise_level():
     scheduler = diffusers.ScoreSdeVeScheduler(sigma_min=0.01, sigma_max=50.0)
     model, sde = _bridge(scheduler, time_embedding_type="fourier")

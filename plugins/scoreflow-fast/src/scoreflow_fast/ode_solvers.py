@@ -381,10 +381,14 @@ class UniPC(_SigmaPredictor):
         return y_next
 
     def _order(self, i: int, n: int) -> int:
-        """Warm-up while history builds, and lower order at the end of short schedules."""
+        """Warm-up while history builds, and lower order at the end of short schedules. The final denoising
+        step (:meth:`finish`, the first-order step to noise level 0) counts as the last step, as it does in the
+        reference implementation and diffusers' ``UniPCMultistepScheduler`` (``lower_order_final``): counting
+        from the grid's last point instead lowered the order one step early, and on a diffusers MNIST model at
+        NFE 5 it cost 46.2 against 40.5 Frechet distance on the same grid."""
         order = min(self.order, i + 1)
-        if n < 15:
-            order = min(order, n - i)
+        if n + 1 < 15:
+            order = min(order, n + 1 - i)
         return max(order, 1)
 
     @staticmethod
