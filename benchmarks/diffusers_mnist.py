@@ -62,9 +62,10 @@ TUNED = ("dpmpp_2m", "deis")
 #: Truncated grids explored with ``--explore-truncation`` (on a seed that is never measured): these predictors on
 #: these schedules, started at each of these noise levels (diffusers' "leading" spacing starts at 33, 61 and 90
 #: at NFE 5, 10 and 20) and stopped at each of these before the final denoising step (leading stops at 0.58,
-#: 0.30 and 0.18).
+#: 0.30 and 0.18). ``unipc`` counts its final denoising step as the last step, as diffusers' UniPC does.
 TRUNCATION_PREDICTORS: dict[str, tuple[str, dict[str, Any]]] = {
-    "dpmpp_2m": ("dpmpp_2m", {}), "unipc": ("unipc", {}), "unipc order 2": ("unipc", {"order": 2}),
+    "dpmpp_2m": ("dpmpp_2m", {}), "unipc": ("unipc", {"denoise_is_last_step": True}),
+    "unipc order 2": ("unipc", {"order": 2, "denoise_is_last_step": True}),
     "edm_heun": ("edm_heun", {})}
 TRUNCATION_SCHEDULES = ("uniform_t", "karras")
 TRUNCATION_STARTS = (90.0, 60.0, 33.0)

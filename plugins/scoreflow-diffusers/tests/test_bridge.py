@@ -112,7 +112,7 @@ def test_ddim_reproduces_diffusers_ddim_scheduler_on_the_same_noise_levels(steps
 
 @pytest.mark.parametrize(("steps", "spacing"), [(5, "leading"), (10, "trailing"), (20, "leading")])
 def test_unipc_reproduces_diffusers_unipc_scheduler_on_the_same_noise_levels(steps, spacing):
-    """scoreflow's ``unipc`` (order 2) on diffusers' timesteps, ended by its denoising step, is diffusers'
+    """scoreflow's ``unipc`` (order 2, the denoising step counted as the last) on diffusers' timesteps is diffusers'
     ``UniPCMultistepScheduler`` (bh2, order 2, lower order at the end of short schedules, last step to 0)."""
     from scoreflow_diffusers import bridge
 
@@ -125,7 +125,8 @@ def test_unipc_reproduces_diffusers_unipc_scheduler_on_the_same_noise_levels(ste
         for t in scheduler.timesteps:
             theirs = scheduler.step(model.unet(theirs, t).sample, t, theirs).prev_sample
         times = (scheduler.timesteps.to(F64) + 1) / 1000
-        ours = sf.Sampler(predictor="unipc", predictor_options={"order": 2}, times=times).sample(
+        ours = sf.Sampler(predictor="unipc", predictor_options={"order": 2, "denoise_is_last_step": True},
+                          times=times).sample(
             model, sde, (4, 1, 8, 8), init=x)
     assert ours.nfe == steps
     assert float((ours.samples - theirs).abs().max()) < 1e-4
