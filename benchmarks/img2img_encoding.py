@@ -1,9 +1,9 @@
 """Image-to-image (SDEdit) and probability-flow encoding on a shipped MNIST model, judged by the MNIST classifier.
 
 - **SDEdit restoration**: test digits with their bottom third replaced by uniform noise, noised by the forward process
-  to the noise level ``--noise-level`` (0.5) and sampled back (``Sampler(start_time=...).sample(images=...)``);
-  the share of results the classifier assigns the original label, beside the share for the corrupted inputs and
-  for the originals.
+  to each of ``--noise-levels`` and sampled back (``Sampler(start_time=...).sample(images=...)``), and the same
+  guided by the ``inpaint`` condition keeping the intact top two thirds; the share of results the classifier
+  assigns the original label, beside the share for the corrupted inputs and for the originals.
 - **Encoding**: ``sf.encode`` then ``sf.decode`` (dopri5, tolerance 1e-5) of test digits: the mean absolute
   reconstruction error per pixel; the latents divided by the prior's std against N(0, 1) (mean and variance with
   their standard errors, over images: the pixels of one image are not independent).
@@ -69,24 +69,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     g = torch.Generator().manual_seed(0)
     images, labels = test.x[:args.sdedit_images], test.labels[:args.sdedit_images]
     corrupted = corrupt_bottom_third(images, g)
-    start = float(sde.time_at_noise_level(torch.tensor([args.noise_level], dtype=torch.float64))[0])
-    sampler = sf.Sampler(predictor=args.predictor, corrector=None, num_steps=args.num_steps, start_time=start)
-    began, parts, nfe = time.perf_counter(), [], 0
-    for i in range(0, len(images), args.batch):
-        given = from_unit_range(corrupted[i:i + args.batch], model)
-        res = sampler.sample(model, sde, tuple(given.shape), images=given,
-                             generator=torch.Generator().manual_seed(1000 + i))
-        parts.append(to_unit_range(res.samples, model))
-        nfe = res.nfe
-    restored = torch.cat(parts)
+    known = torch.ones_like(images, dtype=torch.bool)
+    known[..., images.shape[-2] - images.shape[-2] // 3:, :] = False  # the top two thirds are intact
+
+    def restore(level: float, guided: bool) -> dict[str, Any]:
+        start = float(sde.time_at_noise_level(torch.tensor([level], dtype=torch.float64))[0])
+        began, parts, nfe = time.perf_counter(), [], 0
+        for i in range(0, len(images), args.batch):
+            given = from_unit_range(corrupted[i:i + args.batch], model)
+            condition = {"condition": "inpaint", "condition_options": {"known": given, "mask": known[i:i + args.batch]}
+                         } if guided else {}
+            sampler = sf.Sampler(predictor=args.predictor, corrector=None, num_steps=args.num_steps,
+                                 start_time=start, **condition)
+            res = sampler.sample(model, sde, tuple(given.shape), images=given,
+                                 generator=torch.Generator().manual_seed(1000 + i))
+            parts.append(to_unit_range(res.samples, model))
+            nfe = res.nfe
+        row = {"noise_level": level, "start_time": start, "guided": guided, "nfe": nfe,
+               "seconds": round(time.perf_counter() - began, 1),
+               "restored": _share(classify(torch.cat(parts))[0] == labels)}
+        print("SDEdit", json.dumps(row), flush=True)
+        return row
+
     out["sdedit"] = {
-        "images": len(images), "noise_level": args.noise_level, "start_time": start, "predictor": args.predictor,
-        "num_steps": args.num_steps, "nfe": nfe, "seconds": round(time.perf_counter() - began, 1),
-        "restored": _share(classify(restored)[0] == labels),
+        "images": len(images), "predictor": args.predictor, "num_steps": args.num_steps,
         "corrupted_inputs": _share(classify(corrupted)[0] == labels),
-        "originals": _share(classify(images)[0] == labels)}
+        "originals": _share(classify(images)[0] == labels),
+        "rows": [restore(level, False) for level in args.noise_levels]
+        + [restore(level, True) for level in args.guided_noise_levels]}
     loads.append(os.getloadavg()[0])
-    print("SDEdit", json.dumps(out["sdedit"]), flush=True)
     # encoding
     options = {"rtol": args.tolerance, "atol": args.tolerance, "eps": args.eps}
     x = from_unit_range(test.x[:args.encode_images], model)
@@ -161,8 +172,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="mnist", help="shipped model or run folder (default: %(default)s)")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--sdedit-images", type=int, default=500)
-    parser.add_argument("--noise-level", type=float, default=0.5)
+    parser.add_argument("--sdedit-images", type=int, default=300)
+    parser.add_argument("--noise-levels", type=float, nargs="+", default=[0.5, 1.0, 2.0],
+                        help="SDEdit start noise levels (default: %(default)s)")
+    parser.add_argument("--guided-noise-levels", type=float, nargs="*", default=[0.5, 1.0],
+                        help="the same with the intact top two thirds kept by the inpaint condition (guided SDEdit)")
     parser.add_argument("--predictor", default="euler")
     parser.add_argument("--num-steps", type=int, default=100)
     parser.add_argument("--encode-images", type=int, default=100)

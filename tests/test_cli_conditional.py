@@ -154,3 +154,34 @@ def test_start_time_is_refused_with_an_ode_solver(digits_run, tmp_path, capsys):
     assert main(["sample", "--checkpoint", str(run), "--num-samples", "2", "--ode-solver", "rk4", "--start-time",
                  "0.5", "--out", str(tmp_path / "x")]) == 2
     assert "--start-time applies to predictor-corrector sampling" in capsys.readouterr().err
+
+
+def test_encode_and_interpolate_commands(digits_run, tmp_path, capsys):
+    run, _ = digits_run
+    out = tmp_path / "enc"
+    assert main(["encode", "--checkpoint", str(run), "--images", "test", "--count", "5", "--batch-size", "3",
+                 "--rtol", "1e-4", "--atol", "1e-4", "--out", str(out)]) == 0
+    saved = load_file(str(out / "latents.safetensors"))
+    assert saved["latents"].shape == saved["images"].shape == (5, 1, 8, 8) and saved["labels"].shape == (5,)
+    # the round trip's accuracy is tested on exact scores (tests/test_encoding.py); this 4-step model's ODE is not
+    # smooth, so only that the command reports what it stored
+    stated = float(capsys.readouterr().out.split("differs by ")[1].split(" per pixel")[0])
+    assert stated == pytest.approx(float(saved["reconstruction_error"].mean()), rel=1e-2)
+    assert main(["interpolate", "--checkpoint", str(run), "--images", "test", "--start", "3", "--frames", "5",
+                 "--rtol", "1e-4", "--atol", "1e-4", "--out", str(tmp_path / "int")]) == 0
+    frames = load_file(str(tmp_path / "int" / "interpolation.safetensors"))
+    assert frames["frames"].shape == (5, 1, 8, 8) and (tmp_path / "int" / "interpolation.png").stat().st_size
+    assert torch.isfinite(frames["frames"]).all()
+
+
+@pytest.mark.parametrize(("command", "argv", "match"), [
+    ("encode", ["--solver", "bogus"], "bogus"),
+    ("encode", ["--eps", "2"], "eps"),
+    ("interpolate", ["--frames", "1"], "--frames must be at least 2"),
+    ("interpolate", ["--count", "1"], "needs two images, got 1"),
+])
+def test_bad_encode_options_are_named(digits_run, tmp_path, capsys, command, argv, match):
+    run, _ = digits_run
+    assert main([command, "--checkpoint", str(run), "--images", "test", "--out", str(tmp_path / "x"), *argv]) == 2
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

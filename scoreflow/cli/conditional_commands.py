@@ -193,4 +193,76 @@ def img2img(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["guidance_condition", "img2img", "inpaint", "train_classifier"]
+def _opened_images(args: argparse.Namespace) -> tuple[OpenedModel, torch.Tensor, torch.Tensor | None]:
+    resolve_device(args.device)  # before any work
+    args.checkpoint_given = args.checkpoint
+    opened = open_model(args)
+    if len(opened.data_shape) != 3:
+        raise ValueError(f"{args.command} works on image models; this checkpoint's samples have shape "
+                         f"{opened.data_shape}")
+    images, labels = _load_images(args, opened)
+    return opened, images, labels
+
+
+def _ode_options(args: argparse.Namespace, sde: Any) -> dict[str, Any]:
+    from scoreflow.flow.probability_flow import resolve_solver
+    from scoreflow.validators import check_eps
+
+    check_eps(args.eps, sde.T)
+    resolve_solver(args.solver, rtol=args.rtol, atol=args.atol)  # an unknown solver or option fails before work
+    return {"solver": args.solver, "rtol": args.rtol, "atol": args.atol, "eps": args.eps}
+
+
+def encode(args: argparse.Namespace) -> int:
+    from safetensors.torch import save_file
+
+    from scoreflow.flow.encoding import decode as decode_latents
+    from scoreflow.flow.encoding import encode as encode_images
+
+    opened, images, labels = _opened_images(args)
+    model, sde = opened.model, opened.sde
+    options = _ode_options(args, sde)
+    out = writable_folder(args.out)
+    latents, errors, nfe = [], [], 0
+    for i in range(0, len(images), args.batch_size):
+        x = from_unit_range(images[i:i + args.batch_size], model).to(args.device)
+        enc = encode_images(model, sde, x, **options)
+        back = to_unit_range(decode_latents(model, sde, enc.latents, **options).samples, model)
+        latents.append(enc.latents.cpu())
+        errors.append((back.cpu() - images[i:i + args.batch_size]).abs().flatten(1).mean(1))
+        nfe = max(nfe, enc.nfe)
+    z, error = torch.cat(latents), torch.cat(errors)
+    save_file({"images": images.contiguous(), "latents": z.contiguous(), "reconstruction_error": error.contiguous(),
+               **({} if labels is None else {"labels": labels.contiguous()})}, str(out / "latents.safetensors"))
+    print(f"encoded {len(z)} images ({args.solver}, up to {nfe} evaluations each): latent mean {float(z.mean()):.4f}, "
+          f"std {float(z.std()):.4f}; decoding them back differs by {float(error.mean()):.2e} per pixel on average "
+          f"(in [0, 1]): {out / 'latents.safetensors'}")
+    return 0
+
+
+def interpolate(args: argparse.Namespace) -> int:
+    from safetensors.torch import save_file
+
+    from scoreflow.flow.encoding import interpolate as interpolate_latents
+    from scoreflow.pictures import save_rows_png
+
+    if args.frames < 2:
+        raise ValueError(f"--frames must be at least 2 (the two ends), got {args.frames}")
+    opened, images, _ = _opened_images(args)
+    if len(images) < 2:
+        raise ValueError(f"interpolate needs two images, got {len(images)}")
+    model, sde = opened.model, opened.sde
+    options = _ode_options(args, sde)
+    out = writable_folder(args.out)
+    pair = from_unit_range(images[:2], model).to(args.device)
+    res = interpolate_latents(model, sde, pair[0], pair[1], args.frames, **options)
+    frames = to_unit_range(res.samples.cpu(), model)
+    save_file({"images": images[:2].contiguous(), "frames": frames.contiguous()}, str(out / "interpolation.safetensors"))
+    save_rows_png([("frames", frames)], out / "interpolation.png",
+                  title=f"probability-flow latents interpolated spherically ({args.solver})")
+    print(f"interpolated {args.frames} frames ({res.nfe} evaluations): {out / 'interpolation.png'} and "
+          f"{out / 'interpolation.safetensors'}")
+    return 0
+
+
+__all__ = ["encode", "guidance_condition", "img2img", "inpaint", "interpolate", "train_classifier"]

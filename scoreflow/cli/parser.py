@@ -364,6 +364,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset of the images (default: the run's; needed for a model from a source such as "
                         "diffusers:DIR, which records none)")
     p.set_defaults(func=_run_conditional("img2img"))
+    for name, text in (("encode", "probability-flow latents of images (the ODE from eps to T) and their reconstruction "
+                                  "error; writes latents.safetensors"),
+                       ("interpolate", "decode spherical interpolations between the probability-flow latents of two "
+                                       "images; writes interpolation.png and interpolation.safetensors")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--checkpoint", required=True, help="run folder, checkpoint folder or shipped model name")
+        p.add_argument("--images", nargs="+", required=True,
+                       help="'test' or 'train' (images of the checkpoint's dataset, see --count/--start) or PNG files"
+                            + ("; interpolate takes the first two" if name == "interpolate" else ""))
+        p.add_argument("--count", type=_positive_int, default=16 if name == "encode" else 2,
+                       help="images of the split (default: %(default)s)")
+        p.add_argument("--start", type=int, default=0, help="first image of the split (default: %(default)s)")
+        if name == "interpolate":
+            p.add_argument("--frames", type=_positive_int, default=9, help="frames, the two ends included "
+                                                                          "(default: %(default)s)")
+        p.add_argument("--solver", default="dopri5", help="ODE solver (default: %(default)s)")
+        p.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance (default: %(default)s)")
+        p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default: %(default)s)")
+        p.add_argument("--eps", type=float, default=1e-3, help="the time the data sit at (default: %(default)s)")
+        p.add_argument("--batch-size", type=_positive_int, default=64, help="images per solve (default: %(default)s)")
+        p.add_argument("--out", default=name, help="output folder (default: %(default)s)")
+        p.add_argument("--dataset", default=None, help="dataset of the images (default: the run's)")
+        p.add_argument("--data-dir", default=None, help="the dataset's folder (default: its own location)")
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--no-ema", action="store_true")
+        p.add_argument("--seed", type=int, default=0)
+        p.set_defaults(func=_run_conditional(name))
     p = sub.add_parser("tune-schedule", help="tune time grids for one sampler and NFE budgets on a model "
                                              "(stored with the run; sample with --schedule tuned)")
     p.add_argument("--checkpoint", required=True, help="run folder, checkpoint folder or shipped model name")
