@@ -323,3 +323,19 @@ def test_diffusers_mnist_comparison_trains_resumes_and_compares_on_a_few_digits(
                           "--page", str(page)])
     extended = json.loads((tmp_path / "e.json").read_text())
     assert len(extended["rows"]) == len(result["rows"]) + 1 and "Truncated grids" in page.read_text()
+
+
+def test_folder_minutes_trains_in_stages_and_evaluates_each(tmp_path):
+    """benchmarks.folder_minutes: a generated folder, two resumed stages, the guide's evaluate after each."""
+    import json
+
+    from benchmarks import folder_minutes
+
+    out = tmp_path / "r.json"
+    folder_minutes.main(["--folder", str(tmp_path / "shapes"), "--run", str(tmp_path / "run"), "--images", "24",
+                         "--stages", "2", "3", "--eval-samples", "4", "--bpd-images", "2", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert [s["steps"] for s in result["stages"]] == [2, 3] and len(list((tmp_path / "shapes").glob("*.png"))) == 24
+    assert all("uniform_noise" in s["quality"]["references"] for s in result["stages"])
+    assert result["stages"][1]["minutes_trained"] >= result["stages"][0]["minutes_trained"]
+    assert str(tmp_path) not in result["command"]

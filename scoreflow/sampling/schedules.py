@@ -62,10 +62,11 @@ def _check_request(sde: SDE, num_steps: int, eps: float) -> None:
 
 
 def check_start(start: Any, sde: SDE, eps: float) -> float:
-    """Validate a start time: a real number in ``(eps, sde.T]``."""
+    """Validate a start time: a real number in ``(eps, sde.T]`` (within ``1e-6 T`` above ``T`` counts as ``T``, for
+    times found by inverting the noise level at the top); returns it, at most ``T``."""
     if isinstance(start, bool) or not isinstance(start, (int, float)) or not math.isfinite(start):
         raise ValueError(f"start_time must be a real number in (eps, T] = ({eps:g}, {sde.T:g}], got {start!r}")
-    if not eps < start <= sde.T * (1 + 1e-12):
+    if not eps < start <= sde.T * (1 + 1e-6):  # a time a bisection put a rounding beyond T is T
         raise ValueError(f"start_time must lie in (eps, T] = ({eps:g}, {sde.T:g}], got {start!r}")
     return min(float(start), sde.T)
 
