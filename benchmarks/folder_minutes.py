@@ -50,7 +50,7 @@ def make_folder(folder: Path, n: int, seed: int = 0) -> None:
         Image.fromarray(image).save(folder / f"{i:05d}.png")
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, record: Any = None) -> dict[str, Any]:
     from scoreflow.cli import main
 
     folder, run_dir = Path(args.folder), Path(args.run)
@@ -73,8 +73,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         loads.append(os.getloadavg()[0])
         print(json.dumps({"steps": steps, "minutes": stage["minutes_trained"],
                           "fd": quality.get("frechet_distance"), "kid": quality.get("kid")}), flush=True)
-    return {"images": args.images, "recipe": RECIPE, "threads": torch.get_num_threads(), "stages": stages,
-            "load_average": {"min": min(loads), "max": max(loads)}}
+        result = {"images": args.images, "recipe": RECIPE, "threads": torch.get_num_threads(), "stages": stages,
+                  "load_average": {"min": min(loads), "max": max(loads)}}
+        if record is not None:  # after every stage, so a long run stopped early keeps what it measured
+            record(result)
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,12 +90,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bpd-images", type=int, default=32)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/folder-minutes.json"))
     args = parser.parse_args(argv)
-    result = run(args)
-    result["command"] = (f"python -m benchmarks.folder_minutes --folder DIR --run RUN --images {args.images} --stages "
-                         f"{' '.join(map(str, args.stages))} --eval-samples {args.eval_samples} --bpd-images "
-                         f"{args.bpd_images}")
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+
+    def record(result: dict[str, Any]) -> None:
+        result["command"] = (f"python -m benchmarks.folder_minutes --folder DIR --run RUN --images {args.images} "
+                             f"--stages {' '.join(map(str, args.stages))} --eval-samples {args.eval_samples} "
+                             f"--bpd-images {args.bpd_images}")
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.out}", flush=True)
+
+    run(args, record)
 
 
 if __name__ == "__main__":
