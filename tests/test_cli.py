@@ -183,7 +183,7 @@ def test_sample_refuses_an_unwritable_out_before_sampling(tmp_path, capsys):
 @pytest.mark.parametrize("argv, match", [
     (["--ode-solver", "rk45"], "Unknown ode_solver 'rk45'"),
     (["--ode-solver", "dopri5", "--eps", "2"], "eps must lie in (0, T=1.0), got 2.0"),
-    (["--eps", "2"], "eps must lie in (0, 1), got 2.0"),
+    (["--eps", "2"], "eps must lie in (0, T=1.0), got 2.0"),
     (["--predictor", "eulr"], "Unknown predictor 'eulr'"),
     (["--solver-options", '{"num_steps": 3}'], "--solver-options applies to --ode-solver sampling"),
     (["--ode-solver", "rk4", "--solver-options", '{"num_steps": 0}'], "num_steps"),

@@ -72,6 +72,19 @@ def test_denoise_returns_the_last_mean(ve, oracle):
     assert not torch.equal(noisy.samples, clean.samples)
 
 
+def test_eps_is_checked_against_the_sdes_end_time(ve):
+    """One eps rule: positive at construction, below the SDE's T when the SDE is known (an SDE with T = 2 takes 1.5)."""
+    with pytest.raises(ValueError, match=r"eps must lie in \(0, T=1.0\), got 1.5"):
+        sf.Sampler(eps=1.5).check(ve)
+
+    class LongVE(sf.VESDE):
+        @property
+        def T(self) -> float:  # noqa: N802
+            return 2.0
+
+    sf.Sampler(eps=1.5, num_steps=3).check(LongVE(sigma_min=0.01, sigma_max=10.0))
+
+
 def test_unknown_names_fail_at_construction():
     with pytest.raises(sf.UnknownComponentError, match=r"Unknown predictor 'eulr'.*Did you mean 'euler'"):
         sf.Sampler(predictor="eulr")
@@ -79,7 +92,8 @@ def test_unknown_names_fail_at_construction():
         sf.Sampler(corrector="langvin")
 
 
-@pytest.mark.parametrize("kwargs", [dict(num_steps=0), dict(eps=0.0), dict(eps=1.5), dict(snr=-1), dict(n_steps=-1)])
+@pytest.mark.parametrize("kwargs", [dict(num_steps=0), dict(eps=0.0), dict(eps=float("inf")), dict(snr=-1),
+                                    dict(n_steps=-1)])
 def test_bad_hyperparameters(kwargs):
     with pytest.raises((ValueError, TypeError)):
         sf.Sampler(**kwargs)

@@ -18,7 +18,7 @@ from scoreflow.sampling.conditioning import Condition
 from scoreflow.sampling.correctors import NoneCorrector
 from scoreflow.sampling.schedules import Schedule, check_start, check_times, default_schedule_name
 from scoreflow.tensor import batch_broadcast, check_finite, randn_like
-from scoreflow.validators import non_negative_int, positive_int
+from scoreflow.validators import check_eps, non_negative_int, positive_int
 
 if TYPE_CHECKING:
     from scoreflow.plugins import PluginHost
@@ -34,8 +34,9 @@ class SampleResult:
 
 
 def _positive_eps(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not (0 < value < 1):
-        raise ValueError(f"eps must lie in (0, 1), got {value!r}")
+    """Positive and finite; below the SDE's ``T`` is checked with the SDE (:meth:`Sampler.check`, ``check_eps``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"eps must be a positive number below the SDE's end time T, got {value!r}")
 
 
 def _positive_time(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -267,8 +268,7 @@ class Sampler:
         """
         self._predictor.check_sde(sde)
         self._corrector.check_sde(sde)
-        if self.eps_for(sde) >= sde.T:
-            raise ValueError(f"eps={self.eps_for(sde)} must be smaller than the SDE's end time T={sde.T}")
+        check_eps(self.eps_for(sde), sde.T)
         if not isinstance(self._predictor, TrajectorySolver):  # a trajectory solver picks its own steps
             self.grid(sde)  # an unknown default schedule or an invalid grid fails here, before sampling
         elif self.start_time is not None:
