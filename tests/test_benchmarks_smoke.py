@@ -258,7 +258,7 @@ def test_render_prints_every_row_of_a_stored_record(capsys):
     assert len(rows) == len(json.loads(record.read_text())["quality"])
 
 
-def test_diffusers_mnist_comparison_trains_resumes_and_compares_on_a_few_digits(tmp_path):
+def test_diffusers_mnist_comparison_trains_resumes_and_compares_on_a_few_digits(tmp_path, monkeypatch):
     """benchmarks.diffusers_mnist_train resumes from its state and saves a pipeline; benchmarks.diffusers_mnist
     runs diffusers' schedulers and scoreflow's samplers on it, names each library's best per budget, and measures
     bits/dim through the bridge."""
@@ -303,6 +303,8 @@ def test_diffusers_mnist_comparison_trains_resumes_and_compares_on_a_few_digits(
     row = next(r for r in merged["rows"] if r["sampler"] == "DDIM (trailing) @ NFE 5")
     assert merged["seeds"] == [0, 5] and len(row["fd"]["values"]) == 2 and row["fd"]["std_error"] > 0
     # truncated grids: explored on another seed, the best added to the record without measuring its rows again
+    monkeypatch.setattr(diffusers_mnist, "TRUNCATION_SCHEDULES", ("karras",))  # a smaller grid, for time
+    monkeypatch.setattr(diffusers_mnist, "TRUNCATION_STARTS", (33.0,))
     explored = tmp_path / "explore.json"
     diffusers_mnist.main(["--model", str(run / "pipeline"), "--data-dir", str(MNIST_DIR), "--n", "3", "--batch",
                           "3", "--seeds", "9", "--budgets", "5", "--bpd", "0", "--explore-truncation",
