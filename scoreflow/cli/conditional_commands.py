@@ -105,17 +105,25 @@ def _mask(spec: str, shape: tuple[int, ...], seed: int) -> torch.Tensor:
     return named_mask(spec, shape, generator=torch.Generator().manual_seed(seed))
 
 
+def _open_image_model(args: argparse.Namespace) -> OpenedModel:
+    """The checkpoint of an image command (inpaint, img2img, encode, interpolate), the device checked first;
+    refused unless its samples are images."""
+    resolve_device(args.device)  # before any work
+    args.checkpoint_given = args.checkpoint
+    opened = open_model(args)
+    if len(opened.data_shape) != 3:
+        raise ValueError(f"{args.command} works on image models; this checkpoint's samples have shape "
+                         f"{opened.data_shape}")
+    return opened
+
+
 def inpaint(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
     from scoreflow.pictures import save_rows_png
 
-    resolve_device(args.device)  # before any work
-    args.checkpoint_given = args.checkpoint
-    opened = open_model(args)
+    opened = _open_image_model(args)
     model, sde, shape = opened.model, opened.sde, opened.data_shape
-    if len(shape) != 3:
-        raise ValueError(f"inpaint works on image models; this checkpoint's samples have shape {shape}")
     args.ode_solver = None
     base = _sampler_from_args(args)
     base.check(sde)
@@ -162,12 +170,8 @@ def img2img(args: argparse.Namespace) -> int:
 
     from scoreflow.pictures import save_rows_png
 
-    resolve_device(args.device)  # before any work
-    args.checkpoint_given = args.checkpoint
-    opened = open_model(args)
-    model, sde, shape = opened.model, opened.sde, opened.data_shape
-    if len(shape) != 3:
-        raise ValueError(f"img2img works on image models; this checkpoint's samples have shape {shape}")
+    opened = _open_image_model(args)
+    model, sde = opened.model, opened.sde
     args.start_time = _start_time(args, sde)
     sampler = _sampler_from_args(args)
     sampler.check(sde)
@@ -194,12 +198,7 @@ def img2img(args: argparse.Namespace) -> int:
 
 
 def _opened_images(args: argparse.Namespace) -> tuple[OpenedModel, torch.Tensor, torch.Tensor | None]:
-    resolve_device(args.device)  # before any work
-    args.checkpoint_given = args.checkpoint
-    opened = open_model(args)
-    if len(opened.data_shape) != 3:
-        raise ValueError(f"{args.command} works on image models; this checkpoint's samples have shape "
-                         f"{opened.data_shape}")
+    opened = _open_image_model(args)
     images, labels = _load_images(args, opened)
     return opened, images, labels
 

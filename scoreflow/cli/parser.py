@@ -162,6 +162,19 @@ def _add_sampler_options(p: argparse.ArgumentParser, *, ode: bool = True) -> Non
                                                     "the folder a checkpoint was trained from is never used)")
 
 
+def _add_image_inputs(p: argparse.ArgumentParser, *, out: str, count: int = 16, note: str = "") -> None:
+    """The input and output options of the commands that take images (inpaint, img2img, encode, interpolate)."""
+    p.add_argument("--images", nargs="+", required=True,
+                   help="'test' or 'train' (images of the checkpoint's dataset, see --count/--start) or PNG files"
+                        + note)
+    p.add_argument("--count", type=_positive_int, default=count, help="images of the split (default: %(default)s)")
+    p.add_argument("--start", type=int, default=0, help="first image of the split (default: %(default)s)")
+    p.add_argument("--out", default=out, help="output folder (default: %(default)s)")
+    p.add_argument("--dataset", default=None,
+                   help="dataset of the images (default: the run's; needed for a model from a source such as "
+                        "diffusers:DIR, which records none)")
+
+
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     _add_sampler_options(p)
     p.add_argument("--num-samples", type=_positive_int, default=64, help="how many samples (default: %(default)s)")
@@ -337,32 +350,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inpaint", help="fill in masked parts of images with a trained model (Song et al. 2021); "
                                        "writes inpaint.png and inpaint.safetensors")
     _add_sampler_options(p, ode=False)
-    p.add_argument("--images", nargs="+", required=True,
-                   help="'test' or 'train' (images of the checkpoint's dataset, see --count/--start) or PNG files")
+    _add_image_inputs(p, out="inpaint")
     p.add_argument("--mask", required=True, help="bottom-half, top-half, left-half, right-half, center, random:P "
                                                  "(fraction P known) or a PNG (white = known)")
-    p.add_argument("--count", type=_positive_int, default=16, help="images of the split (default: %(default)s)")
-    p.add_argument("--start", type=int, default=0, help="first image of the split (default: %(default)s)")
-    p.add_argument("--out", default="inpaint", help="output folder (default: %(default)s)")
-    p.add_argument("--dataset", default=None,
-                   help="dataset to compare with (default: the run's; needed for a model from a source such as "
-                        "diffusers:DIR, which records none)")
     p.set_defaults(func=_run_conditional("inpaint"))
     p = sub.add_parser("img2img", help="image-to-image (SDEdit, Meng et al. 2022): noise images to --noise-level "
                                        "(or --start-time) and run the reverse process from there; writes "
                                        "img2img.png and img2img.safetensors")
     _add_sampler_options(p, ode=False)
-    p.add_argument("--images", nargs="+", required=True,
-                   help="'test' or 'train' (images of the checkpoint's dataset, see --count/--start) or PNG files")
+    _add_image_inputs(p, out="img2img")
     p.add_argument("--noise-level", type=float, default=None,
                    help="noise level s(t0) = std/alpha to start from (about 0.5 keeps the layout of [0, 1] images "
                         "and redraws details; the SDE's largest level forgets them); or give --start-time")
-    p.add_argument("--count", type=_positive_int, default=16, help="images of the split (default: %(default)s)")
-    p.add_argument("--start", type=int, default=0, help="first image of the split (default: %(default)s)")
-    p.add_argument("--out", default="img2img", help="output folder (default: %(default)s)")
-    p.add_argument("--dataset", default=None,
-                   help="dataset of the images (default: the run's; needed for a model from a source such as "
-                        "diffusers:DIR, which records none)")
     p.set_defaults(func=_run_conditional("img2img"))
     for name, text in (("encode", "probability-flow latents of images (the ODE from eps to T) and their reconstruction "
                                   "error; writes latents.safetensors"),
@@ -370,12 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "images; writes interpolation.png and interpolation.safetensors")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--checkpoint", required=True, help="run folder, checkpoint folder or shipped model name")
-        p.add_argument("--images", nargs="+", required=True,
-                       help="'test' or 'train' (images of the checkpoint's dataset, see --count/--start) or PNG files"
-                            + ("; interpolate takes the first two" if name == "interpolate" else ""))
-        p.add_argument("--count", type=_positive_int, default=16 if name == "encode" else 2,
-                       help="images of the split (default: %(default)s)")
-        p.add_argument("--start", type=int, default=0, help="first image of the split (default: %(default)s)")
+        _add_image_inputs(p, out=name, count=16 if name == "encode" else 2,
+                          note="; interpolate takes the first two" if name == "interpolate" else "")
         if name == "interpolate":
             p.add_argument("--frames", type=_positive_int, default=9, help="frames, the two ends included "
                                                                           "(default: %(default)s)")
@@ -384,8 +379,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default: %(default)s)")
         p.add_argument("--eps", type=float, default=1e-3, help="the time the data sit at (default: %(default)s)")
         p.add_argument("--batch-size", type=_positive_int, default=64, help="images per solve (default: %(default)s)")
-        p.add_argument("--out", default=name, help="output folder (default: %(default)s)")
-        p.add_argument("--dataset", default=None, help="dataset of the images (default: the run's)")
         p.add_argument("--data-dir", default=None, help="the dataset's folder (default: its own location)")
         p.add_argument("--device", default="cpu")
         p.add_argument("--no-ema", action="store_true")
