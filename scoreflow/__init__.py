@@ -58,6 +58,7 @@ from scoreflow.sampling import (
     TrajectorySolver,
 )
 from scoreflow.sampling.conditioning import ClassifierGuidance, Colorize, Condition, Inpaint, SMCInpaint, named_mask
+from scoreflow.sampling.free_guidance import ClassifierFreeGuidance, GuidanceInterval
 from scoreflow.sampling.tuning import TunedSchedule, tune_schedule
 from scoreflow.training.classifier import load_classifier, save_classifier, train_noise_classifier
 from scoreflow.sde import SDE, VESDE, ReverseSDE
@@ -66,9 +67,9 @@ __version__ = "0.1.0"
 """The installed version of scoreflow (also ``importlib.metadata.version("scoreflow")``)."""
 
 __all__ = [  # sorted case-insensitively
-    "AmbiguousComponentError", "available", "CheckpointError", "classifier_fn", "ClassifierGuidance", "Colorize",
+    "AmbiguousComponentError", "available", "CheckpointError", "classifier_fn", "ClassifierFreeGuidance", "ClassifierGuidance", "Colorize",
     "Condition", "ConvClassifier", "Corrector", "create", "decode", "DroppedOptionsError",
-    "DuplicateComponentError", "EDMPreconditioner", "encode", "EncodeResult", "Entry", "EulerMaruyama", "from_denoiser", "GaussianMixture", "get_host", "hookimpl",
+    "DuplicateComponentError", "EDMPreconditioner", "encode", "EncodeResult", "Entry", "EulerMaruyama", "from_denoiser", "GaussianMixture", "get_host", "GuidanceInterval", "hookimpl",
     "IncompatibleComponentsError", "Inpaint", "interpolate", "Langevin", "LikelihoodResult", "load_classifier", "load_pretrained",
     "log_likelihood", "make_denoiser_fn", "make_score_fn", "MLP", "MLPClassifier", "ModelSource", "named_mask",
     "NoiseConditionalClassifier", "NoneCorrector", "NonePredictor", "NonFiniteError", "ode_sample", "ODEResult",

@@ -15,6 +15,7 @@ from scoreflow.models.resunet import ResUNet
 from scoreflow.models.unet import UNet
 from scoreflow.pretrained import SHIPPED_SHA256, SHIPPED_SUMMARIES, PretrainedModel
 from scoreflow.sampling.conditioning import ClassifierGuidance, Colorize, Inpaint, SMCInpaint
+from scoreflow.sampling.free_guidance import ClassifierFreeGuidance
 from scoreflow.sampling.correctors import Langevin, NoneCorrector
 from scoreflow.sampling.predictors import EulerMaruyama, NonePredictor, ReverseDiffusion
 from scoreflow.sampling.schedules import Karras, LogSigma, UniformSigma, UniformT
@@ -106,6 +107,8 @@ def scoreflow_register_conditions(registry: Registry) -> None:
     registry.add("colorize", Colorize, summary="Colour grey images (option grey): inpainting in a decorrelated RGB basis.")
     registry.add("classifier_guidance", ClassifierGuidance, aliases=("guidance",),
                  summary="Add scale * grad log p_t(y | x) of a noise-conditional classifier (classifier, labels).")
+    registry.add("classifier_free_guidance", ClassifierFreeGuidance, aliases=("cfg",),
+                 summary="(1 + w) s(x, t, c) - w s(x, t) of a class-conditional network (labels, scale); Ho & Salimans 2022.")
 
 
 @hookimpl

@@ -131,6 +131,35 @@ class GaussianMixture:
 
         return exact_score
 
+    def conditional_score_model(self, sde: SDE, groups: torch.Tensor | Sequence[int] | None = None):
+        """The exact class-conditional score model of the labels ``groups[k]`` (default: one class per component):
+        ``model(x, t, class_labels=None)`` is ``grad_x log p_t(x | y)`` for each sample's label and the
+        unconditional score for ``NO_CLASS`` (-1) or no labels, like a network trained with label dropout;
+        ``model.num_classes`` declares it class-conditional (classifier-free guidance)."""
+        groups = self._groups(groups)
+        classes = [self.given_label(c, groups) for c in range(int(groups.max()) + 1)]
+        mixture = self
+
+        class ExactConditionalScore:
+            num_classes = len(classes)
+
+            def __call__(self, x: torch.Tensor, t: torch.Tensor,
+                         class_labels: torch.Tensor | None = None) -> torch.Tensor:
+                out = mixture.score(x, t, sde)
+                if class_labels is None:
+                    return out
+                labels = class_labels.to(x.device).expand(x.shape[0])
+                if ((labels < -1) | (labels >= len(classes))).any():
+                    raise ValueError(f"class labels must lie in 0..{len(classes) - 1} or be -1 (no class), "
+                                     f"got {labels.tolist()}")
+                for c, part in enumerate(classes):
+                    rows = labels == c
+                    if rows.any():
+                        out[rows] = part.score(x[rows], t[rows], sde)
+                return out
+
+        return ExactConditionalScore()
+
     def _groups(self, groups: torch.Tensor | Sequence[int] | None) -> torch.Tensor:
         k = len(self.weights)
         if groups is None:

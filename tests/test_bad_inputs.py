@@ -92,7 +92,7 @@ CLI_CASES = [
     (TRAIN + ["--sde-options", '{"sigma_min": -1}'], "sigma_min"),
     (TRAIN + ["--sde-options", '{"sigma_min": 5, "sigma_max": 1}'], "sigma_max"),
     (TRAIN + ["--dataset-options", '{"n": 0}'], "n"),
-    (TRAIN + ["--preset", "nope"], "Unknown preset 'nope'. Available: mnist, mnist-density, mnist-likelihood, mnist-sigma25, mnist-tutorial"),
+    (TRAIN + ["--preset", "nope"], "Unknown preset 'nope'. Available: mnist, mnist-cfg, mnist-density, mnist-likelihood, mnist-sigma25, mnist-tutorial"),
     (TRAIN + ["--preset", ""], "Unknown preset ''. Available: mnist,"),
     (["train", "--out", "", "--dataset", "ring", "--model", "mlp", "--steps", "2", "--no-progress"],
      "--out must name a run folder"),

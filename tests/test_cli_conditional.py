@@ -185,3 +185,56 @@ def test_bad_encode_options_are_named(digits_run, tmp_path, capsys, command, arg
     assert main([command, "--checkpoint", str(run), "--images", "test", "--out", str(tmp_path / "x"), *argv]) == 2
     assert match in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.fixture(scope="module")
+def conditional_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "digits-cfg"
+    assert main(["train", "--out", str(run), *TINY_ARGS, "--class-dropout", "0.2"]) == 0
+    return run
+
+
+def test_train_with_class_dropout_and_sample_a_class_with_free_guidance(conditional_run, tmp_path, capsys):
+    from scoreflow.training import load_trained
+
+    model, _, cfg = load_trained(conditional_run)
+    assert cfg.class_dropout == 0.2 and model.num_classes == 10
+    for extra in ([], ["--guidance-scale", "0"], ["--ode-solver", "rk4", "--solver-options", '{"num_steps": 3}']):
+        out = tmp_path / f"s{len(extra)}"
+        assert main(["sample", "--checkpoint", str(conditional_run), "--class", "7", *extra, "--num-samples", "3",
+                     "--num-steps", "4", "--out", str(out), "--no-progress"]) == 0, capsys.readouterr().err
+        samples = load_file(str(out / "samples.safetensors"))["samples"]
+        assert samples.shape == (3, 1, 8, 8) and torch.isfinite(samples).all()
+
+
+@pytest.mark.parametrize(("argv", "match"), [
+    (["--class", "10"], r"--class 10 is not a class of this checkpoint \(allowed: 0..9\)"),
+    (["--class", "3", "--classifier", "CLF"], "class-conditional: --class uses classifier-free guidance, which "
+                                              "needs no --classifier"),
+    (["--guidance-scale", "2"], "--guidance-scale given without --class"),
+    (["--class", "3", "--guidance-scale", "-2"], r"--guidance-scale must be a finite number >= -1"),
+    (["--class", "3", "--guidance-scale", "nan"], r"--guidance-scale must be a finite number >= -1"),
+])
+def test_bad_free_guidance_options_are_named(conditional_run, digits_run, tmp_path, capsys, argv, match):
+    import re
+
+    _, clf = digits_run
+    argv = [str(clf) if a == "CLF" else a for a in argv]
+    assert main(["sample", "--checkpoint", str(conditional_run), "--num-samples", "2", "--num-steps", "2",
+                 "--out", str(tmp_path / "x"), *argv]) == 2
+    assert re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / "x").exists()
+
+
+def test_class_on_an_unconditional_checkpoint_says_which_guidance_it_supports(digits_run, tmp_path, capsys):
+    run, _ = digits_run
+    assert main(["sample", "--checkpoint", str(run), "--class", "3", "--num-samples", "2", "--out",
+                 str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "this checkpoint is unconditional" in err and "--class-dropout" in err
+
+
+def test_class_dropout_on_unlabelled_data_is_a_usage_error(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "r"), "--dataset", "checkerboard", "--model", "mlp",
+                 "--class-dropout", "0.1", "--steps", "2", "--no-progress"]) == 2
+    assert "dataset 'checkerboard' has no labels" in capsys.readouterr().err

@@ -67,7 +67,7 @@ def test_mnist_likelihood_preset_changes_only_the_documented_fields():
 
 
 def test_unknown_preset_names_the_known_ones():
-    with pytest.raises(UnknownPresetError, match="'mnist-tutorail'.*Available: mnist, mnist-density, mnist-likelihood, mnist-sigma25, mnist-tutorial"):
+    with pytest.raises(UnknownPresetError, match="'mnist-tutorail'.*Available: mnist, mnist-cfg, mnist-density, mnist-likelihood, mnist-sigma25, mnist-tutorial"):
         load_preset("mnist-tutorail")
 
 
@@ -160,7 +160,7 @@ def test_cli_lists_presets_and_refuses_unknown_ones(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "mnist-tutorial" in out and "batch_size = 32" in out
     assert main(["train", "--preset", "nope", "--out", str(tmp_path)]) == 2
-    assert "Unknown preset 'nope'. Available: mnist, mnist-density, mnist-likelihood, mnist-sigma25, mnist-tutorial" in capsys.readouterr().err
+    assert "Unknown preset 'nope'. Available: mnist, mnist-cfg, mnist-density, mnist-likelihood, mnist-sigma25, mnist-tutorial" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not __import__("pathlib").Path(__file__).resolve().parents[2].joinpath(

@@ -165,12 +165,13 @@ def _sampler_from_args(args: argparse.Namespace, **condition: Any):
                    resample_jump=args.resample_jump, **extra, **condition)
 
 
-def _sampling_plan(args: argparse.Namespace, sde):
-    """The sampler (or ODE options) the arguments ask for, checked against ``sde`` before any sampling."""
+def _sampling_plan(args: argparse.Namespace, sde, model):
+    """The sampler (or ODE options) the arguments ask for, checked against ``sde`` and ``model`` before any
+    sampling."""
     from scoreflow.cli.conditional_commands import guidance_condition
     from scoreflow.flow.probability_flow import ProbabilityFlowSampler
 
-    condition = guidance_condition(args, sde)  # --class with --ode-solver is refused here
+    condition = guidance_condition(args, sde, model)  # classifier guidance with --ode-solver is refused here
     if args.ode_solver and (args.schedule is not None or args.predictor_options or args.resample):
         raise ValueError("--schedule, --predictor-options and --resample apply to predictor-corrector sampling, not to "
                          f"--ode-solver {args.ode_solver} (its options: --solver-options, --rtol, --atol, --eps)")
@@ -186,7 +187,7 @@ def _sampling_plan(args: argparse.Namespace, sde):
     if args.ode_solver:  # the solver is built here, so an unknown name or option fails before any sampling
         sampler = ProbabilityFlowSampler(solver=args.ode_solver, rtol=args.rtol, atol=args.atol,
                                          eps=1e-3 if args.eps is None else args.eps, solver_options=args.solver_options,
-                                         denoise=bool(getattr(args, "ode_denoise", False)))
+                                         denoise=bool(getattr(args, "ode_denoise", False)), **condition)
     else:
         sampler = _sampler_from_args(args, **condition)
     sampler.check(sde)  # an incompatible predictor, corrector or eps fails before any batch starts
@@ -197,7 +198,7 @@ def _generate(args: argparse.Namespace, model, sde, shape, sampler=None,
               interruptible: bool = False) -> tuple[torch.Tensor, int]:
     from scoreflow.evaluation.runs import sample_many
 
-    return sample_many(model, sde, shape, args.num_samples, sampler=sampler or _sampling_plan(args, sde),
+    return sample_many(model, sde, shape, args.num_samples, sampler=sampler or _sampling_plan(args, sde, model),
                        batch_size=args.batch_size, seed=args.seed, device=args.device,
                        progress=not args.no_progress, interruptible=interruptible)
 
@@ -225,7 +226,7 @@ def sample(args: argparse.Namespace) -> int:
     ddp.init_from_env(args.device)
     opened = open_model(args)
     model, sde, shape = opened.model, opened.sde, opened.data_shape
-    plan = _sampling_plan(args, sde)
+    plan = _sampling_plan(args, sde, model)
     out = writable_folder(args.out) if ddp.is_main() else Path(args.out)
     def write(samples: torch.Tensor, nfe: int, note: str = "") -> None:
         samples = to_unit_range(samples, model)  # pictures and the saved tensor in [0, 1], scoreflow's data range

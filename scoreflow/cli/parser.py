@@ -44,6 +44,8 @@ TRAIN_HELP = {
     "checkpoint_every": "also checkpoint every N steps (0: only at the end)",
     "log_every": "record the loss every N steps",
     "keep_last": "keep only the newest N checkpoints (0: keep all)",
+    "class_dropout": "train a class-conditional network for classifier-free guidance on the dataset's labels, "
+                     "dropping each label with this probability (e.g. 0.1; 'none': unconditional)",
 }
 
 
@@ -105,7 +107,7 @@ def _add_train(sub) -> None:
             kwargs["type"] = _json_object
         elif isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
-        elif field.name == "grad_clip":
+        elif field.name in ("grad_clip", "class_dropout"):
             kwargs["type"] = _optional_float
         elif field.name == "epochs":
             kwargs["type"] = _positive_int
@@ -179,11 +181,14 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     _add_sampler_options(p)
     p.add_argument("--num-samples", type=_positive_int, default=64, help="how many samples (default: %(default)s)")
     p.add_argument("--class", dest="class_label", type=int, default=None,
-                   help="sample this class with classifier guidance (needs --classifier)")
+                   help="sample this class: classifier-free guidance on a class-conditional checkpoint (trained with "
+                        "--class-dropout), classifier guidance with --classifier on any other")
     p.add_argument("--classifier", default=None, help="noise-conditional classifier for --class: a folder from "
                                                       "`scoreflow train-classifier`, or 'mnist' (shipped)")
-    p.add_argument("--guidance-scale", type=float, default=1.0,
-                   help="classifier guidance scale (default: %(default)s, the exact conditional score)")
+    p.add_argument("--guidance-scale", type=float, default=None,
+                   help="guidance scale: classifier-free guidance's w in (1 + w) s(x, t, c) - w s(x, t) (default 2; "
+                        "0: the conditional model), or classifier guidance's scale (default 1: the exact "
+                        "conditional score)")
 
 
 def _run(name: str):

@@ -270,12 +270,13 @@ def _ring(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     return GaussianMixture.ring().sample(n, generator=g)
 
 
-def _moons(n: int, g: torch.Generator) -> torch.Tensor:
+def _moons(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two interleaved half-moons and, as labels, which moon each point is on (1: the upper one)."""
     upper = torch.rand(n, generator=g) < 0.5
     angle = torch.rand(n, generator=g) * math.pi
     x = torch.where(upper, torch.cos(angle), 1 - torch.cos(angle))
     y = torch.where(upper, torch.sin(angle), 0.5 - torch.sin(angle))
-    return torch.stack([x, y], 1) * 2 + 0.1 * torch.randn(n, 2, generator=g)
+    return torch.stack([x, y], 1) * 2 + 0.1 * torch.randn(n, 2, generator=g), upper.long()
 
 
 def _checkerboard(n: int, g: torch.Generator) -> torch.Tensor:

@@ -12,7 +12,8 @@ from torch import nn
 from scoreflow.errors import DroppedOptionsError, NonFiniteError
 from scoreflow.flow.solvers import ODESolver
 from scoreflow.registry import check_instance
-from scoreflow.sampling.sampler import SampleResult, check_shape, final_report, model_device
+from scoreflow.sampling.conditioning import Condition
+from scoreflow.sampling.sampler import CountingScore, SampleResult, check_shape, final_report, model_device
 from scoreflow.tensor import as_time, check_finite
 from scoreflow.validators import check_eps
 
@@ -167,7 +168,10 @@ class ProbabilityFlowSampler:
 
     The solver is resolved when the sampler is built, so an unknown name or option fails at once.
     ``rtol``/``atol`` apply to a solver given by name (an instance carries its own); ``denoise`` ends with one
-    Tweedie step at ``eps`` (see :func:`ode_sample`).
+    Tweedie step at ``eps`` (see :func:`ode_sample`). ``condition`` steers the score of every evaluation (a
+    condition that only guides the score, such as
+    :class:`~scoreflow.sampling.free_guidance.ClassifierFreeGuidance`; conditions that adjust the state after
+    each step need a :class:`~scoreflow.Sampler`); the NFE then counts network evaluations of the batch.
     """
 
     solver: str | ODESolver = "dopri5"
@@ -176,6 +180,7 @@ class ProbabilityFlowSampler:
     eps: float = 1e-3
     solver_options: dict[str, Any] = attrs.field(factory=dict)
     denoise: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    condition: Condition | None = attrs.field(default=None, eq=False)
     host: PluginHost | None = attrs.field(default=None, repr=False, eq=False)
     _solver: ODESolver = attrs.field(init=False, repr=False, eq=False)
 
@@ -183,6 +188,12 @@ class ProbabilityFlowSampler:
         options = {"rtol": self.rtol, "atol": self.atol, **self.solver_options} if isinstance(self.solver, str) \
             else dict(self.solver_options)
         self._solver = resolve_solver(self.solver, host=self.host, **options)
+        if self.condition is not None:
+            check_instance("condition", self.condition, Condition)
+            kind = type(self.condition)
+            if kind.constrain is not Condition.constrain or kind.finalize is not Condition.finalize:
+                raise ValueError(f"condition {kind.__name__} adjusts the state after every step, which the "
+                                 "probability-flow ODE does not take; sample with a Sampler instead")
 
     def check(self, sde: SDE) -> None:
         """Raise now if ``eps`` does not lie in ``(0, sde.T)``."""
@@ -204,8 +215,21 @@ class ProbabilityFlowSampler:
         """``shape[0]`` samples; ``init`` is the prior latent to start from (default: a draw from the prior).
         ``callback`` gets the :class:`~scoreflow.Sampler`'s ``{"i", "t", "x", "x_mean", "nfe"}`` once, at the end
         (the solver chooses its own steps)."""
-        result = ode_sample(model, sde, shape, solver=self._solver, eps=self.eps, generator=generator,
-                            device=device, dtype=dtype, z=init, progress=progress, denoise=self.denoise)
+        if self.condition is not None:
+            from scoreflow.models.base import make_score_fn
+
+            shape = check_shape(shape)
+            self.condition.check(shape, sde)
+            self.condition.check_model(model)
+            device = model_device(model, device if device is not None else (generator.device if generator else None))
+            counting = CountingScore(make_score_fn(model, sde), shape[0])
+            guided = self.condition.guide(counting, sde)
+            result = ode_sample(guided, sde, shape, solver=self._solver, eps=self.eps, generator=generator,
+                                device=device, dtype=dtype, z=init, progress=progress, denoise=self.denoise)
+            result = SampleResult(result.samples, counting.calls)
+        else:
+            result = ode_sample(model, sde, shape, solver=self._solver, eps=self.eps, generator=generator,
+                                device=device, dtype=dtype, z=init, progress=progress, denoise=self.denoise)
         if callback is not None:
             callback(final_report(self.eps, result.samples, result.nfe))
         return result

@@ -29,6 +29,18 @@ class ScoreNet(nn.Module):
     #: diffusers model ``[-1, 1]``. Samplers return samples in it; ``log_likelihood(..., dequantize=...)`` takes
     #: quantized data in ``[0, 1]``, maps it into this range and reports the bits/dim of the ``[0, 1]`` data.
     data_range: tuple[float, float] = (0.0, 1.0)
+    #: ``None`` for an unconditional network; a class-conditional one (trained with labels and label dropout,
+    #: ``--class-dropout``) has this many classes and takes ``forward(x, t, class_labels)`` with int labels in
+    #: ``0..num_classes-1`` or :data:`~scoreflow.models.embedding.NO_CLASS` (its unconditional score).
+    num_classes: int | None = None
+
+
+def model_classes(model: object) -> int | None:
+    """How many classes ``model`` is conditional on (:attr:`ScoreNet.num_classes`; ``None``: unconditional)."""
+    n = getattr(model, "num_classes", None)
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"a model's num_classes must be a positive integer or None, got {n!r}")
+    return n
 
 
 def check_model_dtype(model: object, dtype: torch.dtype) -> None:
@@ -54,14 +66,19 @@ def make_score_fn(model: ScoreModel, sde: SDE) -> Callable[[torch.Tensor, torch.
     """Wrap ``model`` as ``score(x, t)`` with a ``(B,)`` time and a shape check.
 
     Accepts a :class:`ScoreNet` (its declared ``parametrization`` is converted with the SDE's marginal) or any
-    callable returning the score.
+    callable returning the score. For a class-conditional model (:func:`model_classes`) the function also takes
+    ``class_labels`` (``score(x, t, class_labels=y)``); without them it is the model's unconditional score.
     """
     if not callable(model):
         raise TypeError(f"a score model must be callable as model(x, t), got {type(model).__name__}")
     parametrization = check_parametrization(getattr(model, "parametrization", "score"))
+    conditional = model_classes(model) is not None
 
-    def score(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        out = model(x, t)
+    def score(x: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        if class_labels is not None and not conditional:
+            raise ValueError(f"{type(model).__name__} is unconditional (no num_classes): it takes no class labels; "
+                             "classifier-free guidance needs a network trained with --class-dropout")
+        out = model(x, t) if class_labels is None else model(x, t, class_labels=class_labels)
         if not isinstance(out, torch.Tensor) or out.shape != x.shape:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ValueError(f"score model returned {got}, expected a tensor of shape {tuple(x.shape)}")

@@ -47,6 +47,7 @@ class EDMPreconditioner(ScoreNet):
         self.net = net
         self.sde = sde
         self.sigma_data = float(sigma_data)
+        self.num_classes = getattr(net, "num_classes", None)
 
     def coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                                                       torch.Tensor]:
@@ -56,8 +57,9 @@ class EDMPreconditioner(ScoreNet):
         root = torch.sqrt(s**2 + sd2)
         return self.sde.marginal_scale(t), sd2 / (s**2 + sd2), s * self.sigma_data / root, 1 / root, torch.log(s) / 4
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         alpha, c_skip, c_out, c_in, c_noise = (c.to(x.dtype) for c in self.coefficients(t))
         y = x / batch_broadcast(alpha, x)
+        extra = {} if class_labels is None else {"class_labels": class_labels}
         return batch_broadcast(c_skip, x) * y + batch_broadcast(c_out, x) * self.net(batch_broadcast(c_in, x) * y,
-                                                                                    c_noise)
+                                                                                    c_noise, **extra)

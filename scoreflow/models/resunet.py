@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from scoreflow.models.base import ScoreNet
-from scoreflow.models.embedding import GaussianFourierProjection
+from scoreflow.models.embedding import ClassEmbedding, GaussianFourierProjection, class_term
 from scoreflow.models.parametrization import Parametrization, check_parametrization
 
 
@@ -83,6 +83,8 @@ class ResUNet(ScoreNet):
         embed_dim: Size of the noise embedding.
         fourier_scale: Standard deviation of the random Fourier frequencies of the noise embedding.
         parametrization: What the output predicts (``"noise"``, ``"data"``, ``"v"`` or ``"score"``).
+        num_classes: Make the network class-conditional: a learned class embedding (plus a "no class" row) is
+            added to the noise embedding, and ``forward(x, c, class_labels)`` takes int labels.
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class ResUNet(ScoreNet):
         embed_dim: int = 128,
         fourier_scale: float = 16.0,
         parametrization: Parametrization = "noise",
+        num_classes: int | None = None,
         sde: object = None,  # accepted (build_components passes it) and unused: the network is raw
     ) -> None:
         super().__init__()
@@ -114,6 +117,8 @@ class ResUNet(ScoreNet):
         self.in_channels, self.image_size = in_channels, image_size
         self.embed = nn.Sequential(GaussianFourierProjection(embed_dim, fourier_scale), nn.Linear(embed_dim, embed_dim),
                                    nn.SiLU(), nn.Linear(embed_dim, embed_dim))
+        self.num_classes = num_classes
+        self.class_embed = None if num_classes is None else ClassEmbedding(num_classes, embed_dim)
         widths = [channels * m for m in mult]
         self.inp = nn.Conv2d(in_channels, channels, 3, padding=1)
         self.down = nn.ModuleList()
@@ -148,11 +153,11 @@ class ResUNet(ScoreNet):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1:] != (self.in_channels, self.image_size, self.image_size):
             raise ValueError(f"ResUNet expects (B, {self.in_channels}, {self.image_size}, {self.image_size}), "
                              f"got {tuple(x.shape)}")
-        emb = self.embed(c.to(x.dtype))
+        emb = self.embed(c.to(x.dtype)) + class_term(self.class_embed, class_labels, x.shape[0], x.device)
         h = self.inp(x)
         skips = [h]
         for level, blocks in enumerate(self.down):

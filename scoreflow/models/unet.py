@@ -11,7 +11,7 @@ from torch import nn
 
 from scoreflow.tensor import batch_broadcast
 from scoreflow.models.base import ScoreNet
-from scoreflow.models.embedding import GaussianFourierProjection
+from scoreflow.models.embedding import ClassEmbedding, GaussianFourierProjection, class_term
 
 if TYPE_CHECKING:
     from scoreflow.sde.base import SDE
@@ -53,6 +53,8 @@ class UNet(ScoreNet):
         embed_dense: Apply a dense layer to the Fourier features before the
             per-level layers (``embed.1``); the seed tutorial's network feeds the
             features straight to them (``False``).
+        num_classes: Make the network class-conditional: a learned class embedding (plus a "no class" row) is
+            added to the time embedding, and ``forward(x, t, class_labels)`` takes int labels.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class UNet(ScoreNet):
         padding: Literal["auto", "valid", "same"] = "auto",
         fourier_scale: float = 30.0,
         embed_dense: bool = True,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
@@ -89,6 +92,8 @@ class UNet(ScoreNet):
         if embed_dense:
             layers.append(nn.Linear(embed_dim, embed_dim))
         self.embed = nn.Sequential(*layers)
+        self.num_classes = num_classes
+        self.class_embed = None if num_classes is None else ClassEmbedding(num_classes, embed_dim)
         conv = dict(kernel_size=3, padding=pad, bias=False)
         self.conv1 = nn.Conv2d(in_channels, c0, stride=1, **conv)
         self.conv2 = nn.Conv2d(c0, c1, stride=2, **conv)
@@ -111,12 +116,12 @@ class UNet(ScoreNet):
         self.tconv1 = up(c0 + c0, in_channels, sizes[0], image_size, 1, bias=True)
         self.act = nn.SiLU()
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1:] != (self.in_channels, self.image_size, self.image_size):
             raise ValueError(
                 f"UNet expects (B, {self.in_channels}, {self.image_size}, {self.image_size}), got {tuple(x.shape)}"
             )
-        emb = self.act(self.embed(t))
+        emb = self.act(self.embed(t) + class_term(self.class_embed, class_labels, x.shape[0], x.device))
         d, g, act = self.dense, self.gnorm, self.act
 
         def cond(h: torch.Tensor, i: int) -> torch.Tensor:

@@ -42,6 +42,10 @@ class Condition(abc.ABC):
     def check(self, shape: tuple[int, ...], sde: SDE) -> None:
         """Raise ``ValueError`` now if this condition cannot apply to samples of ``shape`` under ``sde``."""
 
+    def check_model(self, model: object) -> None:
+        """Raise ``ValueError`` now if this condition cannot steer ``model`` (e.g. it needs a class-conditional
+        network)."""
+
     def guide(self, score: ScoreFn, sde: SDE) -> ScoreFn:
         """The score function the sampler should use instead of ``score`` (default: ``score``)."""
         return score

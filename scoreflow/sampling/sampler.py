@@ -310,6 +310,7 @@ class Sampler:
         shape = check_shape(shape)
         self.check(sde)
         self._condition.check(shape, sde)
+        self._condition.check_model(model)
         device = model_device(model, device if device is not None else (generator.device if generator else None))
         from scoreflow.models.base import check_model_dtype
 
@@ -318,7 +319,7 @@ class Sampler:
         given = init if init is not None else images
         check_model_dtype(model, given.dtype if isinstance(given, torch.Tensor) else dtype)
         start = self.start_for(sde)
-        counting = _CountingScore(make_score_fn(model, sde))
+        counting = CountingScore(make_score_fn(model, sde), shape[0])
         score = self._condition.guide(counting, sde)
         with torch.no_grad():
             if images is not None:
@@ -457,12 +458,14 @@ class _Unconditional(Condition):
     """No condition: every hook leaves the sampler as it is."""
 
 
-class _CountingScore:
-    """Wraps a score function and counts its calls: the sampler's NFE, exact whatever the components do."""
+class CountingScore:
+    """Wraps a score function and counts its network evaluations of the sampled batch: the sampler's NFE, exact
+    whatever the components do (a call on a stacked batch of ``k`` copies, as classifier-free guidance makes,
+    counts ``k``)."""
 
-    def __init__(self, score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
-        self.score, self.calls = score, 0
+    def __init__(self, score: Callable[..., torch.Tensor], batch: int) -> None:
+        self.score, self.batch, self.calls = score, batch, 0
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return self.score(x, t)
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, **labels: Any) -> torch.Tensor:
+        self.calls += max(1, -(-x.shape[0] // self.batch))
+        return self.score(x, t, **labels)

@@ -98,6 +98,11 @@ class TrainConfig:
     run folder, or ``pretrained:NAME`` for a shipped model; the EMA weights are taken where the source has them.
     The optimizer, step count and data order start afresh; a resumed run continues from its own checkpoint.
 
+    ``class_dropout`` (a rate in ``[0, 1)``) trains a class-conditional network for classifier-free guidance
+    (Ho & Salimans 2022): the dataset's labels are fed to the network (its ``num_classes`` is filled from the
+    labels into ``model_options``), each replaced by "no class" with this probability so the same network also
+    learns the unconditional score. ``None`` (the default) trains an unconditional network.
+
     ``preconditioning = "edm"`` wraps the network in
     :class:`~scoreflow.models.preconditioning.EDMPreconditioner` with ``sigma_data``; ``weighting = "edm"``
     draws noise levels with ``ln s ~ N(p_mean, p_std^2)``.
@@ -135,6 +140,7 @@ class TrainConfig:
     checkpoint_every: int = attrs.field(default=0, validator=_non_negative)
     log_every: int = attrs.field(default=10, validator=_positive)
     keep_last: int = attrs.field(default=0, validator=_non_negative)
+    class_dropout: float | None = None
 
     def __attrs_post_init__(self) -> None:
         for field in attrs.fields(type(self)):
@@ -151,6 +157,15 @@ class TrainConfig:
             raise ValueError(f"epochs must be a positive integer or None, got {self.epochs!r}")
         if self.init_from is not None and not self.init_from.strip():
             raise ValueError("init_from must name a checkpoint, a run folder or pretrained:NAME, got an empty string")
+        if self.class_dropout is not None and (isinstance(self.class_dropout, bool) or not isinstance(
+                self.class_dropout, (int, float)) or not 0 <= self.class_dropout < 1):
+            raise ValueError(f"class_dropout must be a rate in [0, 1) (or none for an unconditional network), got "
+                             f"{self.class_dropout!r}")
+        if self.class_dropout is not None:
+            self.class_dropout = float(self.class_dropout)
+        if "num_classes" in self.model_options and self.class_dropout is None:
+            raise ValueError("model_options num_classes makes a class-conditional network, which trains with labels: "
+                             "set class_dropout (e.g. 0.1) too")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip!r}")
 
@@ -158,8 +173,9 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from a mapping, naming any unknown key and the allowed ones."""
         allowed = {f.name for f in attrs.fields(cls)}
-        if isinstance(values.get("grad_clip"), str) and values["grad_clip"].lower() == "none":
-            values = {**values, "grad_clip": None}  # TOML has no null: grad_clip = "none" disables clipping
+        for key in ("grad_clip", "class_dropout"):  # TOML has no null: "none" disables clipping / class labels
+            if isinstance(values.get(key), str) and values[key].lower() == "none":
+                values = {**values, key: None}
         unknown = sorted(set(values) - allowed)
         if unknown:
             raise ValueError(f"Unknown training option(s) {', '.join(map(repr, unknown))}. "

@@ -77,6 +77,7 @@ def dsm_loss(
     weighting: Literal["sigma2", "likelihood", "edm"] | LossWeighting = "sigma2",
     importance_sampled: bool = False,
     sigma_data: float = 0.5,
+    class_labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-sample denoising score-matching loss, summed over pixels (shape ``(B,)``).
 
@@ -92,13 +93,15 @@ def dsm_loss(
     ``s``, i.e. ``(1 + s^2 / sd^2) ||z - z_hat||^2`` (unit weight on a preconditioned network's raw output); the
     times come from :class:`LogNormalTimeSampler`.
     A :class:`~scoreflow.training.weighting.LossWeighting` instance (a registered ``"weighting"``, plugins'
-    included) gives the weight itself.
+    included) gives the weight itself. ``class_labels`` (a class-conditional network's labels, ``NO_CLASS`` where
+    dropped) are passed to the network.
     """
     if isinstance(weighting, str) and weighting not in WEIGHTINGS:
         raise ValueError(f"Unknown weighting {weighting!r}. Available: {', '.join(WEIGHTINGS)}.")
     mean, std = sde.marginal_prob(x, t)
     xt = mean + batch_broadcast(std, x) * z
-    residual = sum_except_batch((z - noise_estimate(model(xt, t), xt, t, sde, _parametrization(model))) ** 2)
+    out = model(xt, t) if class_labels is None else model(xt, t, class_labels=class_labels)
+    residual = sum_except_batch((z - noise_estimate(out, xt, t, sde, _parametrization(model))) ** 2)
     if not isinstance(weighting, str):  # a LossWeighting component
         w = weighting.weight(t)
         return residual if w is None else residual * w

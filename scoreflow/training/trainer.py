@@ -17,6 +17,7 @@ from torch.optim.swa_utils import AveragedModel
 from scoreflow.data.base import TensorData, dequantize
 from scoreflow.data.streamed import ImageFiles, epoch_permutation, step_loader
 from scoreflow.models.base import ScoreNet
+from scoreflow.models.embedding import NO_CLASS
 from scoreflow.models.preconditioning import EDMPreconditioner
 from scoreflow.registry import check_instance
 from scoreflow.sde.base import SDE
@@ -62,6 +63,25 @@ def build_components(config: TrainConfig, data: TensorData, *, host=None, sde: S
     if config.preconditioning == "edm":
         model = EDMPreconditioner(model, sde, config.sigma_data)
     return sde, model
+
+
+def with_data_classes(config: TrainConfig, data: TensorData | ImageFiles) -> TrainConfig:
+    """``config`` with its network's ``num_classes`` filled from ``data``'s labels (a class-conditional run),
+    refusing data without labels or a ``num_classes`` too small for them."""
+    labels = getattr(data, "labels", None)
+    if labels is None:
+        raise ValueError(f"class_dropout trains a class-conditional network, but dataset {config.dataset!r} has no "
+                         "labels (labelled: mnist, fashion_mnist, digits, the toy mixtures, a folder with one "
+                         "subfolder per class)")
+    if isinstance(data, ImageFiles):
+        raise ValueError("class-conditional training reads its labels from an in-memory dataset; a streamed folder "
+                         "is not supported yet (leave out the dataset option stream)")
+    needed = int(labels.max()) + 1
+    given = config.model_options.get("num_classes", needed)
+    if isinstance(given, bool) or not isinstance(given, int) or given < needed:
+        raise ValueError(f"model_options num_classes must be an integer >= {needed} (the dataset's labels run "
+                         f"0..{needed - 1}), got {given!r}")
+    return attrs.evolve(config, model_options={**config.model_options, "num_classes": given})
 
 
 def make_weighting(config: TrainConfig, host=None) -> LossWeighting:
@@ -193,6 +213,8 @@ class Trainer:
             data = host.create("dataset", config.dataset, split="train", data_dir=config.data_dir,
                                **config.dataset_options)
         self.data = check_instance("dataset", data, (TensorData, ImageFiles))
+        if config.class_dropout is not None:
+            self.config = config = with_data_classes(config, self.data)
         self._stream = None  # the streamed images of the coming steps (an ImageFiles dataset), opened on first use
         if sde is None:
             sde = host.create("sde", config.sde, **config.sde_options)
@@ -273,8 +295,15 @@ class Trainer:
 
     def initialise_from(self, source: str) -> None:
         """Load the starting weights of a fine-tuning run into the network and its EMA (see
-        :attr:`TrainConfig.init_from`); the optimizer and the step count are left fresh."""
+        :attr:`TrainConfig.init_from`); the optimizer and the step count are left fresh.
+
+        A class-conditional network may start from an unconditional one of the same architecture: its class
+        embedding (all rows zero at first) is the only part the source lacks, so it starts as exactly the source."""
         weights, where = initial_weights(source, host=self.host)
+        own = self.model.state_dict()
+        missing = [k for k in own if k not in weights]
+        if missing and all(".class_embed." in f".{k}" for k in missing):
+            weights = {**weights, **{k: own[k] for k in missing}}
         try:
             self.model.load_state_dict(weights)
             self.ema.module.load_state_dict(weights)
@@ -283,8 +312,9 @@ class Trainer:
                                   f"its model, model_options and preconditioning must match ({exc})") from exc
 
     # -- the loop -------------------------------------------------------------
-    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """This rank's share of the step's batch: data, times and noise. Every random draw is made for the whole
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """This rank's share of the step's batch: data, times, noise and (class-conditional runs) labels, each
+        dropped to ``NO_CLASS`` with probability ``class_dropout``. Every random draw is made for the whole
         batch from the run's generator (identically on every rank), so resume and any world size see the same
         batch; streamed images are read for this rank's share only."""
         cfg, g = self.config, self.generator
@@ -310,7 +340,12 @@ class Trainer:
             x = dequantize(x, levels=self.data.levels, u=torch.rand(shape, generator=g, dtype=x.dtype)[sl])
         t = self.weighting.sample_times(cfg.batch_size, g).to(x.dtype)
         z = torch.randn(shape, generator=g, dtype=x.dtype)
-        return x.to(self.device), t[sl].to(self.device), z[sl].to(self.device)
+        labels = None
+        if cfg.class_dropout is not None:
+            dropped = torch.rand(cfg.batch_size, generator=g) < cfg.class_dropout
+            labels = torch.where(dropped, torch.full_like(self.data.labels[idx], NO_CLASS), self.data.labels[idx])
+            labels = labels[sl].to(self.device)
+        return x.to(self.device), t[sl].to(self.device), z[sl].to(self.device), labels
 
     def _epoch_order(self, epoch: int) -> torch.Tensor:
         """The data order of ``epoch``: a permutation seeded by (seed, epoch), so resume needs no state."""
@@ -354,11 +389,11 @@ class Trainer:
     def train_step(self) -> float:
         """One optimisation step on the next global batch; returns the mean loss."""
         cfg = self.config
-        x, t, z = self._batch()
+        x, t, z, labels = self._batch()
         autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if cfg.amp
                     else contextlib.nullcontext())
         with autocast:
-            loss = dsm_loss(self.net, self.sde, x, t, z, weighting=self.weighting).mean()
+            loss = dsm_loss(self.net, self.sde, x, t, z, weighting=self.weighting, class_labels=labels).mean()
         self._check_divergence(float(loss.detach()))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
