@@ -17,6 +17,8 @@ NETWORKS = [
     (lambda **kw: sf.MLP(SDE, dim=2, hidden=32, **kw), (6, 2)),
     (lambda **kw: sf.UNet(SDE, channels=(8, 8, 8, 8), embed_dim=16, image_size=8, **kw), (6, 1, 8, 8)),
     (lambda **kw: sf.ResUNet(channels=8, channel_mult=(1, 2), image_size=8, embed_dim=16, **kw), (6, 1, 8, 8)),
+    (lambda **kw: sf.ResUNet(channels=8, channel_mult=(1, 2), image_size=8, embed_dim=16, adaptive_norm=True, **kw),
+     (6, 1, 8, 8)),
 ]
 
 
@@ -47,6 +49,22 @@ def test_a_fresh_conditional_network_is_its_unconditional_twin_until_trained(mak
         plain(x, t, labels)
     with pytest.raises(ValueError, match="1-D integer tensor"):
         conditional(x, t, labels.float())
+
+
+def test_adaptive_norm_lets_the_class_through_where_an_added_embedding_is_normalised_away():
+    """8 channels: GroupNorm's groups hold one channel each, so an embedding added before it is a per-channel
+    constant it removes; the scale and shift after the norm keep it."""
+    x, t, labels = torch.randn(2, 1, 8, 8), torch.tensor([0.3, 0.6]), torch.tensor([0, 2])
+    for adaptive, changes in ((False, False), (True, True)):
+        torch.manual_seed(0)
+        net = sf.ResUNet(channels=8, channel_mult=(1,), image_size=8, embed_dim=16, num_classes=3,
+                         adaptive_norm=adaptive)
+        with torch.no_grad():  # trained-looking weights (the residual branches start at zero)
+            for p in net.parameters():
+                p.add_(torch.randn_like(p) * 0.3)
+            assert (float((net(x, t, labels) - net(x, t)).abs().max()) > 1e-3) == changes  # not rounding
+    with pytest.raises(ValueError, match="adaptive_norm must be true or false"):
+        sf.ResUNet(adaptive_norm=1)
 
 
 def test_edm_preconditioning_passes_labels_and_declares_the_classes():

@@ -19,12 +19,21 @@ def _norm(channels: int) -> nn.GroupNorm:
 
 
 class ResBlock(nn.Module):
-    """GroupNorm-SiLU-conv, the noise embedding added, GroupNorm-SiLU-dropout-conv, plus a (1x1) skip."""
+    """GroupNorm-SiLU-conv, the noise embedding added, GroupNorm-SiLU-dropout-conv, plus a (1x1) skip.
 
-    def __init__(self, cin: int, cout: int, embed_dim: int, dropout: float) -> None:
+    With ``adaptive_norm`` the embedding also scales and shifts the second GroupNorm's output,
+    ``h * (1 + scale) + shift`` (ADM's ``use_scale_shift_norm``). An embedding only *added* before a GroupNorm
+    whose groups hold one channel is normalised away (a per-channel constant); the scale and shift act after it.
+    Their projection starts at zero, so the block starts as the one without it."""
+
+    def __init__(self, cin: int, cout: int, embed_dim: int, dropout: float, adaptive_norm: bool = False) -> None:
         super().__init__()
         self.norm1, self.conv1 = _norm(cin), nn.Conv2d(cin, cout, 3, padding=1)
         self.embed = nn.Linear(embed_dim, cout)
+        self.modulation = nn.Linear(embed_dim, 2 * cout) if adaptive_norm else None
+        if self.modulation is not None:
+            nn.init.zeros_(self.modulation.weight)
+            nn.init.zeros_(self.modulation.bias)
         self.norm2, self.conv2 = _norm(cout), nn.Conv2d(cout, cout, 3, padding=1)
         self.dropout = nn.Dropout(dropout)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
@@ -33,8 +42,11 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.embed(emb)[:, :, None, None]
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        h = self.norm2(h + self.embed(emb)[:, :, None, None])
+        if self.modulation is not None:
+            scale, shift = self.modulation(emb)[:, :, None, None].chunk(2, dim=1)
+            h = h * (1 + scale) + shift
+        h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
 
 
@@ -85,6 +97,9 @@ class ResUNet(ScoreNet):
         parametrization: What the output predicts (``"noise"``, ``"data"``, ``"v"`` or ``"score"``).
         num_classes: Make the network class-conditional: a learned class embedding (plus a "no class" row) is
             added to the noise embedding, and ``forward(x, c, class_labels)`` takes int labels.
+        adaptive_norm: The embedding also scales and shifts every residual block's normalised features (see
+            :class:`ResBlock`): with few channels per GroupNorm group this is the path by which the noise level and
+            the class reach the blocks.
     """
 
     def __init__(
@@ -101,6 +116,7 @@ class ResUNet(ScoreNet):
         fourier_scale: float = 16.0,
         parametrization: Parametrization = "noise",
         num_classes: int | None = None,
+        adaptive_norm: bool = False,
         sde: object = None,  # accepted (build_components passes it) and unused: the network is raw
     ) -> None:
         super().__init__()
@@ -117,6 +133,9 @@ class ResUNet(ScoreNet):
         self.in_channels, self.image_size = in_channels, image_size
         self.embed = nn.Sequential(GaussianFourierProjection(embed_dim, fourier_scale), nn.Linear(embed_dim, embed_dim),
                                    nn.SiLU(), nn.Linear(embed_dim, embed_dim))
+        if not isinstance(adaptive_norm, bool):
+            raise ValueError(f"adaptive_norm must be true or false, got {adaptive_norm!r}")
+        block = {"dropout": dropout, "adaptive_norm": adaptive_norm}
         self.num_classes = num_classes
         self.class_embed = None if num_classes is None else ClassEmbedding(num_classes, embed_dim)
         widths = [channels * m for m in mult]
@@ -127,23 +146,23 @@ class ResUNet(ScoreNet):
         for level, width in enumerate(widths):
             blocks = nn.ModuleList()
             for _ in range(num_res_blocks):
-                blocks.append(ResBlock(cur, width, embed_dim, dropout))
+                blocks.append(ResBlock(cur, width, embed_dim, **block))
                 cur = width
                 skips.append(cur)
             self.down.append(blocks)
             if level < len(widths) - 1:
                 self.downsample.append(nn.Conv2d(cur, cur, 3, stride=2, padding=1))
                 skips.append(cur)
-        self.mid1 = ResBlock(cur, cur, embed_dim, dropout)
+        self.mid1 = ResBlock(cur, cur, embed_dim, **block)
         self.mid_attn = SelfAttention(cur) if attention else nn.Identity()
-        self.mid2 = ResBlock(cur, cur, embed_dim, dropout)
+        self.mid2 = ResBlock(cur, cur, embed_dim, **block)
         self.bottom_attn = SelfAttention(cur) if attention else nn.Identity()
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
         for level, width in reversed(list(enumerate(widths))):
             blocks = nn.ModuleList()
             for _ in range(num_res_blocks + 1):
-                blocks.append(ResBlock(cur + skips.pop(), width, embed_dim, dropout))
+                blocks.append(ResBlock(cur + skips.pop(), width, embed_dim, **block))
                 cur = width
             self.up.append(blocks)
             if level > 0:

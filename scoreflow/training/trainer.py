@@ -65,6 +65,11 @@ def build_components(config: TrainConfig, data: TensorData, *, host=None, sde: S
     return sde, model
 
 
+#: Parts of a network that start so that it computes what it does without them; ``init_from`` may come from a
+#: network that lacks them.
+ZERO_STARTING_PARTS = ("class_embed", "modulation")
+
+
 def with_data_classes(config: TrainConfig, data: TensorData | ImageFiles) -> TrainConfig:
     """``config`` with its network's ``num_classes`` filled from ``data``'s labels (a class-conditional run),
     refusing data without labels or a ``num_classes`` too small for them."""
@@ -297,12 +302,14 @@ class Trainer:
         """Load the starting weights of a fine-tuning run into the network and its EMA (see
         :attr:`TrainConfig.init_from`); the optimizer and the step count are left fresh.
 
-        A class-conditional network may start from an unconditional one of the same architecture: its class
-        embedding (all rows zero at first) is the only part the source lacks, so it starts as exactly the source."""
+        A network may start from one that lacks only its conditioning additions (a class embedding, whose rows
+        start at zero, and ``resunet``'s ``adaptive_norm`` projections, which start at zero): those keep their
+        initial values, so the run starts as exactly the source, e.g. a class-conditional model from an
+        unconditional one."""
         weights, where = initial_weights(source, host=self.host)
         own = self.model.state_dict()
         missing = [k for k in own if k not in weights]
-        if missing and all(".class_embed." in f".{k}" for k in missing):
+        if missing and all(any(f".{part}." in f".{k}" for part in ZERO_STARTING_PARTS) for k in missing):
             weights = {**weights, **{k: own[k] for k in missing}}
         try:
             self.model.load_state_dict(weights)
