@@ -111,3 +111,55 @@ def test_cli_tunes_and_samples_on_the_tuned_grid(tmp_path, capsys):
     assert "NFE 5" in capsys.readouterr().out
     assert main(["tune-schedule", "--checkpoint", "mnist-tutorial", "--nfe", "5"]) == 2
     assert "give --out FILE.json" in capsys.readouterr().err
+
+
+def test_tune_schedule_is_refused_while_another_process_writes_the_run(tmp_path, capsys):
+    """A live trainer (holding the run lock) on the run folder: tune-schedule stops before its search."""
+    import subprocess
+    import sys
+
+    from tests.test_cli import TINY_TOML
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--out", str(run), "--no-progress"]) == 0
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom scoreflow.training.run_folder import "
+                               "RunLock\nRunLock(sys.argv[1]).acquire()\nprint('held', flush=True)\ntime.sleep(60)",
+                               str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["tune-schedule", "--checkpoint", str(run), "--nfe", "5", "--trajectories", "4"]) == 2
+        assert "is being written by another process" in capsys.readouterr().err
+        assert not (run / "tuned-schedules.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_kill_9_during_tune_schedule_leaves_the_old_grids_or_the_new(tmp_path):
+    """tuned-schedules.json is replaced atomically: a tune-schedule killed at any moment leaves the file a reader
+    accepts, with the grids it held or the new ones."""
+    import random
+    import subprocess
+    import sys
+    import time
+
+    from scoreflow.sampling.tuning import _read
+    from tests.test_cli import TINY_TOML
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--out", str(run), "--no-progress"]) == 0
+    argv = [sys.executable, "-m", "scoreflow", "tune-schedule", "--checkpoint", str(run), "--trajectories", "8",
+            "--sweeps", "2", "--fine-steps", "16", "--no-progress"]
+    assert subprocess.run([*argv, "--nfe", "5"], capture_output=True).returncode == 0
+    rng = random.Random(0)
+    for nfe in ("7", "9"):
+        proc = subprocess.Popen([*argv, "--nfe", nfe], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 3.0))
+        proc.kill()
+        proc.wait()
+        grids = _read(run / "tuned-schedules.json")["grids"]["ipndm"]
+        assert "4" in grids  # the earlier grid survives whether or not this run got to write

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -249,9 +250,8 @@ def sample(args: argparse.Namespace) -> int:
 
 
 def tune_schedule(args: argparse.Namespace) -> int:
-    from scoreflow.plugins import get_host
-    from scoreflow.sampling.tuning import TUNED_FILE, schedule_file, steps_for_nfe
-    from scoreflow.sampling.tuning import tune_schedule as tune
+    from scoreflow.sampling.tuning import TUNED_FILE, schedule_file
+    from scoreflow.training.run_folder import RunLock
 
     resolve_device(args.device)  # before any work
     rank = int(os.environ.get("RANK", "0") or 0)
@@ -265,6 +265,27 @@ def tune_schedule(args: argparse.Namespace) -> int:
         args.out = str(Path(given) / TUNED_FILE)
     schedule_file(args.out)  # an existing --out must be a regular tuned-schedule file, checked before the work
     writable_folder(Path(args.out).parent)
+    run = Path(args.out).parent
+    # a run folder has one writer at a time: a live trainer (or another tune-schedule) on it is refused before the
+    # search, and none can start until the grids are written
+    with RunLock(run) if (run / "checkpoints").is_dir() else contextlib.nullcontext():
+        result, steps = _tune(args)
+        path = result.save(args.out)
+    for n, grid in result.grids.items():
+        print(f"{args.predictor}, {n} steps: end-point error {grid.error:.4g} against the ODE "
+              f"(karras grid: {grid.karras_error:.4g})")
+    hint = "" if Path(path).parent == Path(given) else f', "path": "{path}"'
+    print(f"wrote {path} (teacher: {result.teacher_nfe} evaluations). Sample with: --predictor {args.predictor} "
+          f"--schedule tuned --num-steps {steps[0]}" + (f" --schedule-options '{{{hint[2:]}}}'" if hint else ""))
+    return 0
+
+
+def _tune(args: argparse.Namespace):
+    """The tuned grids ``tune-schedule``'s arguments ask for, and the step counts they are for."""
+    from scoreflow.plugins import get_host
+    from scoreflow.sampling.tuning import steps_for_nfe
+    from scoreflow.sampling.tuning import tune_schedule as tune
+
     opened = open_model(args)
     model, sde, shape = opened.model, opened.sde, opened.data_shape
     host = get_host()
@@ -276,15 +297,7 @@ def tune_schedule(args: argparse.Namespace) -> int:
                   predictor_options=args.predictor_options, eps=args.eps,
                   fine_steps=args.fine_steps, sweeps=args.sweeps, generator=generator, device=args.device,
                   host=host, progress=None if args.no_progress else print)
-    result = attrs.evolve(result, predictor=args.predictor)
-    path = result.save(args.out)
-    for n, grid in result.grids.items():
-        print(f"{args.predictor}, {n} steps: end-point error {grid.error:.4g} against the ODE "
-              f"(karras grid: {grid.karras_error:.4g})")
-    hint = "" if Path(path).parent == Path(given) else f', "path": "{path}"'
-    print(f"wrote {path} (teacher: {result.teacher_nfe} evaluations). Sample with: --predictor {args.predictor} "
-          f"--schedule tuned --num-steps {steps[0]}" + (f" --schedule-options '{{{hint[2:]}}}'" if hint else ""))
-    return 0
+    return attrs.evolve(result, predictor=args.predictor), steps
 
 
 def _dataset_from_checkpoint(args: argparse.Namespace, split: str, opened: OpenedModel | None = None):
