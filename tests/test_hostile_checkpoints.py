@@ -36,6 +36,8 @@ def _edit_meta(run: Path, change) -> None:
      "parameters, more than"),
     (lambda m: m["config"].update(model_options={"channels": [8, 16]}), "does not build a network"),
     (lambda m: m["config"].update(steps="many"), "invalid metadata .*steps must be an integer"),
+    (lambda m: m.update(data_shape=[1, 1024, 1024]), r"data_shape \[1, 1024, 1024\] does not fit the run's dataset "
+                                                     r"'digits', whose samples have shape \[1, 8, 8\]"),
 ])
 def test_crafted_metadata_is_refused_before_allocation(run, change, match):
     _edit_meta(run, change)
@@ -45,7 +47,8 @@ def test_crafted_metadata_is_refused_before_allocation(run, change, match):
 
 def test_a_checkpoint_never_chooses_the_data_folder(run, tmp_path, capsys, monkeypatch):
     target = tmp_path / "chosen-by-the-file" / ".." / "elsewhere"
-    _edit_meta(run, lambda m: m["config"].update(dataset="mnist", data_dir=str(target)))
+    _edit_meta(run, lambda m: (m["config"].update(dataset="mnist", data_dir=str(target)),
+                               m.update(data_shape=[1, 28, 28])))
     monkeypatch.setattr("scoreflow.data.sources.DEFAULT_DATA_DIR", tmp_path / "default-cache")
     monkeypatch.setattr("scoreflow.data.idx.urllib.request.urlopen",
                         lambda *a, **k: (_ for _ in ()).throw(OSError("no network in this test")))

@@ -292,6 +292,10 @@ def _swiss_roll(n: int, g: torch.Generator) -> torch.Tensor:
     return x + 0.1 * torch.randn(n, 2, generator=g)
 
 
+#: The sample shape of every built-in dataset whose shape never varies (a checkpoint trained on one must record it).
+SAMPLE_SHAPES: dict[str, tuple[int, ...]] = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "digits": (1, 8, 8),
+                                             "ring": (2,), "two_moons": (2,), "checkerboard": (2,), "swiss_roll": (2,)}
+
 TOY_SAMPLERS = {"ring": _ring, "two_moons": _moons, "checkerboard": _checkerboard, "swiss_roll": _swiss_roll}
 
 

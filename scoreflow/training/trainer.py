@@ -15,6 +15,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from scoreflow.data.base import TensorData, dequantize
+from scoreflow.data.sources import SAMPLE_SHAPES
 from scoreflow.data.streamed import ImageFiles, epoch_permutation, step_loader
 from scoreflow.models.base import ScoreNet
 from scoreflow.models.embedding import NO_CLASS
@@ -558,6 +559,10 @@ def load_trained(path: str | Path, *, ema: bool = True, device: str | torch.devi
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{ckpt['path']}: invalid metadata ({exc})") from exc
     shape, kind = checked_data_shape(meta, ckpt["path"])
+    fixed = SAMPLE_SHAPES.get(config.dataset)
+    if fixed is not None and shape != fixed:
+        raise CheckpointError(f"{ckpt['path']}: data_shape {list(shape)} does not fit the run's dataset "
+                              f"{config.dataset!r}, whose samples have shape {list(fixed)}")
     if ema and ckpt["ema"] is None:
         raise CheckpointError(f"{ckpt['path']}: has no EMA weights (an imported or EMA-less checkpoint); "
                               "load the raw weights with ema=False (--no-ema)")
