@@ -22,6 +22,11 @@ def one_of(options: Iterable[str]):
     return check
 
 
+#: The most parameters a network built from a file's metadata may have (checkpoints, classifiers); counted on
+#: PyTorch's ``meta`` device before anything is allocated.
+MAX_PARAMETERS = 1_000_000_000
+
+
 def check_eps(eps: float, T: float) -> None:
     """The smallest time of a sampler or an integral must lie strictly inside ``(0, T)``."""
     if not 0 < eps < T:

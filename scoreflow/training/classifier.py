@@ -19,6 +19,7 @@ from torch import nn
 from scoreflow.data.base import TensorData
 from scoreflow.errors import CheckpointError
 from scoreflow.models.classifier import NoiseConditionalClassifier
+from scoreflow.validators import MAX_PARAMETERS
 
 FORMAT = "scoreflow-classifier"
 FORMAT_VERSION = 1
@@ -26,8 +27,6 @@ FORMAT_VERSION = 1
 REPORT_NOISE_LEVELS = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0)
 #: The smallest noise level classifiers are trained at (and the built-ins clamp their noise input to).
 MIN_NOISE_LEVEL = 1e-3
-#: The largest classifier a file may ask for (checked on the meta device before anything is allocated).
-MAX_PARAMETERS = 200_000_000
 
 
 def _host(host: Any):

@@ -31,6 +31,7 @@ from scoreflow.training.config import TrainConfig
 from scoreflow.training.losses import dsm_loss
 from scoreflow.training.weighting import LossWeighting
 from scoreflow.training.run_folder import RunLock, prepare_run_folder, refuse_existing_run
+from scoreflow.validators import MAX_PARAMETERS
 
 
 # Config fields a resumed run may change: how long it runs and how it logs and keeps checkpoints.
@@ -524,7 +525,6 @@ def _signals_stop(trainer: Trainer):
 #: Bounds a checkpoint's metadata must respect before anything is built from it.
 MAX_SAMPLE_DIM = 4096
 MAX_SAMPLE_ELEMENTS = 1 << 24
-MAX_PARAMETERS = 1_000_000_000
 
 
 def checked_data_shape(meta: dict[str, Any], where: Any) -> tuple[tuple[int, ...], str]:

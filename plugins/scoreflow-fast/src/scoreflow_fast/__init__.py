@@ -5,7 +5,7 @@ from __future__ import annotations
 import scoreflow
 from scoreflow_fast.adaptive import GottaGoFast
 from scoreflow_fast.langevin import AnnealedLangevin
-from scoreflow_fast.ode_solvers import (DDIM, DEIS, IPNDM, DPMSolver2, DPMSolver3, DPMSolverPP2M, DPMSolverPP2MSDE,
+from scoreflow_fast.predictors import (DDIM, DEIS, IPNDM, DPMSolver2, DPMSolver3, DPMSolverPP2M, DPMSolverPP2MSDE,
                                         DPMSolverPP3M, EDMHeun, UniPC)
 
 __all__ = ["DDIM", "DEIS", "IPNDM", "AnnealedLangevin", "DPMSolver2", "DPMSolver3", "DPMSolverPP2M", "DPMSolverPP2MSDE",
