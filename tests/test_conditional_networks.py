@@ -13,25 +13,32 @@ from scoreflow.training.trainer import build_components
 
 SDE = sf.VESDE(sigma_min=0.01, sigma_max=10.0)
 
+def _resunet(**kw):
+    return sf.ResUNet(channels=8, channel_mult=(1, 2), image_size=8, embed_dim=16, **kw)
+
+
+# (the unconditional source, its class-conditional twin, sample shape)
 NETWORKS = [
-    (lambda **kw: sf.MLP(SDE, dim=2, hidden=32, **kw), (6, 2)),
-    (lambda **kw: sf.UNet(SDE, channels=(8, 8, 8, 8), embed_dim=16, image_size=8, **kw), (6, 1, 8, 8)),
-    (lambda **kw: sf.ResUNet(channels=8, channel_mult=(1, 2), image_size=8, embed_dim=16, **kw), (6, 1, 8, 8)),
-    (lambda **kw: sf.ResUNet(channels=8, channel_mult=(1, 2), image_size=8, embed_dim=16, adaptive_norm=True, **kw),
-     (6, 1, 8, 8)),
+    (lambda: sf.MLP(SDE, dim=2, hidden=32), lambda: sf.MLP(SDE, dim=2, hidden=32, num_classes=10), (6, 2)),
+    (lambda: sf.UNet(SDE, channels=(8, 8, 8, 8), embed_dim=16, image_size=8),
+     lambda: sf.UNet(SDE, channels=(8, 8, 8, 8), embed_dim=16, image_size=8, num_classes=10), (6, 1, 8, 8)),
+    (_resunet, lambda: _resunet(num_classes=10), (6, 1, 8, 8)),
+    # fine-tuning into adaptive_norm: the class rows are random but reach only the zero-initialised projections
+    (_resunet, lambda: _resunet(num_classes=10, adaptive_norm=True), (6, 1, 8, 8)),
 ]
 
 
-@pytest.mark.parametrize(("make", "shape"), NETWORKS)
-def test_a_fresh_conditional_network_is_its_unconditional_twin_until_trained(make, shape):
+@pytest.mark.parametrize(("make_plain", "make_conditional", "shape"), NETWORKS)
+def test_a_conditional_network_built_from_an_unconditional_one_is_its_twin_until_trained(
+        make_plain, make_conditional, shape):
     torch.manual_seed(0)
-    plain = make()
-    with torch.no_grad():  # trained-looking weights (the ResUNet's output layer starts at zero)
+    plain = make_plain()
+    with torch.no_grad():  # trained-looking weights (the ResUNet's residual branches and output start at zero)
         for p in plain.parameters():
             p.add_(torch.randn_like(p) * 0.1)
-    conditional = make(num_classes=10)
+    conditional = make_conditional()
     missing, unexpected = conditional.load_state_dict(plain.state_dict(), strict=False)
-    assert not unexpected and all(k.startswith("class_embed.") for k in missing)
+    assert not unexpected and all(k.startswith("class_embed.") or ".modulation." in k for k in missing)
     assert conditional.num_classes == 10 and plain.num_classes is None
     x, t = torch.randn(shape), torch.rand(shape[0]) * 0.9 + 0.05
     labels = torch.tensor([0, 3, 9, NO_CLASS, 5, 1])
@@ -39,10 +46,11 @@ def test_a_fresh_conditional_network_is_its_unconditional_twin_until_trained(mak
         expected = plain(x, t)
         assert torch.equal(conditional(x, t), expected)  # no labels: the "no class" row
         assert torch.equal(conditional(x, t, torch.full((6,), NO_CLASS)), expected)
-        assert torch.allclose(conditional(x, t, labels), expected)  # every row starts at zero
-        conditional.class_embed.table.weight.data.normal_()
+        assert torch.allclose(conditional(x, t, labels), expected)  # the class enters through zeros
+        for p in conditional.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
         out = conditional(x, t, labels)
-    assert not torch.allclose(out, expected)
+    assert not torch.allclose(out, conditional(x, t))
     with pytest.raises(ValueError, match=r"class 10 is not a class of this network \(allowed: 0\.\.9"):
         conditional(x, t, torch.tensor([0, 1, 2, 3, 4, 10]))
     with pytest.raises(ValueError, match="this network is unconditional"):

@@ -34,18 +34,23 @@ class ClassEmbedding(nn.Module):
     """A learned embedding of ``num_classes`` classes plus a reserved "no class" row (index ``num_classes``),
     added to a network's time embedding (Ho & Salimans 2022; diffusers' ``class_embed_type=None`` layout).
 
-    ``forward(labels)`` takes int labels in ``0..num_classes-1`` or :data:`NO_CLASS`. Every row starts at zero
-    (each learns from its first step: the rows receive the time embedding's gradient), so a conditional network
-    built from an unconditional one's weights starts as exactly that network (fine-tuning with ``init_from``).
+    ``forward(labels)`` takes int labels in ``0..num_classes-1`` or :data:`NO_CLASS`. With ``init="zeros"`` every
+    row starts at zero (each learns from its first step: the rows receive the time embedding's gradient), so a
+    conditional network built from an unconditional one's weights starts as exactly that network (fine-tuning with
+    ``init_from``); ``"normal"`` draws them from N(0, 1), for a network that feeds them only through
+    zero-initialised layers (``ResUNet(adaptive_norm=True)``).
     """
 
-    def __init__(self, num_classes: int, embed_dim: int) -> None:
+    def __init__(self, num_classes: int, embed_dim: int, init: str = "zeros") -> None:
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= 100_000:
             raise ValueError(f"num_classes must be an integer in [1, 100000], got {num_classes!r}")
         self.num_classes = num_classes
+        if init not in ("zeros", "normal"):
+            raise ValueError(f"init must be 'zeros' or 'normal', got {init!r}")
         self.table = nn.Embedding(num_classes + 1, embed_dim)
-        nn.init.zeros_(self.table.weight)
+        if init == "zeros":
+            nn.init.zeros_(self.table.weight)
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         return self.table(class_indices(labels, self.num_classes))

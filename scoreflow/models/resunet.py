@@ -40,11 +40,12 @@ class ResBlock(nn.Module):
         nn.init.zeros_(self.conv2.weight)  # each block starts as its skip (DDPM++'s init_scale=0)
         nn.init.zeros_(self.conv2.bias)
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, modulating: torch.Tensor | None = None) -> torch.Tensor:
+        """``emb`` is added before the norm; ``modulating`` (default ``emb``) gives the scale and shift."""
         h = self.conv1(F.silu(self.norm1(x)))
         h = self.norm2(h + self.embed(emb)[:, :, None, None])
         if self.modulation is not None:
-            scale, shift = self.modulation(emb)[:, :, None, None].chunk(2, dim=1)
+            scale, shift = self.modulation(emb if modulating is None else modulating)[:, :, None, None].chunk(2, dim=1)
             h = h * (1 + scale) + shift
         h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
@@ -95,8 +96,11 @@ class ResUNet(ScoreNet):
         embed_dim: Size of the noise embedding.
         fourier_scale: Standard deviation of the random Fourier frequencies of the noise embedding.
         parametrization: What the output predicts (``"noise"``, ``"data"``, ``"v"`` or ``"score"``).
-        num_classes: Make the network class-conditional: a learned class embedding (plus a "no class" row) is
-            added to the noise embedding, and ``forward(x, c, class_labels)`` takes int labels.
+        num_classes: Make the network class-conditional: a learned class embedding (plus a "no class" row), and
+            ``forward(x, c, class_labels)`` takes int labels. Without ``adaptive_norm`` it is added to the noise
+            embedding (rows starting at zero); with it, it enters the scale and shift only (rows drawn from
+            N(0, 1), as DiT's adaLN-Zero: their zero-initialised projection keeps the start exact while the
+            rows' size lets the class be learned quickly).
         adaptive_norm: The embedding also scales and shifts every residual block's normalised features (see
             :class:`ResBlock`): with few channels per GroupNorm group this is the path by which the noise level and
             the class reach the blocks.
@@ -137,7 +141,9 @@ class ResUNet(ScoreNet):
             raise ValueError(f"adaptive_norm must be true or false, got {adaptive_norm!r}")
         block = {"dropout": dropout, "adaptive_norm": adaptive_norm}
         self.num_classes = num_classes
-        self.class_embed = None if num_classes is None else ClassEmbedding(num_classes, embed_dim)
+        self.adaptive_norm = adaptive_norm
+        self.class_embed = None if num_classes is None else ClassEmbedding(
+            num_classes, embed_dim, init="normal" if adaptive_norm else "zeros")
         widths = [channels * m for m in mult]
         self.inp = nn.Conv2d(in_channels, channels, 3, padding=1)
         self.down = nn.ModuleList()
@@ -176,21 +182,25 @@ class ResUNet(ScoreNet):
         if x.dim() != 4 or x.shape[1:] != (self.in_channels, self.image_size, self.image_size):
             raise ValueError(f"ResUNet expects (B, {self.in_channels}, {self.image_size}, {self.image_size}), "
                              f"got {tuple(x.shape)}")
-        emb = self.embed(c.to(x.dtype)) + class_term(self.class_embed, class_labels, x.shape[0], x.device)
+        emb = self.embed(c.to(x.dtype))
+        label_emb = class_term(self.class_embed, class_labels, x.shape[0], x.device)
+        mod = emb + label_emb  # what scales and shifts (adaptive_norm); without it, also what is added
+        if not self.adaptive_norm:
+            emb = mod
         h = self.inp(x)
         skips = [h]
         for level, blocks in enumerate(self.down):
             for block in blocks:
-                h = block(h, emb)
+                h = block(h, emb, mod)
                 skips.append(h)
             if level < len(self.downsample):
                 h = self.downsample[level](h)
                 skips.append(h)
         h = self.bottom_attn(h)
-        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        h = self.mid2(self.mid_attn(self.mid1(h, emb, mod)), emb, mod)
         for i, blocks in enumerate(self.up):
             for block in blocks:
-                h = block(torch.cat([h, skips.pop()], dim=1), emb)
+                h = block(torch.cat([h, skips.pop()], dim=1), emb, mod)
             if i < len(self.upsample):
                 h = F.interpolate(h, size=skips[-1].shape[-2:], mode="nearest")
                 h = self.upsample[i](h)
