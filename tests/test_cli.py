@@ -147,6 +147,17 @@ def test_bench_alias_hands_its_options_to_the_benchmarks(capsys):
     assert exc.value.code == 2 and "unknown suite(s) ['nope']" in capsys.readouterr().err
 
 
+def test_bench_outside_the_checkout_runs_it_in_a_child_process_and_leaves_the_import_path(monkeypatch, capfd):
+    import importlib.util
+    import sys
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "benchmarks" else real(name, *a))
+    before = list(sys.path)
+    assert main(["bench", "--suites", "nope"]) == 2
+    assert sys.path == before and "unknown suite(s) ['nope']" in capfd.readouterr().err
+
+
 def test_unknown_options_of_other_commands_are_still_refused(capsys):
     with pytest.raises(SystemExit):
         main(["list", "predictor", "--bogus"])

@@ -210,21 +210,24 @@ def _run_conditional(name: str):
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    """``scoreflow bench ARGS`` is ``python -m benchmarks ARGS`` from the source checkout."""
+    """``scoreflow bench ARGS`` is ``python -m benchmarks ARGS``: the importable benchmarks package, else the
+    ``benchmarks/`` folder of the source checkout this scoreflow is installed from (run in a child process whose
+    working folder is the checkout; this process's import path is never changed)."""
     import importlib.util
+    import subprocess
     from pathlib import Path
 
-    if importlib.util.find_spec("benchmarks") is None:
-        checkout = Path(__file__).resolve().parents[2]
-        if not (checkout / "benchmarks" / "__main__.py").is_file():
-            raise FileNotFoundError(
-                "scoreflow bench runs the benchmarks/ folder of a scoreflow source checkout, which this "
-                f"installation ({checkout}) does not have: clone the repository and pip install -e it")
-        sys.path.insert(0, str(checkout))
-    from benchmarks.__main__ import main as bench_main
+    if importlib.util.find_spec("benchmarks") is not None:
+        from benchmarks.__main__ import main as bench_main
 
-    bench_main(args.bench_args)
-    return 0
+        bench_main(args.bench_args)
+        return 0
+    checkout = Path(__file__).resolve().parents[2]
+    if not (checkout / "benchmarks" / "__main__.py").is_file():
+        raise FileNotFoundError(
+            "scoreflow bench runs the benchmarks/ folder of a scoreflow source checkout, which this "
+            f"installation ({checkout}) does not have: clone the repository and pip install -e it")
+    return subprocess.run([sys.executable, "-m", "benchmarks", *args.bench_args], cwd=checkout).returncode
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:

@@ -183,8 +183,9 @@ def resolve_pretrained(name: str, *, host: Any = None) -> Path:
     return model.verify()
 
 
-def load_pretrained(name: str, *, ema: bool = True, device: str = "cpu", host: Any = None):
-    """``(model, sde, config)`` of a registered pretrained model, offline, after its sha256 check; for
+def load_pretrained(name: str, *, ema: bool = True, device: str = "cpu", host: Any = None) -> tuple[Any, Any, Any]:
+    """``(model, sde, config)`` (a :class:`~scoreflow.training.LoadedModel`) of a registered pretrained model,
+    offline, after its sha256 check; for
     ``NAME:LOCATION`` with a registered :class:`ModelSource` ``NAME``, ``(model, sde, info)`` from that source
     (``info`` a :class:`SourceInfo`; ``ema`` does not apply).
 

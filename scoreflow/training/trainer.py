@@ -8,7 +8,7 @@ import math
 import time
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import torch
@@ -541,7 +541,16 @@ def checked_data_shape(meta: dict[str, Any], where: Any) -> tuple[tuple[int, ...
     return tuple(shape), kind
 
 
-def load_trained(path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu", host=None):
+class LoadedModel(NamedTuple):
+    """What :func:`load_trained` rebuilds: unpacks as ``model, sde, config = load_trained(run)``."""
+
+    model: ScoreNet
+    sde: SDE
+    config: TrainConfig
+
+
+def load_trained(path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu",
+                 host=None) -> LoadedModel:
     """Rebuild ``(model, sde, config)`` from a checkpoint (EMA weights by default).
 
     The metadata is validated first: the config's option types, a bounded ``data_shape``, and a network
@@ -585,4 +594,4 @@ def load_trained(path: str | Path, *, ema: bool = True, device: str | torch.devi
         model.load_state_dict(weights)
     except RuntimeError as exc:
         raise CheckpointError(f"{ckpt['path']}: weights do not fit the model ({exc})") from exc
-    return model.to(device).eval(), sde, config
+    return LoadedModel(model.to(device).eval(), sde, config)
