@@ -82,7 +82,7 @@ def test_train_sample_likelihood_evaluate_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     assert main(["likelihood", "--checkpoint", str(run), "--max-samples", "2", "--method", "exponential",
                  "--solver", "rk4", "--out", str(tmp_path / "l4.json"), "--no-progress"]) == 2
-    assert "method='exponential' takes num_steps only; it would ignore solver" in capsys.readouterr().err
+    assert "--solver applies to --method ode; --method exponential integrates with its own" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(run), "--num-samples", "64", "--num-steps", "20",
                  "--out", str(tmp_path / "e.json"), "--no-progress"]) == 0
     quality = json.loads((tmp_path / "e.json").read_text())

@@ -177,8 +177,8 @@ def test_encode_and_interpolate_commands(digits_run, tmp_path, capsys):
 @pytest.mark.parametrize(("command", "argv", "match"), [
     ("encode", ["--solver", "bogus"], "bogus"),
     ("encode", ["--eps", "2"], "eps"),
-    ("interpolate", ["--frames", "1"], "--frames must be at least 2"),
-    ("interpolate", ["--count", "1"], "needs two images, got 1"),
+    ("interpolate", ["--frames", "1"], "--frames must lie in [2, 256]"),
+    ("interpolate", ["--count", "1"], "needs two images (two PNG files, or a split's --start and the next), got 1"),
 ])
 def test_bad_encode_options_are_named(digits_run, tmp_path, capsys, command, argv, match):
     run, _ = digits_run

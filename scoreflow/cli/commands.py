@@ -161,9 +161,12 @@ def _sampler_from_args(args: argparse.Namespace, **condition: Any):
 
             options.setdefault("predictor", canonical_predictor_name(args.predictor, host=get_host()))
         extra.update(schedule=args.schedule, schedule_options=options)
+    if args.resample_jump is not None and not args.resample:
+        raise ValueError(f"--resample-jump {args.resample_jump} sets the block length of RePaint resampling; give "
+                         "--resample N (the repeats) too")
     return Sampler(predictor=args.predictor, corrector=corrector, num_steps=args.num_steps, snr=args.snr,
                    n_steps=args.n_steps, predictor_options=args.predictor_options, resample=args.resample,
-                   resample_jump=args.resample_jump, **extra, **condition)
+                   resample_jump=1 if args.resample_jump is None else args.resample_jump, **extra, **condition)
 
 
 def _sampling_plan(args: argparse.Namespace, sde, model):
@@ -340,9 +343,22 @@ def _trained_dataset(args: argparse.Namespace, split: str, opened: OpenedModel |
         raise
 
 
+def _ode_only_options(args: argparse.Namespace) -> None:
+    """Refuse ``likelihood``'s ODE options with ``--method exponential``; fill their defaults for ``--method ode``."""
+    given = [f"--{name}" for name in ("solver", "rtol", "atol") if getattr(args, name) is not None]
+    if args.method == "exponential" and given:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise ValueError(f"{', '.join(given)} {verb} to --method ode; --method exponential integrates with its own "
+                         "exponential integrator (its option: --num-steps)")
+    args.solver = args.solver or "dopri5"
+    args.rtol = 1e-5 if args.rtol is None else args.rtol
+    args.atol = 1e-5 if args.atol is None else args.atol
+
+
 def likelihood(args: argparse.Namespace) -> int:
     from scoreflow.evaluation.runs import likelihood_many, mean_and_standard_error
 
+    _ode_only_options(args)
     ddp.init_from_env(args.device)
     if args.out and ddp.is_main():
         writable_folder(Path(args.out).parent)  # before the work, not after it

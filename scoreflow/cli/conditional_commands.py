@@ -281,11 +281,15 @@ def interpolate(args: argparse.Namespace) -> int:
     from scoreflow.flow.encoding import interpolate as interpolate_latents
     from scoreflow.pictures import save_rows_png
 
-    if args.frames < 2:
-        raise ValueError(f"--frames must be at least 2 (the two ends), got {args.frames}")
+    from scoreflow.flow.encoding import MAX_FRAMES
+
+    if not 2 <= args.frames <= MAX_FRAMES:
+        raise ValueError(f"--frames must lie in [2, {MAX_FRAMES}] (the two ends included), got {args.frames}")
     opened, images, _ = _opened_images(args)
-    if len(images) < 2:
-        raise ValueError(f"interpolate needs two images, got {len(images)}")
+    files = not (len(args.images) == 1 and args.images[0] in ("test", "train"))
+    if len(images) < 2 or (files and len(images) != 2):
+        raise ValueError(f"interpolate needs two images (two PNG files, or a split's --start and the next), got "
+                         f"{len(images)}")
     model, sde = opened.model, opened.sde
     options = _ode_options(args, sde)
     out = writable_folder(args.out)

@@ -153,8 +153,8 @@ def _add_sampler_options(p: argparse.ArgumentParser, *, ode: bool = True) -> Non
     p.add_argument("--resample", type=_nonnegative_int, default=0,
                    help="RePaint resampling: redo each block of --resample-jump steps this many more times after "
                         "jumping back by the forward process (helps inpainting; default: %(default)s)")
-    p.add_argument("--resample-jump", type=_positive_int, default=1,
-                   help="steps per resampled block (RePaint's jump length; default: %(default)s)")
+    p.add_argument("--resample-jump", type=_positive_int, default=None,
+                   help="steps per resampled block (RePaint's jump length; default: 1)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="samples per batch (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
@@ -421,9 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ode: solve the augmented ODE with --solver; exponential: --num-steps (default 20) steps of a "
                         "third-order exponential integrator in the log noise level, the fast setting (default: "
                         "%(default)s)")
-    p.add_argument("--solver", default="dopri5", help="ODE solver of --method ode (default: %(default)s)")
-    p.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance (default: %(default)s)")
-    p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default: %(default)s)")
+    p.add_argument("--solver", default=None, help="ODE solver of --method ode (default: dopri5)")
+    p.add_argument("--rtol", type=float, default=None, help="relative tolerance of --method ode (default: 1e-5)")
+    p.add_argument("--atol", type=float, default=None, help="absolute tolerance of --method ode (default: 1e-5)")
     p.add_argument("--logp-atol", type=float, default=None,
                    help="absolute tolerance of the log-density integral in nats (default: --rtol/--atol as for x)")
     p.add_argument("--num-steps", type=_positive_int, default=None, help="steps of a fixed-grid --solver (rk4) or of --method exponential")

@@ -103,14 +103,19 @@ def slerp(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor) -> torch.Tens
     return out.to(a.dtype).reshape(len(weights), *a.shape)
 
 
+#: The most frames :func:`interpolate` decodes (all at once, as one batch).
+MAX_FRAMES = 256
+
+
 def interpolate(model: ScoreModel, sde: SDE, x_a: torch.Tensor, x_b: torch.Tensor, n: int, *,
                 solver: str | ODESolver = "dopri5", rtol: float = 1e-5, atol: float = 1e-5, eps: float = 1e-3,
                 host: PluginHost | None = None) -> SampleResult:
     """``n`` frames from ``x_a`` to ``x_b`` (one item each, without a batch dimension: ``(C, H, W)`` for an
     image): both encoded, their latents interpolated spherically (:func:`slerp`), every frame decoded. The first
     and last frames reconstruct ``x_a`` and ``x_b``; the NFE counts the encoding too."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an integer of at least 2 (the two end frames), got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= MAX_FRAMES:
+        raise ValueError(f"the number of frames must be an integer in [2, {MAX_FRAMES}] (the two ends included), "
+                         f"got {n!r}")
     pair = [_check_data(name, v[None] if isinstance(v, torch.Tensor) else v)
             for name, v in (("x_a", x_a), ("x_b", x_b))]
     if pair[0].shape != pair[1].shape:

@@ -30,7 +30,7 @@ from scoreflow.training.checkpoint import CheckpointError, load_checkpoint, save
 from scoreflow.training.config import TrainConfig
 from scoreflow.training.losses import dsm_loss
 from scoreflow.training.weighting import LossWeighting
-from scoreflow.training.run_folder import RunLock, prepare_run_folder, refuse_existing_run
+from scoreflow.training.run_folder import RunLock, existing_step, prepare_run_folder, refuse_existing_run
 from scoreflow.validators import MAX_PARAMETERS
 
 
@@ -270,6 +270,15 @@ class Trainer:
         ddp.barrier()
         return path
 
+    def _restore_checked(self) -> None:
+        """:meth:`restore` the run's latest checkpoint, refusing one already past this run's length."""
+        if existing_step(self.out) is None:
+            raise CheckpointError(f"--resume: {self.out} holds no run to resume (no checkpoints/latest there)")
+        self.restore()
+        if self.step > self.total_steps:
+            raise ValueError(f"cannot resume {self.out} to {self.total_steps} steps: it is already at step "
+                             f"{self.step}; ask for at least {self.step} (--steps or --epochs)")
+
     def restore(self, path: str | Path | None = None) -> None:
         """Continue from ``path`` (default: this run's latest checkpoint)."""
         ckpt = load_checkpoint(path or self.out)
@@ -317,8 +326,9 @@ class Trainer:
             self.model.load_state_dict(weights)
             self.ema.module.load_state_dict(weights)
         except RuntimeError as exc:
+            detail = " ".join(str(exc).split())  # torch's message spans lines: one line, shortened
             raise CheckpointError(f"init_from {source!r}: the weights of {where} do not fit this run's network; "
-                                  f"its model, model_options and preconditioning must match ({exc})") from exc
+                                  f"its model, model_options and preconditioning must match ({detail[:300]})") from exc
 
     # -- the loop -------------------------------------------------------------
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -430,18 +440,20 @@ class Trainer:
         lock = RunLock(self.out) if ddp.is_main() else None
         if lock is not None:
             refuse_existing_run(self.out, resume=resume, overwrite=overwrite)  # before the lock touches anything
+        # what can be refused is refused before the lock or the folder is touched: a run to resume that is not
+        # there or does not fit, a source to start from that is missing or does not fit
+        if resume:
+            self._restore_checked()
+        elif self.config.init_from is not None:
+            self.initialise_from(self.config.init_from)
+        if lock is not None:
             lock.acquire()
         try:
             if ddp.is_main():
                 prepare_run_folder(self.out, resume=resume, overwrite=overwrite)
             ddp.barrier()
-            if resume:
-                self.restore()
-                if self.step > self.total_steps:
-                    raise ValueError(f"cannot resume {self.out} to {self.total_steps} steps: it is already at step "
-                                     f"{self.step}; ask for at least {self.step} (--steps or --epochs)")
-            elif self.config.init_from is not None:
-                self.initialise_from(self.config.init_from)
+            if resume and existing_step(self.out) != self.step:  # another writer saved before the lock was ours
+                self._restore_checked()
             with _signals_stop(self):
                 return self._loop()
         finally:
