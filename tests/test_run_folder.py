@@ -13,6 +13,7 @@ import pytest
 from scoreflow.cli import main
 from scoreflow.errors import RunBusyError, RunExistsError
 from scoreflow.training import TrainConfig, Trainer, load_checkpoint
+from scoreflow.training.run_folder import existing_step
 from scoreflow.training.run_folder import RunLock
 
 TINY = dict(dataset="digits", model_options={"channels": [8, 16, 16, 16], "embed_dim": 16}, batch_size=16,
@@ -194,3 +195,38 @@ def test_boolean_environment_variables_are_strict(monkeypatch, value, expected):
     monkeypatch.setenv("SCOREFLOW_STRICT_PLUGINS", "enabled")
     with pytest.raises(ValueError, match="SCOREFLOW_STRICT_PLUGINS='enabled' is not a boolean; allowed: 1, true"):
         _env_flag("SCOREFLOW_STRICT_PLUGINS")
+
+
+def test_kill_9_during_import_checkpoint_overwrite_leaves_a_run_that_loads(tmp_path):
+    """import-checkpoint --overwrite killed at random moments: whatever the folder holds loads (the old run, or
+    the import; between --overwrite's removal of the old run and the import's save it holds none, as asked),
+    never a half-written checkpoint, and the next import completes."""
+    import random
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    from benchmarks.tutorial_notebook import SeedScoreNet
+    from scoreflow.training import load_trained
+
+    torch.manual_seed(0)
+    torch.save(SeedScoreNet().state_dict(), tmp_path / "ckpt.pth")
+    run = tmp_path / "run"
+    Trainer(TrainConfig(steps=2, **TINY), run, progress=False).run()
+    argv = [sys.executable, "-m", "scoreflow", "import-checkpoint", str(tmp_path / "ckpt.pth"), "--out", str(run),
+            "--overwrite"]
+    rng = random.Random(1)
+    for _ in range(3):
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 3.0))
+        proc.kill()
+        proc.wait()
+        step = existing_step(run)
+        assert step in (None, 0, 2)
+        if step is not None:
+            assert load_checkpoint(run)["meta"]["step"] == step
+            load_trained(run, ema=step == 2)
+    assert subprocess.run(argv, capture_output=True).returncode == 0
+    assert load_checkpoint(run)["meta"]["step"] == 0
