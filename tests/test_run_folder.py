@@ -13,8 +13,7 @@ import pytest
 from scoreflow.cli import main
 from scoreflow.errors import RunBusyError, RunExistsError
 from scoreflow.training import TrainConfig, Trainer, load_checkpoint
-from scoreflow.training.run_folder import existing_step
-from scoreflow.training.run_folder import RunLock
+from scoreflow.training.run_folder import RunLock, existing_step
 
 TINY = dict(dataset="digits", model_options={"channels": [8, 16, 16, 16], "embed_dim": 16}, batch_size=16,
             log_every=2)
