@@ -85,7 +85,7 @@ def test_slerp_interpolates_norm_and_angle():
     (lambda s, v: sf.encode(s, v, torch.full((3, 2), float("nan"))), ValueError, "x"),
     (lambda s, v: sf.encode(s, v, torch.zeros(3, 2), eps=2.0), ValueError, "eps"),
     (lambda s, v: sf.decode(s, v, torch.zeros(0, 2)), ValueError, "latents must have shape"),
-    (lambda s, v: sf.interpolate(s, v, torch.zeros(2), torch.zeros(2), 1), ValueError, "n must be"),
+    (lambda s, v: sf.interpolate(s, v, torch.zeros(2), torch.zeros(2), 1), ValueError, "the number of frames must be an integer in"),
     (lambda s, v: sf.interpolate(s, v, torch.zeros(2), torch.zeros(3), 3), ValueError, "one shape"),
 ])
 def test_bad_input_is_refused(ve, oracle, call, error, match):

@@ -74,3 +74,55 @@ def test_components_given_as_instances_need_no_plugin_host(monkeypatch):
         from scoreflow.flow.probability_flow import resolve_solver
 
         resolve_solver(solver, rtol=1e-3)
+
+
+def _runtime_imports(tree) -> list[str]:
+    """Modules a module imports when it runs (at the top or inside functions), not those under TYPE_CHECKING."""
+    import ast
+
+    found: list[str] = []
+
+    def visit(node) -> None:
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append(node.module)
+            found.extend(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def test_no_import_cycle_between_modules():
+    """Lazy imports included: two modules that import each other (even inside a function) are one room in two
+    files; the shared part belongs in a module of its own."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    modules = {}
+    for path in (root / "scoreflow").rglob("*.py"):
+        name = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = path
+    graph = {m: {t for t in _runtime_imports(ast.parse(p.read_text())) if t in modules and t != m
+                 and not m.startswith(t + ".")} for m, p in modules.items()}  # a package's __init__ is its parent
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            node = todo.pop()
+            if node == goal:
+                return True
+            if node not in seen:
+                seen.add(node)
+                todo.extend(graph[node])
+        return False
+
+    cycles = sorted({tuple(sorted((a, b))) for a in graph for b in graph[a] if reaches(b, a)})
+    assert not cycles, f"modules that import each other (directly or through others): {cycles}"

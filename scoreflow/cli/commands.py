@@ -172,7 +172,7 @@ def _sampler_from_args(args: argparse.Namespace, **condition: Any):
 def _sampling_plan(args: argparse.Namespace, sde, model):
     """The sampler (or ODE options) the arguments ask for, checked against ``sde`` and ``model`` before any
     sampling."""
-    from scoreflow.cli.conditional_commands import guidance_condition
+    from scoreflow.cli.guidance import guidance_condition
     from scoreflow.flow.probability_flow import ProbabilityFlowSampler
 
     condition = guidance_condition(args, sde, model)  # classifier guidance with --ode-solver is refused here

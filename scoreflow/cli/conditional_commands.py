@@ -1,5 +1,4 @@
-"""What ``scoreflow train-classifier``, ``scoreflow inpaint`` and ``scoreflow img2img`` do, and the guidance of
-``scoreflow sample``."""
+"""What ``scoreflow train-classifier``, ``inpaint``, ``img2img``, ``encode`` and ``interpolate`` do."""
 
 from __future__ import annotations
 
@@ -40,73 +39,6 @@ def train_classifier(args: argparse.Namespace) -> int:
     print(json.dumps({"test_accuracy_by_noise_level": accuracy}, indent=2))
     print(f"wrote {out / 'classifier.safetensors'} and {out / 'classifier.json'}")
     return 0
-
-
-def guidance_condition(args: argparse.Namespace, sde: Any, model: Any) -> dict[str, Any]:
-    """``Sampler`` keywords for ``--class/--classifier/--guidance-scale`` (empty without ``--class``): classifier-free
-    guidance on a class-conditional checkpoint, classifier guidance with ``--classifier`` on any other."""
-    from scoreflow.models.base import model_classes
-
-    label = getattr(args, "class_label", None)
-    classes = model_classes(model)
-    if label is None:
-        if getattr(args, "classifier", None):
-            raise ValueError("--classifier given without --class (the label to guide toward)")
-        if getattr(args, "guidance_scale", None) is not None:
-            raise ValueError("--guidance-scale given without --class (the label to guide toward)")
-        return {}
-    if classes is not None:
-        if args.classifier:
-            raise ValueError("this checkpoint is class-conditional: --class uses classifier-free guidance, which "
-                             "needs no --classifier (leave it out)")
-        return {"condition": _free_guidance(label, classes, args)}
-    if not args.classifier:
-        raise ValueError("--class needs --classifier (a folder written by `scoreflow train-classifier`): this "
-                         "checkpoint is unconditional; a class-conditional one (trained with --class-dropout) "
-                         "takes --class with classifier-free guidance")
-    if args.ode_solver:
-        raise ValueError(f"--class with --classifier guides predictor-corrector sampling; it cannot apply to "
-                         f"--ode-solver {args.ode_solver}")
-    return {"condition": _classifier_guidance(label, args, sde)}
-
-
-#: The guidance scale ``w`` of ``--class`` on a class-conditional checkpoint when --guidance-scale is not given.
-DEFAULT_FREE_GUIDANCE_SCALE = 2.0
-
-
-def _free_guidance(label: int, classes: int, args: argparse.Namespace) -> Any:
-    from scoreflow.sampling.free_guidance import ClassifierFreeGuidance
-
-    if not 0 <= label < classes:
-        raise ValueError(f"--class {label} is not a class of this checkpoint (allowed: 0..{classes - 1})")
-    scale = DEFAULT_FREE_GUIDANCE_SCALE if args.guidance_scale is None else args.guidance_scale
-    if not math.isfinite(scale) or scale < -1:
-        raise ValueError(f"--guidance-scale must be a finite number >= -1 (-1: unconditional, 0: conditional), "
-                         f"got {scale}")
-    return ClassifierFreeGuidance(label, scale=scale)
-
-
-def _classifier_guidance(label: int, args: argparse.Namespace, sde: Any) -> Any:
-    from scoreflow.models.classifier import classifier_fn
-    from scoreflow.sampling.conditioning import ClassifierGuidance
-    from scoreflow.training.classifier import load_classifier
-
-    model, _ = load_classifier(classifier_location(args.classifier), device=args.device)
-    if not 0 <= label < model.n_classes:
-        raise ValueError(f"--class {label} is not a class of {args.classifier!r} (allowed: 0..{model.n_classes - 1})")
-    scale = 1.0 if args.guidance_scale is None else args.guidance_scale
-    if not math.isfinite(scale) or scale < 0:
-        raise ValueError(f"--guidance-scale of classifier guidance must be a finite number >= 0, got {scale}")
-    return ClassifierGuidance(classifier_fn(model, sde), label, scale=scale)
-
-
-def classifier_location(text: str) -> Path:
-    """A classifier folder as given, else the verified folder of the shipped classifier of that name."""
-    from scoreflow.pretrained import shipped_classifier
-
-    if Path(text).exists() or "/" in text or "\\" in text:
-        return Path(text)
-    return shipped_classifier(text)
 
 
 def _load_images(args: argparse.Namespace, opened: OpenedModel) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -304,4 +236,4 @@ def interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["encode", "guidance_condition", "img2img", "inpaint", "interpolate", "train_classifier"]
+__all__ = ["encode", "img2img", "inpaint", "interpolate", "train_classifier"]

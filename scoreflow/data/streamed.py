@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from scoreflow.data.base import TensorData
+from scoreflow.data.images import read_image
 
 
 class ImageFiles(torch.utils.data.Dataset):
@@ -42,7 +43,6 @@ class ImageFiles(torch.utils.data.Dataset):
         return len(self.files)
 
     def _read(self, i: int) -> torch.Tensor:
-        from scoreflow.data.sources import read_image  # the folder dataset's reader (sources imports this module)
 
         arr = read_image(self.files[i], self.channels, self.resize, self.crop)
         x = torch.from_numpy(arr.copy())

@@ -29,12 +29,12 @@ import torch
 from scipy.interpolate import CubicSpline
 
 from scoreflow.errors import NonFiniteError
-from scoreflow.flow.likelihood import log_noise_bounds, times_and_rates, value_and_time_derivative
+from scoreflow.sde.noise_levels import log_noise_bounds, times_and_rates, value_and_time_derivative
 from scoreflow.flow.probability_flow import ProbabilityFlowODE
 from scoreflow.tensor import as_time
 
 if TYPE_CHECKING:
-    from scoreflow.flow.likelihood import DivergenceODE
+    from scoreflow.flow.divergence import DivergenceODE
     from scoreflow.sde.base import SDE
 
 GRID_POWER = 1.3
