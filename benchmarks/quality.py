@@ -41,8 +41,9 @@ class Variant:
     nfe_line: tuple[float, float] | None = None
 
 
-def variants(host: sf.PluginHost, oracle: Oracle) -> list[Variant]:
-    """Every sampler the host offers that is compatible with the oracle's SDE."""
+def variants(host: sf.PluginHost, oracle: Oracle, tuning_trajectories: int = TUNING_TRAJECTORIES) -> list[Variant]:
+    """Every sampler the host offers that is compatible with the oracle's SDE (tuned grids fitted on
+    ``tuning_trajectories`` warm-up draws)."""
     sde, score = oracle.sde, oracle.mixture.score_model(oracle.sde)
     out: list[Variant] = []
     for p in host.available("predictor"):
@@ -60,7 +61,8 @@ def variants(host: sf.PluginHost, oracle: Oracle) -> list[Variant]:
         if getattr(proto, "preferred_schedule", None) and _deterministic(host, p, score, sde, oracle.eps,
                                                                          oracle.mixture.dim):
             # a step-wise ODE solver: also on a grid tuned to it (tune-schedule matches ODE end points)
-            out.append(Variant(f"{p}@tuned", "tuned", _tuned_runner(host, p, score, sde, oracle.eps)))
+            out.append(Variant(f"{p}@tuned", "tuned", _tuned_runner(host, p, score, sde, oracle.eps,
+                                                                    tuning_trajectories)))
     for p in host.available("trajectory_solver"):  # whole-trajectory solvers: no corrector; torchsde by method below
         if p != "torchsde" and host.create("trajectory_solver", p).requires <= sde.capabilities:
             out.append(Variant(p, "plugin", _pc_runner(host, p, None, score, sde, oracle.eps)))
@@ -144,11 +146,11 @@ def nfe_per_step(variant: Variant, dim: int) -> tuple[float, float]:
 
 
 def run_suite(oracle: Oracle, budgets: tuple[int, ...], n: int, host: sf.PluginHost,
-              only: set[str] | None = None) -> list[dict[str, Any]]:
+              only: set[str] | None = None, tuning_trajectories: int = TUNING_TRAJECTORIES) -> list[dict[str, Any]]:
     """Rows of quality figures per (sampler, NFE budget), plus adaptive ODE and adaptive SDE points."""
     dim = oracle.mixture.dim
     rows = []
-    for variant in variants(host, oracle):
+    for variant in variants(host, oracle, tuning_trajectories):
         if only and variant.name not in only:
             continue
         if variant.family == "ode-adaptive":  # its NFE follows its tolerances: one row at its defaults

@@ -266,3 +266,30 @@ def test_conditional_mnist_benchmark_runs_in_quick_mode(capsys):
     page = capsys.readouterr().out
     assert "## Inpainting the bottom half of test digits" in page and "inpaint_smc" in page
     assert "| scale 4 |" in page and "| unconditional |" in page
+
+
+def test_shipped_class_conditional_model_is_guided_without_a_classifier():
+    from scoreflow.cli.guidance import DEFAULT_FREE_GUIDANCE_SCALE
+
+    model, sde, config = sf.load_pretrained("mnist-cfg")
+    assert model.num_classes == 10 and config.class_dropout == 0.1 and config.init_from == "pretrained:mnist"
+    plain, _, _ = sf.load_pretrained("mnist")
+    x, t = torch.rand(3, 1, 28, 28), torch.tensor([0.2, 0.5, 0.8])
+    with torch.no_grad():
+        free = model(x, t)  # "no class": the unconditional score, learned beside the conditional ones
+        assert free.shape == x.shape and torch.isfinite(free).all()
+        assert not torch.allclose(model(x, t, torch.tensor([1, 2, 3])), free)
+    result = sf.Sampler(predictor="edm_heun", num_steps=3, condition=sf.ClassifierFreeGuidance(
+        torch.tensor([0, 7]), scale=DEFAULT_FREE_GUIDANCE_SCALE)).sample(model, sde, (2, 1, 28, 28))
+    assert result.nfe == 2 * 6 and torch.isfinite(result.samples).all()
+    assert plain.num_classes is None
+
+
+@needs_mnist
+def test_free_guidance_benchmark_runs_in_quick_mode(capsys, tmp_path):
+    from benchmarks import mnist_free_guidance
+
+    mnist_free_guidance.main(["--data-dir", str(MNIST_DIR), "--quick", "--out", str(tmp_path / "fg.json")])
+    page = capsys.readouterr().out
+    assert "classifier-free `w = 2`" in page and "classifier guidance scale 4" in page
+    assert "unconditional, same network evaluations" in page
