@@ -43,6 +43,9 @@ SHIPPED_SUMMARIES: dict[str, str] = {
              "VE(0.001, 50), dequantized, 16,000 steps of 32 on one CPU core); raw and EMA weights.",
     "mnist-density": "The mnist model fine-tuned for test bits/dim (preset mnist-density: likelihood weighting with "
                      "importance-sampled time, 6,000 steps of 32 from the shipped mnist weights); raw and EMA weights.",
+    "mnist-cfg": "The mnist model fine-tuned into a class-conditional one for classifier-free guidance (preset "
+                 "mnist-cfg: labels with dropout 0.1, adaptive_norm, 8,000 steps of 32); sample with "
+                 "--class K [--guidance-scale W].",
     "mnist-tutorial": "The seed tutorial's MNIST run (preset mnist-tutorial: VE(0.01, 22), 50 epochs on CPU); raw and "
                       "EMA weights.",
     "mnist-sigma25": "Song's original Colab MNIST run (preset mnist-sigma25: dx = 25^t dw, 50 epochs on CPU); raw and "
