@@ -116,7 +116,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             out["classifier_guidance"][f"{s:g}"] = _row(x, wanted, nfe, secs, clf, test, f_test)
             print(f"classifier guidance {s:g}: {out['classifier_guidance'][f'{s:g}']}", flush=True)
     out["load_average_after"] = os.getloadavg()[0]
-    if not args.quick:
+    if not (args.quick or args.no_page):
         _save_picture(pictures, wanted)
     return out
 
@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--render-only", action="store_true")
+    p.add_argument("--no-page", action="store_true", help="write the record only (another seed's check)")
     p.add_argument("--quick", action="store_true", help="toy sizes, nothing under docs/ rewritten")
     args = p.parse_args(argv)
     if args.quick:
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         record = measure(args)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
-    if not args.quick:
+    if not (args.quick or args.no_page):
         PAGE.write_text(render(record))
     print(render(record))
     return 0

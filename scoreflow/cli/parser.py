@@ -186,7 +186,7 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classifier", default=None, help="noise-conditional classifier for --class: a folder from "
                                                       "`scoreflow train-classifier`, or 'mnist' (shipped)")
     p.add_argument("--guidance-scale", type=float, default=None,
-                   help="guidance scale: classifier-free guidance's w in (1 + w) s(x, t, c) - w s(x, t) (default 2; "
+                   help="guidance scale: classifier-free guidance's w in (1 + w) s(x, t, c) - w s(x, t) (default 0.5; "
                         "0: the conditional model), or classifier guidance's scale (default 1: the exact "
                         "conditional score)")
 
