@@ -27,12 +27,14 @@ SUITES = ("quality", "likelihood", "overhead", "training", "peers", "end_to_end"
 # quick: tuned grids from 64 warm-up draws (the full run's 1024 fit better; the quick run checks that they run)
 QUICK = {"budgets": (20, 100), "sde_budgets": (100,), "solver_sweep_n": 0, "n_ring": 1000, "digits": False, "lik_n": 100, "probes": (1, 4),
          "tuning_trajectories": 64,
+         # quick: under the other SDEs, a few samplers of each kind (the full run measures every one)
+         "sde_samplers": {"euler", "reverse_diffusion+langevin", "ode:rk4", "edm_heun", "dpmpp_2m", "ipndm", "unipc"},
          "overhead": dict(repeats=3, steps=50, batch=128), "training": dict(batch_sizes=[32], blocks=2,
                                                                              steps_per_block=2,
                                                                              variants=("fp32", "channels_last", "bf16")),
          "end_to_end": dict(steps=60, n_samples=200, n_bpd=32, scale=0.1)}
 FULL = {"budgets": (5, 10, 20, 50, 100, 200, 500, 1000), "sde_budgets": (5, 10, 20, 50, 100), "solver_sweep_n": 100,
-        "n_ring": 5000, "digits": True, "lik_n": 300, "tuning_trajectories": 1024,
+        "n_ring": 5000, "digits": True, "lik_n": 300, "tuning_trajectories": 1024, "sde_samplers": None,
         "probes": (1, 4, 16), "overhead": dict(repeats=7, steps=200, batch=256),
         "training": dict(batch_sizes=[32, 128], blocks=40, steps_per_block=5),
         "end_to_end": dict(steps=1500, n_samples=359, n_bpd=128, scale=1.0)}
@@ -70,7 +72,7 @@ def run_all(out: Path, *, quick: bool, suites: tuple[str, ...] = SUITES, device:
         record["quality_sdes_skipped"] = skipped_sdes
         sde_budgets = tuple(b for b in cfg["budgets"] if b in cfg["sde_budgets"]) or cfg["sde_budgets"]
         for oracle in sde_oracles:  # the ring under every other registered SDE (plugins' included)
-            rows += quality.run_suite(oracle, sde_budgets, cfg["n_ring"], host, **tuning)
+            rows += quality.run_suite(oracle, sde_budgets, cfg["n_ring"], host, only=cfg["sde_samplers"], **tuning)
         if cfg["digits"]:
             budgets = tuple(b for b in cfg["budgets"] if b in (20, 100, 500))  # its score costs 1797 components
             rows += quality.run_suite(digits64(), budgets, 500, host, **tuning)
