@@ -32,6 +32,21 @@ def tiny_run(tmp_path_factory) -> Path:
     return run
 
 
+def run_cli_expecting_error(argv: list[str], words: str, capsys) -> None:
+    """Run the CLI on ``argv``: exit status 2, no traceback, a last line ``scoreflow...: error: ...`` holding
+    ``words``."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, f"exit status {code}, stderr: {err[-500:]}"
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("scoreflow") and "error:" in last, err
+    assert words in err, f"{words!r} not in {err!r}"
+
+
 def _snapshot(folder: Path) -> dict[str, tuple[int, float]]:
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime)
             for p in folder.rglob("*") if p.is_file()}
@@ -187,17 +202,7 @@ def test_cli_names_the_bad_value_and_writes_nothing(argv, words, tiny_run, tmp_p
     monkeypatch.chdir(tmp_path)
     before, run_before = _snapshot(tmp_path), _snapshot(tiny_run)
     argv = [a.replace("{tmp}", paths["tmp"]).replace("{run}", paths["run"]) for a in argv]
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse's own errors
-        code = exc.code
-    err = capsys.readouterr().err
-    assert code == 2, f"exit status {code}, stderr: {err[-500:]}"
-    assert "Traceback" not in err, err
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("scoreflow") and "error:" in last, err
-    words = words.replace("{tmp}", paths["tmp"]).replace("{run}", paths["run"])
-    assert words in err, f"{words!r} not in {err!r}"
+    run_cli_expecting_error(argv, words.replace("{tmp}", paths["tmp"]).replace("{run}", paths["run"]), capsys)
     after = _snapshot(tmp_path)
     assert after == before, f"files changed: {sorted(set(after.items()) ^ set(before.items()))}"
     assert _snapshot(tiny_run) == run_before

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from scoreflow.cli import main
-from tests.test_bad_inputs import _prepare, _snapshot, tiny_run  # noqa: F401 (tiny_run is a fixture)
+from tests.test_bad_inputs import _prepare, _snapshot, run_cli_expecting_error, tiny_run  # noqa: F401 (a fixture)
 
 TINY_IMAGES = ["--dataset", "digits", "--model-options", '{"channels": [8, 16, 16, 16], "embed_dim": 16}',
                "--batch-size", "16", "--steps", "2", "--no-progress"]
@@ -209,16 +209,7 @@ def test_newer_options_name_the_bad_value_and_write_nothing(argv, words, tiny_ru
     monkeypatch.chdir(tmp_path)
     watched = [tmp_path, tiny_run, image_runs["img"], image_runs["cond"]]  # a run's .lock is bookkeeping: not compared
     before = [_files(folder) for folder in watched]
-    try:
-        code = main([_fill(a, paths) for a in argv])
-    except SystemExit as exc:  # argparse's own errors
-        code = exc.code
-    err = capsys.readouterr().err
-    assert code == 2, f"exit status {code}, stderr: {err[-500:]}"
-    assert "Traceback" not in err, err
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("scoreflow") and "error:" in last, err
-    assert _fill(words, paths) in err, f"{_fill(words, paths)!r} not in {err!r}"
+    run_cli_expecting_error([_fill(a, paths) for a in argv], _fill(words, paths), capsys)
     after = [_files(folder) for folder in watched]
     assert after[1:] == before[1:], "a run that was only read changed"
     out = tmp_path / "out"
