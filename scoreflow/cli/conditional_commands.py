@@ -210,10 +210,9 @@ def encode(args: argparse.Namespace) -> int:
 def interpolate(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
+    from scoreflow.flow.encoding import MAX_FRAMES
     from scoreflow.flow.encoding import interpolate as interpolate_latents
     from scoreflow.pictures import save_rows_png
-
-    from scoreflow.flow.encoding import MAX_FRAMES
 
     if not 2 <= args.frames <= MAX_FRAMES:
         raise ValueError(f"--frames must lie in [2, {MAX_FRAMES}] (the two ends included), got {args.frames}")
