@@ -75,6 +75,18 @@ def test_two_process_training_and_resume_equal_single_process(tmp_path):
     l1, l2 = (json.loads((tmp_path / f).read_text()) for f in ("l1.json", "l2.json"))
     assert l1["n"] == l2["n"] == 10 and l1["mean_bpd"] == pytest.approx(l2["mean_bpd"], rel=1e-6)
 
+    # tune-schedule shares the warm-up draws between the ranks (each solves the teacher for its half), sums the
+    # trial errors across them, and rank 0 alone writes the run's file
+    tune = ["tune-schedule", "--checkpoint", str(single), "--nfe", "5", "--trajectories", "16", "--sweeps", "1",
+            "--fine-steps", "16", "--no-progress"]
+    _single(*tune, "--out", str(tmp_path / "t1.json"))
+    _torchrun(*tune)
+    t1, t2 = (json.loads(f.read_text()) for f in (tmp_path / "t1.json", single / "tuned-schedules.json"))
+    assert (t1["processes"], t2["processes"]) == (1, 2) and t1["trajectories"] == t2["trajectories"] == 16
+    g1, g2 = t1["grids"]["ipndm"]["4"], t2["grids"]["ipndm"]["4"]
+    assert g2["karras_error"] == pytest.approx(g1["karras_error"], rel=1e-3)  # the mean over all 16 draws
+    assert g2["error"] <= g2["karras_error"] and not list(single.glob("*.tmp"))
+
 
 @pytest.mark.slow
 def test_sigint_to_torchrun_stops_every_rank_after_one_step_and_saves_it(tmp_path):

@@ -155,3 +155,54 @@ def test_kill_9_during_tune_schedule_leaves_the_old_grids_or_the_new(tmp_path):
         proc.wait()
         grids = _read(run / "tuned-schedules.json")["grids"]["ipndm"]
         assert "4" in grids  # the earlier grid survives whether or not this run got to write
+
+
+def test_tuning_shared_by_two_ranks_matches_one_process(ve, oracle, monkeypatch):
+    """Under a process group each rank solves the teacher and runs every trial on its share of the warm-up draws
+    and the errors are summed across ranks: two simulated ranks (threads exchanging their sums) take the same
+    decisions, and their errors are the one-process errors up to the teacher's tolerance (dopri5's step control
+    sees a different batch)."""
+    import threading
+
+    from scoreflow.sampling import tuning
+
+    args = dict(predictor="ipndm", eps=1e-3, fine_steps=16, sweeps=1, rtol=1e-6, atol=1e-6)
+    single = sf.tune_schedule(oracle.score_model(ve), ve, (8, 2), [3, 4], generator=torch.Generator().manual_seed(0),
+                              **args)
+    local, barrier, board = threading.local(), threading.Barrier(2), {}
+    teacher_sizes: list[int] = []
+    teacher = tuning.teacher_trajectories
+
+    def total(values, op="sum"):
+        board[local.rank] = values.double()
+        barrier.wait()
+        both = torch.stack([board[0], board[1]])
+        barrier.wait()  # both have read before the next exchange writes
+        return both.max(0).values if op == "max" else both.sum(0)
+
+    def counting_teacher(score, sde, x_start, times, **kw):
+        teacher_sizes.append(len(x_start))
+        return teacher(score, sde, x_start, times, **kw)
+
+    monkeypatch.setattr(tuning, "_world", lambda: (local.rank, 2))
+    monkeypatch.setattr(tuning, "_total", total)
+    monkeypatch.setattr(tuning, "teacher_trajectories", counting_teacher)
+    results = {}
+
+    def rank(r: int) -> None:
+        local.rank = r
+        results[r] = sf.tune_schedule(oracle.score_model(ve), ve, (8, 2), [3, 4],
+                                      generator=torch.Generator().manual_seed(0), **args)
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(teacher_sizes) == [4, 4]  # each rank solved half the draws
+    assert results[0].info["processes"] == 2 and results[0].info["trajectories"] == 8
+    for n in (3, 4):
+        a, b, one = results[0].grids[n], results[1].grids[n], single.grids[n]
+        assert torch.equal(a.times, b.times) and a.error == b.error  # the same decisions on every rank
+        assert a.karras_error == pytest.approx(one.karras_error, rel=1e-3)
+        assert a.error == pytest.approx(one.error, rel=0.05) and a.error <= a.karras_error

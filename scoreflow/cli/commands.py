@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -254,12 +253,11 @@ def sample(args: argparse.Namespace) -> int:
 
 def tune_schedule(args: argparse.Namespace) -> int:
     from scoreflow.sampling.tuning import TUNED_FILE, schedule_file
+    from scoreflow.errors import RunBusyError
     from scoreflow.training.run_folder import RunLock
 
     resolve_device(args.device)  # before any work
-    rank = int(os.environ.get("RANK", "0") or 0)
-    if rank != 0:  # under torchrun: the search is one process's (same seed, same grids); rank 0 alone writes
-        return 0
+    ddp.init_from_env(args.device)  # under torchrun the ranks share the warm-up draws; rank 0 alone writes
     given = args.checkpoint
     if args.out is None:
         if not Path(given).is_dir():
@@ -271,8 +269,20 @@ def tune_schedule(args: argparse.Namespace) -> int:
     run = Path(args.out).parent
     # a run folder has one writer at a time: a live trainer (or another tune-schedule) on it is refused before the
     # search, and none can start until the grids are written
-    with RunLock(run) if (run / "checkpoints").is_dir() else contextlib.nullcontext():
+    with contextlib.ExitStack() as held:
+        refused = None
+        if ddp.is_main() and (run / "checkpoints").is_dir():
+            try:
+                held.enter_context(RunLock(run))
+            except RunBusyError as exc:
+                refused = exc
+        if ddp.max_across_ranks(int(refused is not None)):  # every rank learns of it and stops before the search
+            if refused is None:
+                return 2  # rank 0 says why
+            raise refused
         result, steps = _tune(args)
+        if not ddp.is_main():
+            return 0
         path = result.save(args.out)
     for n, grid in result.grids.items():
         print(f"{args.predictor}, {n} steps: end-point error {grid.error:.4g} against the ODE "
@@ -299,7 +309,7 @@ def _tune(args: argparse.Namespace):
     result = tune(model, sde, (args.trajectories, *shape), steps, predictor=args.predictor,
                   predictor_options=args.predictor_options, eps=args.eps,
                   fine_steps=args.fine_steps, sweeps=args.sweeps, generator=generator, device=args.device,
-                  host=host, progress=None if args.no_progress else print)
+                  host=host, progress=None if args.no_progress or not ddp.is_main() else print)
     return attrs.evolve(result, predictor=args.predictor), steps
 
 

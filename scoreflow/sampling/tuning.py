@@ -9,6 +9,10 @@ keeping a move when the sampler's own end points get closer to the teacher's (me
 the warm-up draws). The objective is the sampler's global error, so multistep and single-step methods
 each get the grid that suits them; it needs a deterministic (ODE) sampler.
 
+Inside a ``torch.distributed`` process group (``torchrun``) every rank draws the same warm-up draws and keeps
+its share (``rank::world_size``): it solves the teacher and runs each trial on that share only, and the errors
+are summed across ranks, so every rank takes the same decisions and ends with the same grids.
+
 The grids are stored as JSON (``tuned-schedules.json`` in a run folder) and used through the registered
 schedule ``"tuned"``: ``Sampler(predictor="ipndm", num_steps=4, schedule="tuned",
 schedule_options={"path": RUN})``.
@@ -136,6 +140,26 @@ def teacher_trajectories(score: Callable[[torch.Tensor, torch.Tensor], torch.Ten
     return states, ode.calls
 
 
+def _world() -> tuple[int, int]:
+    """``(rank, world_size)`` of the ``torch.distributed`` group; ``(0, 1)`` outside one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _total(values: torch.Tensor, op: str = "sum") -> torch.Tensor:
+    """``values`` summed (or their maximum, ``op="max"``) over the ranks of the process group; a collective."""
+    import torch.distributed as dist
+
+    if _world()[1] == 1:
+        return values
+    out = values.detach().to(torch.float64).clone()
+    dist.all_reduce(out, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+    return out
+
+
 def euler_costs(states: torch.Tensor, slopes: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     """``cost[i, j]``: mean over samples of the RMS error of one Euler step from fine point ``i`` to ``j``
     (``j > i``; ``inf`` elsewhere), all in the scaled variable with noise levels ``levels``."""
@@ -173,6 +197,27 @@ def _times_at(sde: SDE, log_levels: list[float], eps: float) -> torch.Tensor:
     times = sde.time_at_noise_level(torch.exp(torch.tensor(log_levels, dtype=torch.float64)))
     times[0], times[-1] = sde.T, eps
     return times
+
+
+def _teacher(score, sde: SDE, shape: tuple[int, ...], fine: torch.Tensor, generator, device, rtol: float,
+             atol: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """This rank's warm-up draws, the teacher's end points for them, the Euler cost matrix over every rank's
+    draws (:func:`euler_costs`) and the teacher's evaluations."""
+    rank, ranks = _world()
+    if shape[0] < ranks:
+        raise ValueError(f"{shape[0]} warm-up draws cannot be shared by {ranks} processes: ask for at least {ranks}")
+    x_start = sde.prior_sampling(shape, generator=generator, device=device, dtype=torch.float32)
+    x_start = x_start[rank::ranks]  # every rank drew the same draws; each keeps its share
+    states, teacher_nfe = teacher_trajectories(score, sde, x_start, fine, rtol=rtol, atol=atol)
+    levels, alphas = sde.noise_level(fine), sde.marginal_scale(fine)
+    with torch.no_grad():
+        slopes = torch.stack([-float(levels[i]) * float(alphas[i]) * score(
+            states[i], torch.full((len(x_start),), float(t), dtype=torch.float32, device=device))
+            for i, t in enumerate(fine.tolist())])
+    teacher_nfe = int(_total(torch.tensor([teacher_nfe + len(fine)]), "max")[0])
+    ys = states / alphas.to(states.dtype).reshape(-1, *[1] * (states.dim() - 1))
+    cost = _total(euler_costs(ys, slopes, levels) * len(x_start)) / shape[0]  # the mean over every rank's draws
+    return x_start, states[-1], cost, teacher_nfe
 
 
 def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | Sequence[int], *,
@@ -226,27 +271,18 @@ def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | S
     _require_deterministic(pred, score, sde, shape, eps, device, host)
 
     fine = host.schedules.resolve("karras")(sde, fine_steps, eps, dtype=torch.float64)
-    x_start = sde.prior_sampling(shape, generator=generator, device=device, dtype=torch.float32)
-    states, teacher_nfe = teacher_trajectories(score, sde, x_start, fine, rtol=rtol, atol=atol)
-    target = states[-1]
-    levels, alphas = sde.noise_level(fine), sde.marginal_scale(fine)
-    with torch.no_grad():
-        slopes = torch.stack([-float(levels[i]) * float(alphas[i]) * score(
-            states[i], torch.full((shape[0],), float(t), dtype=torch.float32, device=device))
-            for i, t in enumerate(fine.tolist())])
-    teacher_nfe += len(fine)
-    ys = states / alphas.to(states.dtype).reshape(-1, *[1] * (states.dim() - 1))
-    cost = euler_costs(ys, slopes, levels)
-    del states, ys, slopes
+    x_start, target, cost, teacher_nfe = _teacher(score, sde, shape, fine, generator, device, rtol, atol)
+    mine = tuple(x_start.shape)
 
     def error(log_levels: list[float]) -> float:
         times = _times_at(sde, log_levels, eps)
         try:
             res = Sampler(predictor=pred, times=times, denoise=False, host=host).sample(
-                score, sde, shape, init=x_start)
+                score, sde, mine, init=x_start)
+            summed = float((res.samples - target).flatten(1).pow(2).mean(1).sqrt().sum())
         except (ValueError, FloatingPointError):  # a grid on which the sampler diverges
-            return math.inf
-        e = float((res.samples - target).flatten(1).pow(2).mean(1).sqrt().mean())
+            summed = math.inf
+        e = float(_total(torch.tensor([summed], dtype=torch.float64))[0]) / shape[0]  # every rank joins
         return e if math.isfinite(e) else math.inf
 
     grids: dict[int, TunedGrid] = {}
@@ -262,7 +298,7 @@ def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | S
             progress(f"{name}, {n} steps: end-point error {best:.4g} (karras {errors['karras']:.4g}, "
                      f"started from {start}, {evaluations + 3} trial runs)")
     info = {"sde": repr(sde), "eps": eps, "fine_steps": fine_steps, "trajectories": shape[0], "rtol": rtol,
-            "atol": atol, "sweeps": sweeps}
+            "atol": atol, "sweeps": sweeps, "processes": _world()[1]}
     return TuningResult(name, grids, teacher_nfe, info)
 
 
