@@ -256,8 +256,7 @@ def bits_per_dim(model, sde, test, n: int, batch: int) -> dict[str, Any]:
 
     images = torch.nn.functional.pad(test.x[:n], (2, 2, 2, 2))  # [0, 1], 8-bit levels; the bridge maps to [-1, 1]
     start = time.perf_counter()
-    res = likelihood_many(model, sde, images, batch_size=batch, seed=0, dequantize=True, method="exponential",
-                          eps=sde.default_eps)
+    res = likelihood_many(model, sde, images, batch_size=batch, seed=0, dequantize=True, method=sf.ExponentialLikelihood(eps=sde.default_eps))
     out = {**mean_and_standard_error(res["bpd"]), "n": n, "method": "exponential (20 steps)",
            "eps": sde.default_eps, "dimensions": 1024, "seconds": round(time.perf_counter() - start, 1)}
     print(f"bits/dim {out['mean']:.4f} +- {out['std_error']:.4f} on {n} test images", flush=True)

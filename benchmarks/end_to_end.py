@@ -35,8 +35,9 @@ def run_suite(steps: int, n_samples: int, n_bpd: int, host: sf.PluginHost, scale
         train_s = time.perf_counter() - start
         model, sde, _ = load_trained(tmp, host=host)
     train, test = digits("train"), digits("test")
-    ll = sf.log_likelihood(model, sde, test.x[:n_bpd], dequantize=test.levels, rtol=1e-4, atol=1e-4,
-                           generator=torch.Generator().manual_seed(0), host=host)
+    ll = sf.log_likelihood(model, sde, test.x[:n_bpd], dequantize=test.levels,
+                           method=sf.ODELikelihood(rtol=1e-4, atol=1e-4, host=host),
+                           generator=torch.Generator().manual_seed(0))
     rows = []
     for name, kwargs in SAMPLERS.items():
         if kwargs["predictor"] not in host.available("predictor"):

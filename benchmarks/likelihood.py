@@ -56,24 +56,26 @@ def run_suite(oracle: Oracle, n: int, probes: tuple[int, ...], tol: float, host:
     for estimator in ("exact", "gaussian", "rademacher"):
         for p in ((1,) if estimator == "exact" else probes):
             start = time.perf_counter()
-            res = sf.log_likelihood(score, sde, x, estimator=estimator, n_probes=p, rtol=tol, atol=tol,
-                                    generator=torch.Generator().manual_seed(0), host=host)
+            res = sf.log_likelihood(score, sde, x, estimator=sf.DivergenceEstimator(estimator, n_probes=p),
+                                    method=sf.ODELikelihood(rtol=tol, atol=tol, host=host),
+                                    generator=torch.Generator().manual_seed(0))
             seconds = time.perf_counter() - start
             err = res.logp.double() - exact
             rows.append({"estimator": estimator, "n_probes": p, "mean_error": float(err.mean()),
                          "error_std": float(err.std()), "mean_abs_error": float(err.abs().mean()),
                          "seconds": round(seconds, 4), "nfe": res.nfe})
     methods = []  # fixed-cost settings with the exact trace: only the integration error is left
-    for label, options in (("rk4 in log sigma, 30 steps", {"solver": "rk4", "num_steps": 30, "time_variable": "log_sigma"}),
-                           *((f"exponential, {n} steps", {"method": "exponential", "num_steps": n}) for n in (10, 20, 40))):
+    for label, method in (("rk4 in log sigma, 30 steps",
+                            sf.ODELikelihood(solver="rk4", num_steps=30, time_variable="log_sigma", host=host)),
+                           *((f"exponential, {n} steps", sf.ExponentialLikelihood(num_steps=n)) for n in (10, 20, 40))):
         start = time.perf_counter()
-        res = sf.log_likelihood(score, sde, x, estimator="exact", host=host, **options)
+        res = sf.log_likelihood(score, sde, x, estimator="exact", method=method)
         err = res.logp.double() - exact
         methods.append({"method": label, "nfe": res.nfe, "seconds": round(time.perf_counter() - start, 4),
                         "mean_error": float(err.mean()), "mean_abs_error": float(err.abs().mean())})
     start = time.perf_counter()
-    ours = sf.log_likelihood(score, sde, x, estimator="gaussian", rtol=tol, atol=tol,
-                             generator=torch.Generator().manual_seed(0), host=host)
+    ours = sf.log_likelihood(score, sde, x, estimator="gaussian", method=sf.ODELikelihood(rtol=tol, atol=tol, host=host),
+                             generator=torch.Generator().manual_seed(0))
     ours_s = time.perf_counter() - start
     start = time.perf_counter()
     theirs, calls = tutorial_log_likelihood(score, sde, x, tol=tol, generator=torch.Generator().manual_seed(0))
@@ -107,17 +109,21 @@ def solver_sweep(oracles: list[Oracle], n: int, tol: float, host: sf.PluginHost)
         score = gm.score_model(sde)
         x, _ = gm.sample(n, generator=torch.Generator().manual_seed(3))
         exact = gm.log_prob(x)
-        settings = [(name, {"solver": name, "rtol": tol, "atol": tol, "num_steps": SWEEP_FIXED_STEPS,
-                            "time_variable": "log_sigma"}) for name in host.available("ode_solver")]
-        settings.append(("exponential (20 steps)", {"method": "exponential", "num_steps": 20}))
+        settings: list[tuple[str, dict[str, Any] | None]] = [
+            (name, {"solver": name, "rtol": tol, "atol": tol, "num_steps": SWEEP_FIXED_STEPS,
+                    "time_variable": "log_sigma", "host": host}) for name in host.available("ode_solver")]
+        settings.append(("exponential (20 steps)", None))
         for label, options in settings:
             start = time.perf_counter()
             try:
-                try:
-                    res = sf.log_likelihood(score, sde, x, estimator="exact", host=host, **options)
-                except UnknownOptionError:  # a plugin solver without num_steps: its own defaults and tolerances
-                    options = {k: v for k, v in options.items() if k != "num_steps"}
-                    res = sf.log_likelihood(score, sde, x, estimator="exact", host=host, **options)
+                if options is None:
+                    method = sf.ExponentialLikelihood(num_steps=20)
+                else:
+                    try:
+                        method = sf.ODELikelihood(**options)
+                    except UnknownOptionError:  # a plugin solver without num_steps: its defaults and tolerances
+                        method = sf.ODELikelihood(**{k: v for k, v in options.items() if k != "num_steps"})
+                res = sf.log_likelihood(score, sde, x, estimator="exact", method=method)
             except (ValueError, RuntimeError) as exc:
                 rows.append({"oracle": oracle.name, "solver": label, "error": f"{type(exc).__name__}: {exc}"[:200]})
                 continue

@@ -47,6 +47,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
 REFERENCE = {"rtol": 1e-7, "atol": 1e-7}
 
 
+def _method(spec: dict[str, Any], eps: float) -> sf.ODELikelihood | sf.ExponentialLikelihood:
+    """The likelihood method a variant's options describe (``"method": "exponential"`` or the ODE's options)."""
+    options = {k: v for k, v in spec.items() if k != "method"}
+    if spec.get("method") == "exponential":
+        return sf.ExponentialLikelihood(eps=eps, **options)
+    return sf.ODELikelihood(eps=eps, **options)
+
+
 def _run(net, sde, x: torch.Tensor, probe: torch.Tensor, spec: dict[str, Any], eps: float
          ) -> tuple[torch.Tensor, int, float]:
     """Per-image bits/dim, network evaluations and seconds of one variant on one batch."""
@@ -62,7 +70,7 @@ def _run(net, sde, x: torch.Tensor, probe: torch.Tensor, spec: dict[str, Any], e
         original = lik.make_probes
         lik.make_probes = lambda *args: probe.clone()
         try:
-            res = sf.log_likelihood(net, sde, x, eps=eps, **spec)
+            res = sf.log_likelihood(net, sde, x, method=_method(spec, eps))
         finally:
             lik.make_probes = original
         logp, nfe = res.logp.double(), res.nfe

@@ -184,8 +184,7 @@ def bits_per_dim(name: str, test, n: int, batch: int) -> dict[str, Any]:
 
     model, sde, config = sf.load_pretrained(name)
     start = time.perf_counter()
-    res = likelihood_many(model, sde, test.x[:n], batch_size=batch, seed=0, dequantize=True, method="exponential",
-                          eps=config.eps)
+    res = likelihood_many(model, sde, test.x[:n], batch_size=batch, seed=0, dequantize=True, method=sf.ExponentialLikelihood(eps=config.eps))
     out = {**mean_and_standard_error(res["bpd"]), "method": "exponential (20 steps)", "eps": config.eps,
            "seconds": round(time.perf_counter() - start, 1)}
     print(f"bits/dim {name}: {out['mean']:.4f} +- {out['std_error']:.4f} on {n} test images", flush=True)

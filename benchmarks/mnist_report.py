@@ -120,8 +120,8 @@ def measure_weights(model, sde, *, train, test, n_bpd: int, n_quality: int, quic
     tol = 1e-3 if quick else 1e-5
     start = time.perf_counter()
     eps = TUTORIAL_LIKELIHOOD_EPS
-    res = likelihood_many(model, sde, test.x[:n_bpd], batch_size=100, seed=0, rtol=tol, atol=tol, eps=eps,
-                          dequantize=True)
+    res = likelihood_many(model, sde, test.x[:n_bpd], batch_size=100, seed=0,
+                          method=sf.ODELikelihood(rtol=tol, atol=tol, eps=eps), dequantize=True)
     out: dict[str, Any] = {
         "bpd": {**mean_and_standard_error(res["bpd"]), "rtol": tol, "atol": tol, "eps": eps,
                 "seconds": round(time.perf_counter() - start, 1)},
@@ -152,7 +152,8 @@ def fast_bpd(model, sde, test, n: int, noise_level: float) -> dict[str, Any]:
 
     eps = float(sde.time_at_noise_level(torch.tensor(noise_level, dtype=torch.float64)))
     start = time.perf_counter()
-    res = likelihood_many(model, sde, test.x[:n], batch_size=100, seed=0, eps=eps, dequantize=True, **FAST_BPD)
+    res = likelihood_many(model, sde, test.x[:n], batch_size=100, seed=0, dequantize=True,
+                          method=sf.ODELikelihood(eps=eps, **FAST_BPD))
     return {**mean_and_standard_error(res["bpd"]), **FAST_BPD, "eps": eps, "noise_level": noise_level,
             "nfe_per_batch": int(res["nfe"].max()), "seconds": round(time.perf_counter() - start, 1)}
 

@@ -19,8 +19,11 @@ from scoreflow.errors import (
     UnknownOptionError,
 )
 from scoreflow.flow import (
+    DivergenceEstimator,
     EncodeResult,
+    ExponentialLikelihood,
     LikelihoodResult,
+    ODELikelihood,
     ODEResult,
     ODESolver,
     ProbabilityFlowODE,
@@ -68,11 +71,11 @@ __version__ = "0.1.0"
 
 __all__ = [  # sorted case-insensitively
     "AmbiguousComponentError", "available", "CheckpointError", "classifier_fn", "ClassifierFreeGuidance", "ClassifierGuidance", "Colorize",
-    "Condition", "ConvClassifier", "Corrector", "create", "decode", "DroppedOptionsError",
-    "DuplicateComponentError", "EDMPreconditioner", "encode", "EncodeResult", "Entry", "EulerMaruyama", "from_denoiser", "GaussianMixture", "get_host", "GuidanceInterval", "hookimpl",
+    "Condition", "ConvClassifier", "Corrector", "create", "decode", "DivergenceEstimator", "DroppedOptionsError",
+    "DuplicateComponentError", "EDMPreconditioner", "encode", "EncodeResult", "Entry", "EulerMaruyama", "ExponentialLikelihood", "from_denoiser", "GaussianMixture", "get_host", "GuidanceInterval", "hookimpl",
     "IncompatibleComponentsError", "Inpaint", "interpolate", "Langevin", "LikelihoodResult", "load_classifier", "load_pretrained",
     "log_likelihood", "make_denoiser_fn", "make_score_fn", "MLP", "MLPClassifier", "ModelSource", "named_mask",
-    "NoiseConditionalClassifier", "NoneCorrector", "NonePredictor", "NonFiniteError", "ode_sample", "ODEResult",
+    "NoiseConditionalClassifier", "NoneCorrector", "NonePredictor", "NonFiniteError", "ode_sample", "ODELikelihood", "ODEResult",
     "ODESolver", "PluginError", "PluginHost", "PluginLoadError", "Predictor", "PretrainedModel",
     "ProbabilityFlowODE", "ProbabilityFlowSampler", "Registry", "RegistryError", "ResUNet", "ReverseDiffusion",
     "ReverseSDE", "Sampler", "SampleResult", "SamplingState", "save_classifier", "Schedule", "ScoreflowError",

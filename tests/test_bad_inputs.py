@@ -226,7 +226,8 @@ def _sample(**kwargs):
 
 
 def _likelihood(x=None, **kwargs):
-    return sf.log_likelihood(_score, _ve(), torch.zeros(2, 2) if x is None else x, solver="rk4", **kwargs)
+    kwargs.setdefault("method", sf.ODELikelihood(solver="rk4"))
+    return sf.log_likelihood(_score, _ve(), torch.zeros(2, 2) if x is None else x, **kwargs)
 
 
 API_CASES = [
@@ -269,18 +270,25 @@ API_CASES = [
     (lambda: _sample(times=[1.5, 0.1]), ValueError, "T = 1"),
     (lambda: _sample(start_time=1.5), ValueError, "(eps, T] = (0.001, 1], got 1.5"),
     (lambda: _likelihood(estimator="hutch"), ValueError, "Unknown estimator 'hutch'"),
-    (lambda: _likelihood(n_probes=0), ValueError, "n_probes"),
-    (lambda: _likelihood(n_probes=1.5), ValueError, "n_probes"),
-    (lambda: _likelihood(eps=2.0), ValueError, "eps"),
+    (lambda: _likelihood(estimator=sf.DivergenceEstimator(n_probes=0)), ValueError, "n_probes"),
+    (lambda: _likelihood(estimator=sf.DivergenceEstimator(n_probes=1.5)), ValueError, "n_probes"),
+    (lambda: _likelihood(estimator=sf.DivergenceEstimator("exact", n_probes=4)), sf.DroppedOptionsError, "n_probes"),
+    (lambda: _likelihood(method=sf.ODELikelihood(solver="rk4", eps=2.0)), ValueError, "eps"),
+    (lambda: _likelihood(method=sf.ExponentialLikelihood(eps=-1.0)), ValueError, "eps"),
+    (lambda: _likelihood(method="adams"), ValueError, "Unknown method 'adams'"),
+    (lambda: _likelihood(method=sf.create("ode_solver", "rk4")), TypeError, "ODELikelihood"),
     (lambda: _likelihood(x=torch.zeros(3)), ValueError, "(batch, ...)"),
     (lambda: _likelihood(x=torch.full((2, 2), float("nan"))), ValueError, "non-finite"),
     (lambda: _likelihood(x=torch.full((2, 2), 2.0), dequantize=True), ValueError, "[0, 1]"),
-    (lambda: _likelihood(time_variable="sigma"), ValueError, "Unknown time_variable 'sigma'"),
-    (lambda: sf.log_likelihood(_score, _ve(), torch.zeros(2, 2), solver=sf.create("ode_solver", "rk4"),
-                               logp_atol=1e-3), sf.DroppedOptionsError, "logp_atol"),
-    (lambda: sf.log_likelihood(_score, _ve(), torch.zeros(2, 2), solver="rk45"), sf.UnknownComponentError, "rk45"),
-    (lambda: sf.log_likelihood(_score, _ve(), torch.zeros(2, 2), rtol=0.0), ValueError, "rtol"),
-    (lambda: sf.log_likelihood(_score, _ve(), torch.zeros(2, 2), atol=-1.0), ValueError, "atol"),
+    (lambda: sf.ODELikelihood(time_variable="sigma"), ValueError, "Unknown time_variable 'sigma'"),
+    (lambda: sf.ODELikelihood(solver=sf.create("ode_solver", "rk4"), logp_atol=1e-3), sf.DroppedOptionsError,
+     "logp_atol"),
+    (lambda: sf.ODELikelihood(solver=sf.create("ode_solver", "rk4"), rtol=1e-3), sf.DroppedOptionsError, "rtol"),
+    (lambda: sf.ODELikelihood(solver="rk45"), sf.UnknownComponentError, "rk45"),
+    (lambda: sf.ODELikelihood(rtol=0.0), ValueError, "rtol"),
+    (lambda: sf.ODELikelihood(atol=-1.0), ValueError, "atol"),
+    (lambda: sf.ODELikelihood(rtol=True), ValueError, "rtol"),
+    (lambda: sf.ExponentialLikelihood(num_steps=0), ValueError, "num_steps"),
     (lambda: sf.ode_sample(_score, _ve(), (2, 2), solver="rk45"), sf.UnknownComponentError, "rk45"),
     (lambda: sf.ode_sample(_score, _ve(), (2, 2), eps=2.0), ValueError, "eps"),
     (lambda: sf.create("sde", "ve", sigma_min=-1.0), ValueError, "sigma_min"),

@@ -182,6 +182,9 @@ CASES = [
     (EVAL + ["--dataset", "ring"], "ring"), (EVAL + ["--out", "{tmp}/blocker/e.json"], "blocker"),
     (LIK + ["--method", "euler"], "euler"), (LIK + ["--method", "exponential", "--num-steps", "0"], "0"),
     (LIK + ["--method", "exponential", "--solver", "dopri5"], "--solver"),
+    (LIK + ["--method", "exponential", "--time-variable", "t"], "--time-variable"),
+    (LIK + ["--method", "exponential", "--logp-atol", "1e-3"], "--logp-atol"),
+    (LIK + ["--rtol", "0"], "rtol"), (LIK + ["--solver", "rk45"], "rk45"), (LIK + ["--eps", "-1"], "eps"),
     (LIK + ["--dataset", "ring"], "ring"), (LIK + ["--method", "exponential", "--rtol", "1e-3"], "--rtol"),
     # plugin and pretrained controls
     (["sample", "--checkpoint", "diffusers:{tmp}/missing", *OUT], "missing"),

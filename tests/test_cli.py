@@ -302,19 +302,3 @@ def test_flags_that_override_a_preset_or_config_say_so(tmp_path, capsys):
     notes = precedence_notes(args, {"epochs": 50, "lr": 1e-3}, {"steps": 3, "epochs": None, "lr": 1e-3})
     assert notes == ["--steps overrides preset mnist-tutorial's epochs = 50 (now None)"]
 
-
-def test_tune_schedule_under_torchrun_searches_and_writes_on_rank_0_only(tmp_path, monkeypatch):
-    """Every rank ran the whole search and wrote tuned-schedules.json; ranks other than 0 now leave at once, so
-    the file is rank 0's (the search is seeded: one process's result)."""
-    run = tmp_path / "run"
-    assert main(["train", "--dataset", "two_moons", "--model", "mlp", "--steps", "1", "--batch-size", "8", "--out",
-                 str(run), "--no-progress"]) == 0
-    out = tmp_path / "grids.json"
-    monkeypatch.setenv("RANK", "1")
-    assert main(["tune-schedule", "--checkpoint", str(run), "--nfe", "5", "--trajectories", "4", "--out", str(out),
-                 "--no-progress"]) == 0
-    assert not out.exists()
-    monkeypatch.setenv("RANK", "0")
-    assert main(["tune-schedule", "--checkpoint", str(run), "--nfe", "5", "--trajectories", "4", "--fine-steps",
-                 "16", "--sweeps", "1", "--out", str(out), "--no-progress"]) == 0
-    assert out.is_file()

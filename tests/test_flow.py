@@ -142,8 +142,8 @@ def test_log_noise_level_time_matches_the_true_density_with_few_fixed_steps(sde_
     score = oracle.score_model(sde)
     exact = oracle.log_prob(data)
     adaptive = sf.log_likelihood(score, sde, data, estimator="exact")
-    fast = sf.log_likelihood(score, sde, data, estimator="exact", solver="rk4", num_steps=30,
-                             time_variable="log_sigma")
+    fast = sf.log_likelihood(score, sde, data, estimator="exact",
+                             method=sf.ODELikelihood(solver="rk4", num_steps=30, time_variable="log_sigma"))
     err_adaptive = float((adaptive.logp.double() - exact).abs().mean())
     err_fast = float((fast.logp.double() - exact).abs().mean())
     assert fast.nfe == 120 and err_fast < max(0.02, 2 * err_adaptive), (err_fast, err_adaptive)
@@ -152,16 +152,17 @@ def test_log_noise_level_time_matches_the_true_density_with_few_fixed_steps(sde_
 def test_logp_tolerance_is_separate_from_the_state_tolerance(ve, oracle, data):
     score = oracle.score_model(ve)
     exact = oracle.log_prob(data)
-    loose = sf.log_likelihood(score, ve, data, estimator="exact", rtol=1e-2, atol=1e-2)
-    split = sf.log_likelihood(score, ve, data, estimator="exact", rtol=1e-2, atol=1e-2, logp_atol=1e-4)
+    loose = sf.log_likelihood(score, ve, data, estimator="exact", method=sf.ODELikelihood(rtol=1e-2, atol=1e-2))
+    split = sf.log_likelihood(score, ve, data, estimator="exact",
+                              method=sf.ODELikelihood(rtol=1e-2, atol=1e-2, logp_atol=1e-4))
     assert float((split.logp.double() - exact).abs().mean()) < float((loose.logp.double() - exact).abs().mean())
     assert split.nfe > loose.nfe
     solver = sf.create("ode_solver", "rk4", num_steps=5)
-    for option in ({"logp_atol": 1e-3}, {"num_steps": 7}):
-        with pytest.raises(sf.DroppedOptionsError):
-            sf.log_likelihood(score, ve, data[:2], solver=solver, **option)
+    for option in ({"logp_atol": 1e-3}, {"num_steps": 7}, {"rtol": 1e-3}, {"atol": 1e-3}):
+        with pytest.raises(sf.DroppedOptionsError, match=next(iter(option))):
+            sf.ODELikelihood(solver=solver, **option)
     with pytest.raises(ValueError, match="Unknown time_variable 'sigma'. Available: t, log_sigma"):
-        sf.log_likelihood(score, ve, data[:2], time_variable="sigma")
+        sf.ODELikelihood(time_variable="sigma")
 
 
 @pytest.mark.parametrize("estimator", ["gaussian", "rademacher"])
@@ -173,7 +174,7 @@ def test_hutchinson_estimators_are_unbiased(estimator, ve, oracle, data):
     se = float(err.std()) / math.sqrt(len(err))
     assert float(err.std()) > 1e-3, "a stochastic estimator cannot be exact"
     assert abs(float(err.mean())) < 3 * se + 0.02, f"bias {float(err.mean()):.3f} vs standard error {se:.3f}"
-    many = sf.log_likelihood(oracle.score_model(ve), ve, data, estimator=estimator, n_probes=16,
+    many = sf.log_likelihood(oracle.score_model(ve), ve, data, estimator=sf.DivergenceEstimator(estimator, n_probes=16),
                              generator=torch.Generator().manual_seed(1))
     err16 = many.logp.double() - exact
     assert float(err16.var()) < float(err.var()) / 4, "16 probes must cut the variance"
@@ -187,7 +188,7 @@ def test_one_forward_and_one_vjp_per_evaluation(ve, oracle, data):
         calls.append(x.shape)
         return exact_score(x, t)
 
-    res = sf.log_likelihood(counting, ve, data[:10], estimator="gaussian", n_probes=4,
+    res = sf.log_likelihood(counting, ve, data[:10], estimator=sf.DivergenceEstimator("gaussian", n_probes=4),
                             generator=torch.Generator().manual_seed(0))
     assert len(calls) == res.nfe and all(s == (10, 2) for s in calls)
 
@@ -204,7 +205,8 @@ def test_likelihood_is_deterministic_and_float32(ve, oracle, data):
 def test_dequantized_bits_per_dim(ve):
     net = sf.create("score_net", "unet", sde=ve, image_size=8, channels=(8, 16, 16, 16), embed_dim=16)
     x = torch.randint(0, 256, (2, 1, 8, 8)).float() / 255
-    res = sf.log_likelihood(net, ve, x, dequantize=True, solver="euler", generator=torch.Generator().manual_seed(0))
+    res = sf.log_likelihood(net, ve, x, dequantize=True, method=sf.ODELikelihood(solver="euler"),
+                            generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(res.bpd, -res.logp / (64 * math.log(2)) + 8)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         sf.log_likelihood(net, ve, x * 2, dequantize=True)
@@ -213,8 +215,8 @@ def test_dequantized_bits_per_dim(ve):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [(dict(estimator="hutch"), "Unknown estimator 'hutch'. Available: gaussian, rademacher, exact"),
-     (dict(n_probes=0), "n_probes must be a positive integer"),
-     (dict(eps=2.0), "eps must lie in")],
+     (dict(method=sf.ODELikelihood(eps=2.0)), "eps must lie in"),
+     (dict(method=sf.ExponentialLikelihood(eps=1.5)), "eps must lie in")],
 )
 def test_likelihood_bad_options(kwargs, match, ve):
     with pytest.raises(ValueError, match=match):
@@ -268,7 +270,7 @@ def test_exponential_method_matches_the_true_density(sde_name, ve, oracle, data)
     err_adaptive = float((adaptive.logp.double() - exact).abs().mean())
     errors = {}
     for steps in (10, 20, 40):
-        res = sf.log_likelihood(score, sde, data, estimator="exact", method="exponential", num_steps=steps)
+        res = sf.log_likelihood(score, sde, data, estimator="exact", method=sf.ExponentialLikelihood(num_steps=steps))
         assert res.nfe == 3 * steps + 1
         errors[steps] = float((res.logp.double() - exact).abs().mean())
         torch.testing.assert_close(res.logp, res.prior_logp + res.delta_logp)
@@ -286,7 +288,8 @@ def test_exponential_method_takes_two_vjps_and_one_forward_per_step(ve, oracle, 
         (vjp_calls if torch.is_grad_enabled() and x.requires_grad else plain_calls).append(x.shape)
         return exact_score(x, t)
 
-    res = sf.log_likelihood(counting, ve, data[:10], n_probes=2, method="exponential", num_steps=4,
+    res = sf.log_likelihood(counting, ve, data[:10], estimator=sf.DivergenceEstimator(n_probes=2),
+                            method=sf.ExponentialLikelihood(num_steps=4),
                             generator=torch.Generator().manual_seed(0))
     assert (len(vjp_calls), len(plain_calls), res.nfe) == (2 * 4 + 1, 4, 13)
 
@@ -301,12 +304,34 @@ def test_spline_weights_integrate_cubics_exactly():
     assert abs(float(spline_weights(nodes) @ cubic) - exact) < 1e-10
 
 
-def test_exponential_method_refuses_options_it_would_ignore(ve):
+def test_each_likelihood_method_takes_only_its_own_options(ve):
     score = lambda x, t: -x
     for option in ({"solver": "rk4"}, {"rtol": 1e-3}, {"logp_atol": 1e-2}, {"time_variable": "log_sigma"}):
-        with pytest.raises(sf.DroppedOptionsError, match=f"takes num_steps only; it would ignore {next(iter(option))}"):
-            sf.log_likelihood(score, ve, torch.zeros(2, 2), method="exponential", **option)
+        with pytest.raises(TypeError, match=next(iter(option))):
+            sf.ExponentialLikelihood(**option)
     with pytest.raises(ValueError, match="Unknown method 'adams'. Available: ode, exponential"):
         sf.log_likelihood(score, ve, torch.zeros(2, 2), method="adams")
     with pytest.raises(ValueError, match="num_steps must be a positive integer, got 0"):
-        sf.log_likelihood(score, ve, torch.zeros(2, 2), method="exponential", num_steps=0)
+        sf.ExponentialLikelihood(num_steps=0)
+    # the names are the methods' defaults
+    x = torch.zeros(2, 2)
+    named = sf.log_likelihood(score, ve, x, method="exponential", generator=torch.Generator().manual_seed(0))
+    built = sf.log_likelihood(score, ve, x, method=sf.ExponentialLikelihood(), generator=torch.Generator().manual_seed(0))
+    assert named.nfe == built.nfe == 61 and torch.equal(named.logp, built.logp)
+
+
+def test_default_likelihood_never_asks_the_plugin_host(ve, oracle, data, monkeypatch):
+    """Names are resolved at the edges: the default method builds dopri5 itself, the default estimator is a
+    module constant, so a default call works with the plugin host unavailable."""
+    import scoreflow.plugins
+
+    def no_host(*args, **kwargs):
+        raise AssertionError("log_likelihood asked the plugin host")
+
+    score = oracle.score_model(ve)
+    expected = sf.log_likelihood(score, ve, data[:4], generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(scoreflow.plugins, "get_host", no_host)
+    res = sf.log_likelihood(score, ve, data[:4], generator=torch.Generator().manual_seed(0))
+    assert torch.equal(res.logp, expected.logp) and res.nfe == expected.nfe
+    with pytest.raises(AssertionError, match="plugin host"):  # a solver by name is resolved through the host
+        sf.ODELikelihood(solver="rk4")

@@ -60,7 +60,8 @@ def test_components_given_as_instances_need_no_plugin_host(monkeypatch):
     solver = sf.TorchdiffeqSolver(method="rk4", num_steps=8)
     g = torch.Generator().manual_seed(0)
     assert sf.ode_sample(gm.score_model(sde), sde, (4, 2), solver=solver, generator=g).samples.shape == (4, 2)
-    result = sf.log_likelihood(gm.score_model(sde), sde, torch.zeros(3, 2), solver=solver, generator=g)
+    result = sf.log_likelihood(gm.score_model(sde), sde, torch.zeros(3, 2), method=sf.ODELikelihood(solver=solver),
+                              generator=g)
     assert torch.isfinite(result.logp).all()
     sampler = sf.Sampler(predictor=sf.ReverseDiffusion(), corrector=sf.Langevin(snr=0.16),
                          times=torch.linspace(1.0, 1e-3, 11, dtype=torch.float64),

@@ -59,7 +59,7 @@ def test_bits_per_dim_offset_is_log2_of_the_levels():
     x = digits("test").x[:4]
     score = lambda y, t: -y / 1.0  # noqa: E731 - any score; the offset is what is checked
     sde = sf.create("sde", "ve", sigma_min=0.01, sigma_max=10.0)
-    res = sf.log_likelihood(score, sde, x, dequantize=17, method="exponential", num_steps=2,
+    res = sf.log_likelihood(score, sde, x, dequantize=17, method=sf.ExponentialLikelihood(num_steps=2),
                             generator=torch.Generator().manual_seed(0))
     assert torch.allclose(res.bpd, -res.logp / (64 * math.log(2)) + math.log2(17))
 

@@ -353,22 +353,27 @@ def _trained_dataset(args: argparse.Namespace, split: str, opened: OpenedModel |
         raise
 
 
-def _ode_only_options(args: argparse.Namespace) -> None:
-    """Refuse ``likelihood``'s ODE options with ``--method exponential``; fill their defaults for ``--method ode``."""
-    given = [f"--{name}" for name in ("solver", "rtol", "atol") if getattr(args, name) is not None]
-    if args.method == "exponential" and given:
-        verb = "applies" if len(given) == 1 else "apply"
-        raise ValueError(f"{', '.join(given)} {verb} to --method ode; --method exponential integrates with its own "
-                         "exponential integrator (its option: --num-steps)")
-    args.solver = args.solver or "dopri5"
-    args.rtol = 1e-5 if args.rtol is None else args.rtol
-    args.atol = 1e-5 if args.atol is None else args.atol
+def _likelihood_method(args: argparse.Namespace, eps: float):
+    """The likelihood method ``--method`` names, with its options; an option of the other method is refused."""
+    from scoreflow.flow.likelihood_methods import ExponentialLikelihood, ODELikelihood
+
+    if args.method == "exponential":
+        given = [f"--{name.replace('_', '-')}" for name in ("solver", "rtol", "atol", "logp_atol", "time_variable")
+                 if getattr(args, name) is not None]
+        if given:
+            verb = "applies" if len(given) == 1 else "apply"
+            raise ValueError(f"{', '.join(given)} {verb} to --method ode; --method exponential integrates with its "
+                             "own exponential integrator (its option: --num-steps)")
+        return ExponentialLikelihood(eps=eps, **({} if args.num_steps is None else {"num_steps": args.num_steps}))
+    return ODELikelihood(solver=args.solver or "dopri5", rtol=args.rtol, atol=args.atol, logp_atol=args.logp_atol,
+                         num_steps=args.num_steps, time_variable=args.time_variable or "t", eps=eps)
 
 
 def likelihood(args: argparse.Namespace) -> int:
     from scoreflow.evaluation.runs import likelihood_many, mean_and_standard_error
+    from scoreflow.flow.likelihood_methods import DEFAULT_EPS, DivergenceEstimator
 
-    _ode_only_options(args)
+    _likelihood_method(args, args.eps or DEFAULT_EPS)  # its options checked before any work (eps: see below)
     ddp.init_from_env(args.device)
     if args.out and ddp.is_main():
         writable_folder(Path(args.out).parent)  # before the work, not after it
@@ -387,15 +392,15 @@ def likelihood(args: argparse.Namespace) -> int:
     dequantize = levels if levels is not None else False
     eps = opened.eps if args.eps is None else args.eps  # the model knows times down to its training eps
     res = likelihood_many(model, sde, x.to(args.device), batch_size=args.batch_size, seed=args.seed,
-                          progress=not args.no_progress, estimator=args.estimator, n_probes=args.n_probes,
-                          solver=args.solver, rtol=args.rtol, atol=args.atol, eps=eps, dequantize=dequantize,
-                          time_variable=args.time_variable, logp_atol=args.logp_atol, num_steps=args.num_steps,
-                          method=args.method)
+                          progress=not args.no_progress, method=_likelihood_method(args, eps),
+                          estimator=DivergenceEstimator(args.estimator, n_probes=args.n_probes),
+                          dequantize=dequantize)
     summary = {"split": args.split, "n": len(x), "mean_logp_nats": float(res["logp"].mean()),
                "mean_bpd": mean_and_standard_error(res["bpd"])["mean"],
                "bpd_std_error": mean_and_standard_error(res["bpd"])["std_error"] if len(x) > 1 else 0.0, "dequantized": levels is not None,
                "quantization_levels": levels, "eps": eps, "estimator": args.estimator,
-               "method": args.method, "solver": args.solver, "time_variable": args.time_variable,
+               "method": args.method, "solver": None if args.method == "exponential" else args.solver or "dopri5",
+               "time_variable": args.time_variable or "t",
                "nfe_per_batch": {"min": int(res["nfe"].min()), "max": int(res["nfe"].max())}}
     if ddp.is_main():
         _write_json(args.out, summary)
@@ -451,6 +456,7 @@ def _reference_bits_per_dim(args: argparse.Namespace, opened: OpenedModel, train
     """Bits/dim of ``--bpd-images`` held-out (test) images beside as many training images (a gap means
     memorised training data) and uniform noise on the data's grid (the ceiling); exponential integrator, seeded."""
     from scoreflow.evaluation.runs import likelihood_many, mean_and_standard_error
+    from scoreflow.flow.likelihood_methods import ExponentialLikelihood
 
     n = args.bpd_images
     g = torch.Generator().manual_seed(args.seed)
@@ -462,7 +468,7 @@ def _reference_bits_per_dim(args: argparse.Namespace, opened: OpenedModel, train
     out: dict[str, Any] = {"method": "exponential", "quantization_levels": levels, "eps": opened.eps}
     for label, x in sets.items():
         res = likelihood_many(opened.model, opened.sde, x.to(args.device), batch_size=min(64, n), seed=args.seed,
-                              method="exponential", eps=opened.eps,
+                              method=ExponentialLikelihood(eps=opened.eps),
                               dequantize=levels if levels is not None else False)
         out[label] = mean_and_standard_error(res["bpd"])
     return out

@@ -17,6 +17,7 @@ import torch
 from scoreflow.data.sources import DEFAULT_DATA_DIR, digits
 from scoreflow.evaluation import image_quality
 from scoreflow.flow.likelihood import log_likelihood
+from scoreflow.flow.likelihood_methods import ODELikelihood
 from scoreflow.flow.probability_flow import ode_sample
 from scoreflow.pictures import save_panels_png
 from scoreflow.sampling.sampler import Sampler
@@ -55,7 +56,7 @@ def run_digits_demo(out: str | Path, *, steps: int | None = None, seed: int = 0,
     ode = ode_sample(model, sde, shape, rtol=1e-4, atol=1e-4, generator=torch.Generator().manual_seed(seed))
     timings["ode_sample_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    ll = log_likelihood(model, sde, test.x[:128], dequantize=test.levels, rtol=1e-4, atol=1e-4,
+    ll = log_likelihood(model, sde, test.x[:128], dequantize=test.levels, method=ODELikelihood(rtol=1e-4, atol=1e-4),
                         generator=torch.Generator().manual_seed(seed))
     timings["likelihood_s"] = time.perf_counter() - start
     cache = DEFAULT_DATA_DIR / "classifiers"

@@ -20,6 +20,7 @@ from scoreflow.flow.probability_flow import ode_sample
 from scoreflow.pictures import save_panels_png, save_samples_png
 from scoreflow.pretrained import SHIPPED_SUMMARIES, load_pretrained
 from scoreflow.evaluation.runs import likelihood_many, mean_and_standard_error
+from scoreflow.flow.likelihood_methods import ExponentialLikelihood, ODELikelihood
 from scoreflow.sampling.sampler import Sampler
 
 PRETRAINED = "mnist"
@@ -74,14 +75,15 @@ def run_mnist_demo(out: str | Path, *, data_dir: str | Path | None = None, num_s
         report["samplers"][name] = {"nfe": res.nfe, "seconds": seconds, "picture": f"samples-{slug}.png"}
     save_panels_png({f"{name} (NFE {report['samplers'][name]['nfe']})": x[:64] for name, x in pictures.items()},
                     out / "samples.png")
-    method = {"method": "exponential"} if pretrained == "mnist" else {"rtol": tolerance, "atol": tolerance}
-    report["bpd"] = _test_bpd(model, sde, data_dir, bpd_images, method, config.eps, seed, progress)
+    method = (ExponentialLikelihood(eps=config.eps) if pretrained == "mnist"
+              else ODELikelihood(rtol=tolerance, atol=tolerance, eps=config.eps))
+    report["bpd"] = _test_bpd(model, sde, data_dir, bpd_images, method, seed, progress)
     (out / "report.md").write_text(_markdown(report))
     return report
 
 
-def _test_bpd(model, sde, data_dir, n: int, method: dict[str, Any], eps: float, seed: int, progress: bool
-              ) -> dict[str, Any]:
+def _test_bpd(model, sde, data_dir, n: int, method: ExponentialLikelihood | ODELikelihood, seed: int,
+              progress: bool) -> dict[str, Any]:
     from scoreflow.data.sources import mnist
 
     if n <= 0:
@@ -94,8 +96,8 @@ def _test_bpd(model, sde, data_dir, n: int, method: dict[str, Any], eps: float, 
         print(f"test bits/dim on {n} MNIST test images", flush=True)
     start = time.perf_counter()
     res = likelihood_many(model, sde, test.x[:n], batch_size=min(n, 100), seed=seed, progress=progress,
-                          eps=eps, dequantize=test.levels, **method)
-    how = ("the exponential integrator, 20 steps" if method.get("method") == "exponential"
+                          method=method, dequantize=test.levels)
+    how = (f"the exponential integrator, {method.num_steps} steps" if isinstance(method, ExponentialLikelihood)
            else "dopri5 as the tutorial integrates")
     return {**mean_and_standard_error(res["bpd"]), "seconds": time.perf_counter() - start, "how": how,
             "eps": eps}

@@ -427,8 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logp-atol", type=float, default=None,
                    help="absolute tolerance of the log-density integral in nats (default: --rtol/--atol as for x)")
     p.add_argument("--num-steps", type=_positive_int, default=None, help="steps of a fixed-grid --solver (rk4) or of --method exponential")
-    p.add_argument("--time-variable", choices=("t", "log_sigma"), default="t",
-                   help="integrate in t (the tutorial's way) or in the log noise level (default: %(default)s)")
+    p.add_argument("--time-variable", choices=("t", "log_sigma"), default=None,
+                   help="integrate in t (the tutorial's way) or in the log noise level (default: t)")
     p.add_argument("--eps", type=float, default=None,
                    help="smallest time of the ODE integral, in (0, T) (default: the run's training eps, as both "
                         "tutorial notebooks do: 1e-3 for mnist-tutorial, 1e-5 for mnist-sigma25)")

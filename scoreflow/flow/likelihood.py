@@ -17,23 +17,21 @@ import torch
 from torch import nn
 
 from scoreflow.data.base import EIGHT_BIT_LEVELS, check_levels, dequantize
-from scoreflow.errors import DroppedOptionsError, NonFiniteError
-from scoreflow.flow.divergence import DivergenceODE, LogNoiseLevelTime, make_probes
-from scoreflow.flow.probability_flow import ProbabilityFlowODE, _solver_name, resolve_solver
-from scoreflow.sde.noise_levels import log_noise_bounds
+from scoreflow.flow.divergence import DivergenceODE, make_probes
+from scoreflow.flow.likelihood_methods import (
+    DivergenceEstimator,
+    LikelihoodMethod,
+    divergence_estimator,
+    likelihood_method,
+)
+from scoreflow.flow.probability_flow import ProbabilityFlowODE
 from scoreflow.tensor import check_finite, per_sample_dim
 from scoreflow.validators import check_eps
 
 if TYPE_CHECKING:
-    from scoreflow.flow.solvers import ODESolver
     from scoreflow.models.base import ScoreModel
-    from scoreflow.plugins import PluginHost
     from scoreflow.sde.base import SDE
 
-ESTIMATORS = ("gaussian", "rademacher", "exact")
-TIME_VARIABLES = ("t", "log_sigma")
-METHODS = ("ode", "exponential")
-EXPONENTIAL_DEFAULT_STEPS = 20
 
 
 @attrs.frozen
@@ -101,20 +99,11 @@ def log_likelihood(
     sde: SDE,
     x: torch.Tensor,
     *,
-    solver: str | ODESolver = "dopri5",
-    estimator: Literal["gaussian", "rademacher", "exact"] = "gaussian",
-    n_probes: int = 1,
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
-    eps: float = 1e-5,
+    method: LikelihoodMethod | Literal["ode", "exponential"] | None = None,
+    estimator: DivergenceEstimator | Literal["gaussian", "rademacher", "exact"] = "gaussian",
     generator: torch.Generator | None = None,
     dequantize: bool | int = False,
     dtype: torch.dtype = torch.float32,
-    time_variable: Literal["t", "log_sigma"] = "t",
-    logp_atol: float | None = None,
-    num_steps: int | None = None,
-    method: Literal["ode", "exponential"] = "ode",
-    host: PluginHost | None = None,
 ) -> LikelihoodResult:
     """Per-sample log-likelihood of ``x`` under the model's probability-flow ODE.
 
@@ -122,13 +111,11 @@ def log_likelihood(
         model: Score network or callable ``score(x, t)``.
         sde: The forward SDE.
         x: Data batch ``(B, ...)``.
-        solver: ``"ode_solver"`` name or instance.
-        estimator: ``"gaussian"`` or ``"rademacher"`` Hutchinson probes, or ``"exact"``
-            (the true divergence from ``D`` VJPs; for low dimension).
-        n_probes: Hutchinson probes averaged per evaluation (one batched VJP).
-        rtol: Relative tolerance of a solver given by name.
-        atol: Absolute tolerance of a solver given by name.
-        eps: Start time of the integration (the tutorial's 1e-5).
+        method: How to integrate, with its options and start time ``eps``: :class:`ODELikelihood` (the
+            default: dopri5 at tolerance 1e-5 from ``eps = 1e-5``, the tutorial's) or
+            :class:`ExponentialLikelihood` (a fixed number of exponential-integrator steps); ``"ode"`` and
+            ``"exponential"`` name their defaults.
+        estimator: :class:`DivergenceEstimator` (kind and ``n_probes``), or its kind by name with one probe.
         generator: Random generator for probes and dequantization noise.
         dequantize: Treat ``x`` as quantized data in ``[0, 1]`` and report bits/dim of the discrete data:
             ``True`` for 8-bit images (uniform dequantization ``(255 x + u)/256``, the tutorial's
@@ -137,55 +124,17 @@ def log_likelihood(
             The quantized data is given in ``[0, 1]`` and mapped into the model's ``data_range`` after
             dequantization (``[-1, 1]`` for a bridged diffusers model); bits/dim are those of the ``[0, 1]`` data.
         dtype: Floating dtype for the computation (float32 by default).
-        time_variable: Integrate in ``"t"`` (the tutorial's way) or in ``"log_sigma"``, the log of the
-            SDE's noise level, where the flow is about equally hard everywhere (fewer evaluations at
-            equal error; see docs/benchmarks.md).
-        logp_atol: Absolute tolerance on the accumulated ``delta_logp`` (nats per sample) for a solver
-            given by name, which then has no relative tolerance; default: ``rtol`` and ``atol`` as for
-            ``x``. The bits/dim error is set by this one: the state ``x`` can take a much looser
-            tolerance (see docs/benchmarks.md, likelihood).
-        num_steps: Steps of a fixed-grid solver given by name (``"rk4"``): with
-            ``time_variable="log_sigma"``, ``solver="rk4", num_steps=30`` matches the tutorial's
-            adaptive solve at tolerance 1e-5 to about 5e-4 bits/dim in about a fifth of the time, and
-            spends the same evaluations on every batch (and every rank). With ``method="exponential"``:
-            its steps (default 20).
-        method: ``"ode"`` solves the augmented ODE with ``solver``; ``"exponential"`` takes ``num_steps``
-            steps of a third-order exponential integrator in the log noise level and integrates the
-            divergence over its nodes (:mod:`scoreflow.flow.exponential_likelihood`): 3 network passes per
-            step, 2 of them with a VJP, the same on every batch; on the tutorial's MNIST U-Net 20 steps (61
-            passes) are within 0.0064 bits/dim of a tolerance-1e-7 solve on each of 288 test images and 7.6x
-            faster than the tutorial's RK45 at the tolerance that keeps 96 of them within 0.01
-            (docs/benchmarks.md, likelihood). ``solver``, ``rtol``, ``atol``, ``logp_atol`` and ``time_variable`` do
-            not apply to it.
-        host: Plugin host used to resolve ``solver``.
     """
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"Unknown estimator {estimator!r}. Available: {', '.join(ESTIMATORS)}.")
-    if isinstance(n_probes, bool) or not isinstance(n_probes, int) or n_probes < 1:
-        raise ValueError(f"n_probes must be a positive integer, got {n_probes!r}")
+    method = likelihood_method(method)
+    estimator = divergence_estimator(estimator)
     if isinstance(x, torch.Tensor):
         from scoreflow.validators import check_request
 
-        check_request(f"{n_probes} probe(s) for a batch of shape {tuple(x.shape)}", n_probes, x.shape,
-                      max(4, x.element_size()))
+        check_request(f"{estimator.n_probes} probe(s) for a batch of shape {tuple(x.shape)}", estimator.n_probes,
+                      x.shape, max(4, x.element_size()))
     if not isinstance(x, torch.Tensor) or x.dim() < 2:
         raise ValueError(f"x must be a (batch, ...) tensor, got {getattr(x, 'shape', type(x).__name__)}")
-    check_eps(eps, sde.T)
-    if time_variable not in TIME_VARIABLES:
-        raise ValueError(f"Unknown time_variable {time_variable!r}. Available: {', '.join(TIME_VARIABLES)}.")
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}. Available: {', '.join(METHODS)}.")
-    if method == "exponential":
-        dropped = [name for name, value, default in (("solver", solver, "dopri5"), ("rtol", rtol, 1e-5),
-                                                      ("atol", atol, 1e-5), ("logp_atol", logp_atol, None),
-                                                      ("time_variable", time_variable, "t"))
-                   if value is not default and value != default]
-        if dropped:
-            raise DroppedOptionsError(f"method='exponential' takes num_steps only; it would ignore {', '.join(dropped)}")
-        if num_steps is not None and (not isinstance(num_steps, int) or num_steps < 1):
-            raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
-    if logp_atol is not None and not isinstance(solver, str):
-        raise DroppedOptionsError("logp_atol applies to a solver given by name; set it on the solver instance")
+    check_eps(method.eps, sde.T)
     levels = dequantization_levels(dequantize)
     x = x.to(dtype)
     check_finite("x", x)
@@ -200,38 +149,9 @@ def log_likelihood(
             log_jacobian = per_sample_dim(x) * math.log(high - low)
 
     flow = ProbabilityFlowODE(sde, make_score_fn(model, sde))
-    probes = make_probes(x, estimator, n_probes, generator)
-    divergence = DivergenceODE(flow, probes, exact=estimator == "exact")
-    if method == "exponential":
-        from scoreflow.flow.exponential_likelihood import integrate_exponential
-
-        steps = EXPONENTIAL_DEFAULT_STEPS if num_steps is None else num_steps
-        try:
-            z, delta, nfe = integrate_exponential(divergence, sde, x, eps, steps)
-        except NonFiniteError as exc:
-            raise NonFiniteError(f"log_likelihood with method='exponential': {exc}") from None
-        return _result(sde, x, z, delta, nfe, levels, log_jacobian)
-    if logp_atol is None:
-        options = {"rtol": rtol, "atol": atol}
-    else:  # the state's tolerance for x; only the absolute one, in nats, for delta_logp
-        options = {"rtol": (rtol, 0.0), "atol": (atol, logp_atol)}
-    if num_steps is not None:
-        options["num_steps"] = num_steps
-    if not isinstance(solver, str):
-        if num_steps is not None:
-            raise DroppedOptionsError("num_steps applies to a solver given by name; set it on the solver instance")
-        options = {}
-    ode_solver = resolve_solver(solver, host=host, **options)
-    func: nn.Module = divergence
-    delta0 = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-    start, end = eps, sde.T
-    if time_variable == "log_sigma":
-        func = LogNoiseLevelTime(func, sde)
-        start, end = log_noise_bounds(sde, eps)
-    try:
-        (z, delta), nfe = ode_solver.solve(func, (x, delta0), start, end)
-    except NonFiniteError as exc:
-        raise NonFiniteError(f"log_likelihood with {_solver_name(ode_solver)}: {exc}") from None
+    probes = make_probes(x, estimator.kind, estimator.n_probes, generator)
+    divergence = DivergenceODE(flow, probes, exact=estimator.kind == "exact")
+    z, delta, nfe = method.integrate(divergence, sde, x)
     return _result(sde, x, z, delta, nfe, levels, log_jacobian)
 
 

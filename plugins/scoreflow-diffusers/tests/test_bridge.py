@@ -149,7 +149,7 @@ def test_bits_per_dim_are_those_of_the_unit_range_data(tmp_path):
 
     model, sde = _bridge(diffusers.DDPMScheduler(num_train_timesteps=100))
     x = torch.randint(0, 256, (3, 1, 8, 8), generator=torch.Generator().manual_seed(4)).float() / 255
-    options = dict(method="exponential", num_steps=3, eps=sde.default_eps)
+    options = dict(method=sf.ExponentialLikelihood(num_steps=3, eps=sde.default_eps))
     with torch.no_grad():
         ours = sf.log_likelihood(model, sde, x, dequantize=True, generator=torch.Generator().manual_seed(5), **options)
     g = torch.Generator().manual_seed(5)
