@@ -96,7 +96,7 @@ def sampling(name: str, args: argparse.Namespace, train, test, cache: Path) -> d
         print(f"{name:<16} {label:<34} NFE {nfe:>5} FD {fd:8.2f} {seconds:6.1f} s {extra or ''}", flush=True)
 
     def ode(n: int, g: torch.Generator) -> tuple[torch.Tensor, int]:
-        res = sf.ode_sample(model, sde, (n, *shape), eps=ODE_EPS, generator=g)
+        res = sf.ode_sample(model, sde, (n, *shape), sampler=sf.ProbabilityFlowSampler(eps=ODE_EPS), generator=g)
         return res.samples, res.nfe
 
     tuned = tuned_samplers(model, sde, shape, args) if args.tune_trajectories else {}

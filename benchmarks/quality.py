@@ -132,7 +132,8 @@ def _ode_runner(host, method, score, sde, eps, *, fixed: bool = True):
     """Sample with ODE solver ``method``: ``num_steps`` steps, or (``fixed=False``) its default settings."""
     def run(num_steps, shape, generator):
         solver = host.create("ode_solver", method, **({"num_steps": num_steps} if fixed else {}))
-        return sf.ode_sample(score, sde, shape, solver=solver, eps=eps, generator=generator, host=host)
+        return sf.ode_sample(score, sde, shape, sampler=sf.ProbabilityFlowSampler(solver=solver, eps=eps),
+                             generator=generator)
 
     return run
 
@@ -174,8 +175,8 @@ def run_suite(oracle: Oracle, budgets: tuple[int, ...], n: int, host: sf.PluginH
     score = oracle.mixture.score_model(oracle.sde)
     for tol in ADAPTIVE_ODE_TOLS:
         rows.append(_measure(oracle, f"ode:dopri5(tol={tol:g})", "ode-adaptive",
-                             lambda g, tol=tol: sf.ode_sample(score, oracle.sde, (n, dim), rtol=tol, atol=tol,
-                                                              eps=oracle.eps, generator=g, host=host), None))
+                             lambda g, tol=tol: sf.ode_sample(score, oracle.sde, (n, dim), generator=g, sampler=(
+                                 sf.ProbabilityFlowSampler(rtol=tol, atol=tol, eps=oracle.eps, host=host))), None))
     if "gotta_go_fast" in host.available("trajectory_solver") and (not only or "gotta_go_fast" in only):
         rows.append(_measure(oracle, "gotta_go_fast(default tol)", "plugin-adaptive",
                              lambda g: sf.Sampler(predictor="gotta_go_fast", eps=oracle.eps, host=host).sample(

@@ -68,8 +68,8 @@ def test_ode_sampler_reproduces_the_mixture(ve, oracle, oracle_logp):
 
 def test_ode_sampler_fixed_grid_and_latent(ve, oracle, oracle_logp):
     z = ve.prior_sampling((N, 2), generator=torch.Generator().manual_seed(0))
-    a = sf.ode_sample(oracle.score_model(ve), ve, (N, 2), solver="rk4", z=z)
-    b = sf.ode_sample(oracle.score_model(ve), ve, (N, 2), solver="dopri5", z=z)
+    a = sf.ode_sample(oracle.score_model(ve), ve, (N, 2), sampler=sf.ProbabilityFlowSampler(solver="rk4"), z=z)
+    b = sf.ode_sample(oracle.score_model(ve), ve, (N, 2), sampler=sf.ProbabilityFlowSampler(solver="dopri5"), z=z)
     assert a.nfe == 400  # 100 steps x 4 stages
     assert (a.samples - b.samples).abs().max() < 0.05  # one deterministic map, two solvers
     assert_mixture_close(oracle, a.samples, reference_logp=oracle_logp, label="rk4")
@@ -77,7 +77,7 @@ def test_ode_sampler_fixed_grid_and_latent(ve, oracle, oracle_logp):
 
 def test_ode_sampler_bad_input(ve):
     with pytest.raises(sf.UnknownComponentError, match="Unknown ode_solver 'rk45'.*dopri5"):
-        sf.ode_sample(lambda x, t: x, ve, (2, 2), solver="rk45")
+        sf.ProbabilityFlowSampler(solver="rk45")
     with pytest.raises(ValueError, match="z has shape"):
         sf.ode_sample(lambda x, t: x, ve, (2, 2), z=torch.zeros(3, 2))
 
@@ -93,7 +93,8 @@ def test_adaptive_solvers_never_probe_outside_the_interval_on_a_vp_flow(method, 
         times.append(float(t.reshape(-1)[0]))
         return oracle.score(x, t, vp)
 
-    res = sf.ode_sample(score, vp, (N, 2), solver=method, eps=1e-3, generator=torch.Generator().manual_seed(0))
+    res = sf.ode_sample(score, vp, (N, 2), sampler=sf.ProbabilityFlowSampler(solver=method, eps=1e-3),
+                        generator=torch.Generator().manual_seed(0))
     assert min(times) >= 1e-3 - 1e-9 and max(times) <= vp.T, (min(times), max(times))
     assert_mixture_close(oracle, res.samples, reference_logp=oracle_logp, label=method)
 
@@ -320,9 +321,9 @@ def test_each_likelihood_method_takes_only_its_own_options(ve):
     assert named.nfe == built.nfe == 61 and torch.equal(named.logp, built.logp)
 
 
-def test_default_likelihood_never_asks_the_plugin_host(ve, oracle, data, monkeypatch):
-    """Names are resolved at the edges: the default method builds dopri5 itself, the default estimator is a
-    module constant, so a default call works with the plugin host unavailable."""
+def test_default_likelihood_and_ode_sampling_never_ask_the_plugin_host(ve, oracle, data, monkeypatch):
+    """Names are resolved at the edges: the default likelihood method and probability-flow sampler build dopri5
+    themselves, so default calls work with the plugin host unavailable (and give the same numbers)."""
     import scoreflow.plugins
 
     def no_host(*args, **kwargs):
@@ -330,8 +331,11 @@ def test_default_likelihood_never_asks_the_plugin_host(ve, oracle, data, monkeyp
 
     score = oracle.score_model(ve)
     expected = sf.log_likelihood(score, ve, data[:4], generator=torch.Generator().manual_seed(0))
+    drawn = sf.ode_sample(score, ve, (4, 2), generator=torch.Generator().manual_seed(0))
     monkeypatch.setattr(scoreflow.plugins, "get_host", no_host)
     res = sf.log_likelihood(score, ve, data[:4], generator=torch.Generator().manual_seed(0))
     assert torch.equal(res.logp, expected.logp) and res.nfe == expected.nfe
+    again = sf.ode_sample(score, ve, (4, 2), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again.samples, drawn.samples) and again.nfe == drawn.nfe
     with pytest.raises(AssertionError, match="plugin host"):  # a solver by name is resolved through the host
         sf.ODELikelihood(solver="rk4")

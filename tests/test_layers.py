@@ -59,7 +59,8 @@ def test_components_given_as_instances_need_no_plugin_host(monkeypatch):
     sde = sf.VESDE(sigma_min=0.01, sigma_max=10.0)
     solver = sf.TorchdiffeqSolver(method="rk4", num_steps=8)
     g = torch.Generator().manual_seed(0)
-    assert sf.ode_sample(gm.score_model(sde), sde, (4, 2), solver=solver, generator=g).samples.shape == (4, 2)
+    assert sf.ode_sample(gm.score_model(sde), sde, (4, 2), sampler=sf.ProbabilityFlowSampler(solver=solver),
+                         generator=g).samples.shape == (4, 2)
     result = sf.log_likelihood(gm.score_model(sde), sde, torch.zeros(3, 2), method=sf.ODELikelihood(solver=solver),
                               generator=g)
     assert torch.isfinite(result.logp).all()

@@ -107,15 +107,16 @@ def test_ode_final_denoising_step_matches_tweedie_on_a_gaussian():
     gm = sf.GaussianMixture([[1.0, -1.0]], [0.25])
     eps = 0.3
     s = float(sde.noise_level(torch.tensor([eps], dtype=torch.float64))[0])
-    plain = sf.ode_sample(gm.score_model(sde), sde, (4000, 2), eps=eps, generator=torch.Generator().manual_seed(0))
-    denoised = sf.ode_sample(gm.score_model(sde), sde, (4000, 2), eps=eps,
-                             generator=torch.Generator().manual_seed(0), denoise=True)
+    plain = sf.ode_sample(gm.score_model(sde), sde, (4000, 2), sampler=sf.ProbabilityFlowSampler(eps=eps),
+                          generator=torch.Generator().manual_seed(0))
+    denoised = sf.ode_sample(gm.score_model(sde), sde, (4000, 2), sampler=sf.ProbabilityFlowSampler(eps=eps, denoise=True),
+                             generator=torch.Generator().manual_seed(0))
     assert denoised.nfe == plain.nfe + 1
     v = 0.25**2
     assert abs(float(plain.samples.var(0).mean()) - (v + s**2)) < 0.006
     assert abs(float(denoised.samples.var(0).mean()) - v**2 / (v + s**2)) < 0.006
     with pytest.raises(ValueError, match="denoise"):
-        sf.ode_sample(gm.score_model(sde), sde, (4, 2), denoise=1)
+        sf.ProbabilityFlowSampler(denoise=1)
 
 
 def test_edm_recipe_trains_saves_and_reloads(tmp_path):

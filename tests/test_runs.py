@@ -32,7 +32,8 @@ def test_probability_flow_sampler_is_ode_sample_with_the_samplers_shape(oracle, 
     score = oracle.score_model(ve)
     ode = sf.ProbabilityFlowSampler(solver="rk4", solver_options={"num_steps": 6}, eps=1e-2)
     a = ode.sample(score, ve, (5, 2), generator=torch.Generator().manual_seed(1))
-    b = sf.ode_sample(score, ve, (5, 2), solver=sf.TorchdiffeqSolver(method="rk4", num_steps=6), eps=1e-2,
+    b = sf.ode_sample(score, ve, (5, 2), sampler=sf.ProbabilityFlowSampler(
+                          solver=sf.TorchdiffeqSolver(method="rk4", num_steps=6), eps=1e-2),
                       generator=torch.Generator().manual_seed(1))
     assert torch.equal(a.samples, b.samples) and a.nfe == b.nfe == 24
     start = torch.randn(5, 2, dtype=torch.float64) * ve.sigma_max

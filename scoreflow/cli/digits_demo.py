@@ -18,7 +18,7 @@ from scoreflow.data.sources import DEFAULT_DATA_DIR, digits
 from scoreflow.evaluation import image_quality
 from scoreflow.flow.likelihood import log_likelihood
 from scoreflow.flow.likelihood_methods import ODELikelihood
-from scoreflow.flow.probability_flow import ode_sample
+from scoreflow.flow.probability_flow import ProbabilityFlowSampler, ode_sample
 from scoreflow.pictures import save_panels_png
 from scoreflow.sampling.sampler import Sampler
 from scoreflow.training import TrainConfig, Trainer, load_trained
@@ -53,7 +53,8 @@ def run_digits_demo(out: str | Path, *, steps: int | None = None, seed: int = 0,
         model, sde, shape, generator=torch.Generator().manual_seed(seed), progress=progress)
     timings["pc_sample_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    ode = ode_sample(model, sde, shape, rtol=1e-4, atol=1e-4, generator=torch.Generator().manual_seed(seed))
+    ode = ode_sample(model, sde, shape, sampler=ProbabilityFlowSampler(rtol=1e-4, atol=1e-4),
+                     generator=torch.Generator().manual_seed(seed))
     timings["ode_sample_s"] = time.perf_counter() - start
     start = time.perf_counter()
     ll = log_likelihood(model, sde, test.x[:128], dequantize=test.levels, method=ODELikelihood(rtol=1e-4, atol=1e-4),

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from scoreflow.errors import ScoreflowError
-from scoreflow.flow.probability_flow import ode_sample
+from scoreflow.flow.probability_flow import ProbabilityFlowSampler, ode_sample
 from scoreflow.pictures import save_panels_png, save_samples_png
 from scoreflow.pretrained import SHIPPED_SUMMARIES, load_pretrained
 from scoreflow.evaluation.runs import likelihood_many, mean_and_standard_error
@@ -59,8 +59,9 @@ def run_mnist_demo(out: str | Path, *, data_dir: str | Path | None = None, num_s
         "predictor-corrector": lambda g: Sampler(predictor="euler", corrector="langevin", num_steps=num_steps,
                                                  snr=0.15, eps=SDE_EPS).sample(model, sde, shape, generator=g,
                                                                                progress=progress),
-        "probability-flow ODE": lambda g: ode_sample(model, sde, shape, rtol=tolerance, atol=tolerance, eps=ODE_EPS,
-                                                     generator=g, progress=progress),
+        "probability-flow ODE": lambda g: ode_sample(model, sde, shape, generator=g, progress=progress,
+                                                     sampler=ProbabilityFlowSampler(rtol=tolerance, atol=tolerance,
+                                                                                    eps=ODE_EPS)),
     }
     pictures = {}
     for name, run in runs.items():

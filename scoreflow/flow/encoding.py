@@ -15,7 +15,7 @@ import attrs
 import torch
 
 from scoreflow.errors import NonFiniteError
-from scoreflow.flow.probability_flow import ProbabilityFlowODE, _solver_name, ode_sample, resolve_solver
+from scoreflow.flow.probability_flow import ProbabilityFlowODE, ProbabilityFlowSampler, _solver_name, resolve_solver
 from scoreflow.sampling.sampler import SampleResult
 from scoreflow.tensor import check_finite
 from scoreflow.validators import check_eps
@@ -82,8 +82,9 @@ def decode(model: ScoreModel, sde: SDE, latents: torch.Tensor, *, solver: str | 
     """The data the probability-flow ODE carries ``latents`` (at ``T``) to at ``eps``: :func:`encode`'s inverse,
     and :func:`~scoreflow.ode_sample` from given latents (no final denoising step, so that it inverts)."""
     latents = _check_data("latents", latents)
-    return ode_sample(model, sde, tuple(latents.shape), solver=solver, rtol=rtol, atol=atol, eps=eps, z=latents,
-                      dtype=latents.dtype, host=host)
+    tolerances = {"rtol": rtol, "atol": atol} if isinstance(solver, str) else {}
+    sampler = ProbabilityFlowSampler(solver=solver, eps=eps, host=host, **tolerances)
+    return sampler.sample(model, sde, tuple(latents.shape), init=latents, dtype=latents.dtype)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -93,101 +93,101 @@ def ode_sample(
     sde: SDE,
     shape: tuple[int, ...] | torch.Size,
     *,
-    solver: str | ODESolver = "dopri5",
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
-    eps: float = 1e-3,
+    sampler: ProbabilityFlowSampler | None = None,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
     z: torch.Tensor | None = None,
-    host: PluginHost | None = None,
     progress: bool = False,
-    denoise: bool = False,
 ) -> SampleResult:
-    """Sample by integrating the probability-flow ODE from ``T`` to ``eps`` with torchdiffeq.
-
-    Everything stays on the tensors' device (no numpy round trip per step).
+    """Sample by integrating the probability-flow ODE from ``T`` to ``eps``: a convenience for
+    ``(sampler or ProbabilityFlowSampler()).sample(model, sde, shape, ...)``.
 
     Args:
         model: Score network or callable ``score(x, t)``.
         sde: The forward SDE.
         shape: ``(batch, ...)`` sample shape.
-        solver: ``"ode_solver"`` registry name (a torchdiffeq method) or an instance.
-        rtol: Relative tolerance (adaptive solvers given by name).
-        atol: Absolute tolerance (adaptive solvers given by name).
-        eps: Final time.
+        sampler: The solver, its tolerances, ``eps`` and ``denoise`` (default: dopri5 at tolerance 1e-5 to
+            ``eps = 1e-3``, built without the plugin host).
         generator: Random generator for the prior draw.
         device: Device (default: the model's).
-        dtype: Floating dtype.
-        z: Optional prior latent to start from instead of a fresh draw.
-        host: Plugin host used to resolve ``solver``.
+        z: Prior latent to start from instead of a fresh draw (float32; another dtype: the sampler's
+            ``sample(..., dtype=...)``).
         progress: Show a tqdm bar of the time integrated so far (and the evaluations spent).
-        denoise: End with one Tweedie step ``x <- E[x_0 | x_eps] = (x + std^2 score) / alpha`` at ``eps``
-            (score_sde's ``denoise=True``; one more network evaluation), removing the noise left at ``eps``.
     """
-    from scoreflow.models.base import make_score_fn
-    from scoreflow.models.parametrization import denoised_from_score
+    return (sampler or ProbabilityFlowSampler()).sample(model, sde, shape, generator=generator, device=device,
+                                                        progress=progress, init=z,
+                                                        dtype=z.dtype if z is not None else torch.float32)
 
-    shape = check_shape(shape)
-    check_eps(eps, sde.T)
-    options = {"rtol": rtol, "atol": atol} if isinstance(solver, str) else {}
-    ode_solver = resolve_solver(solver, host=host, **options)
-    device = model_device(model, device if device is not None else (generator.device if generator else None))
-    if not isinstance(denoise, bool):
-        raise ValueError(f"denoise must be true or false, got {denoise!r}")
-    score = make_score_fn(model, sde)
-    func = ProbabilityFlowODE(sde, score)
-    with torch.no_grad():
-        if z is None:
-            z = sde.prior_sampling(shape, generator=generator, device=device, dtype=dtype)
-        elif tuple(z.shape) != shape:
-            raise ValueError(f"z has shape {tuple(z.shape)}, expected {shape}")
-        if progress:
-            func = _TimeProgress(func, sde.T, eps)
+
+#: Tolerances of a solver given by name (or the default dopri5) when none are given.
+DEFAULT_TOLERANCE = 1e-5
+
+
+def build_solver(solver: str | ODESolver | None, host: PluginHost | None, **options: Any) -> ODESolver:
+    """The solver of a probability-flow sampler or likelihood: ``None`` is torchdiffeq's dopri5 with ``options``
+    (built here, without the plugin host), a name is resolved through ``host`` (or the default host) with
+    ``options``, an instance comes back as it is and refuses options."""
+    from scoreflow.errors import UnknownOptionError
+    from scoreflow.flow.solvers import TorchdiffeqSolver
+
+    if solver is None:
         try:
-            x, nfe = ode_solver.solve(func, z, sde.T, eps)
-        except NonFiniteError as exc:
-            raise NonFiniteError(f"ode_sample with {_solver_name(ode_solver)}: {exc}") from None
-        finally:
-            if progress:
-                func.close()
-        if denoise:
-            t_end = as_time(eps, x.shape[0], x)
-            x = denoised_from_score(score(x, t_end), x, t_end, sde)
-            nfe += 1
-    check_finite("samples", x)
-    return SampleResult(x, nfe)
+            return TorchdiffeqSolver(method="dopri5", **options)
+        except TypeError as exc:
+            raise UnknownOptionError(f"dopri5 (torchdiffeq): {exc}; it takes rtol, atol, options, adjoint") from None
+    return resolve_solver(solver, host=host, **options)
+
+
+def _boolean(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{attribute.name} must be true or false, got {value!r}")
 
 
 @attrs.define(kw_only=True)
 class ProbabilityFlowSampler:
-    """:func:`ode_sample` with the :class:`~scoreflow.Sampler`'s shape: options fixed once, then
-    ``sample(model, sde, shape, generator=..., ...) -> SampleResult``, so every consumer of samplers
-    (``evaluation.runs.sample_many``, the command line) has one sampling path.
+    """Sampling by the probability-flow ODE from ``T`` to ``eps``, with the :class:`~scoreflow.Sampler`'s shape:
+    options fixed once, then ``sample(model, sde, shape, generator=..., ...) -> SampleResult``, so every consumer
+    of samplers (``evaluation.runs.sample_many``, the command line) has one sampling path. Everything stays on the
+    tensors' device (no numpy round trip per step).
 
-    The solver is resolved when the sampler is built, so an unknown name or option fails at once.
-    ``rtol``/``atol`` apply to a solver given by name (an instance carries its own); ``denoise`` ends with one
-    Tweedie step at ``eps`` (see :func:`ode_sample`). ``condition`` steers the score of every evaluation (a
-    condition that only guides the score, such as
-    :class:`~scoreflow.sampling.free_guidance.ClassifierFreeGuidance`; conditions that adjust the state after
-    each step need a :class:`~scoreflow.Sampler`); the NFE then counts network evaluations of the batch.
+    Attributes:
+        solver: ``None`` (torchdiffeq's dopri5, built without the plugin host), an ``ode_solver`` name (resolved
+            when the sampler is built, so an unknown name or option fails at once) or an instance, which carries
+            its own options: ``rtol``, ``atol`` and ``solver_options`` must then stay unset.
+        rtol: Relative tolerance of a solver given by name (default 1e-5).
+        atol: Absolute tolerance of a solver given by name (default 1e-5).
+        eps: Final time.
+        solver_options: Further options of a solver given by name (``num_steps`` of ``rk4``).
+        denoise: End with one Tweedie step ``x <- E[x_0 | x_eps] = (x + std^2 score) / alpha`` at ``eps``
+            (score_sde's ``denoise=True``; one more network evaluation), removing the noise left at ``eps``.
+        condition: Steers the score of every evaluation (a condition that only guides the score, such as
+            :class:`~scoreflow.sampling.free_guidance.ClassifierFreeGuidance`; conditions that adjust the state
+            after each step need a :class:`~scoreflow.Sampler`); the NFE then counts network evaluations of the
+            batch.
+        host: Plugin host that resolves a solver name.
     """
 
-    solver: str | ODESolver = "dopri5"
-    rtol: float = 1e-5
-    atol: float = 1e-5
+    solver: str | ODESolver | None = None
+    rtol: float | None = None
+    atol: float | None = None
     eps: float = 1e-3
     solver_options: dict[str, Any] = attrs.field(factory=dict)
-    denoise: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    denoise: bool = attrs.field(default=False, validator=_boolean)
     condition: Condition | None = attrs.field(default=None, eq=False)
     host: PluginHost | None = attrs.field(default=None, repr=False, eq=False)
     _solver: ODESolver = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
-        options = {"rtol": self.rtol, "atol": self.atol, **self.solver_options} if isinstance(self.solver, str) \
-            else dict(self.solver_options)
-        self._solver = resolve_solver(self.solver, host=self.host, **options)
+        if self.solver is not None and not isinstance(self.solver, str):
+            given = sorted(name for name in ("rtol", "atol") if getattr(self, name) is not None)
+            if given or self.solver_options:
+                raise DroppedOptionsError(f"options {given + sorted(self.solver_options)} cannot apply to the solver "
+                                          f"instance {type(self.solver).__name__}; set them on it")
+            self._solver = check_instance("ode_solver", self.solver, ODESolver)
+        else:
+            self._solver = build_solver(self.solver, self.host, **{
+                "rtol": DEFAULT_TOLERANCE if self.rtol is None else self.rtol,
+                "atol": DEFAULT_TOLERANCE if self.atol is None else self.atol, **self.solver_options})
         if self.condition is not None:
             check_instance("condition", self.condition, Condition)
             kind = type(self.condition)
@@ -215,21 +215,49 @@ class ProbabilityFlowSampler:
         """``shape[0]`` samples; ``init`` is the prior latent to start from (default: a draw from the prior).
         ``callback`` gets the :class:`~scoreflow.Sampler`'s ``{"i", "t", "x", "x_mean", "nfe"}`` once, at the end
         (the solver chooses its own steps)."""
-        if self.condition is not None:
+        shape = check_shape(shape)
+        check_eps(self.eps, sde.T)
+        device = model_device(model, device if device is not None else (generator.device if generator else None))
+        if self.condition is None:
+            result = self._integrate(model, sde, shape, generator, device, dtype, init, progress)
+        else:
             from scoreflow.models.base import make_score_fn
 
-            shape = check_shape(shape)
             self.condition.check(shape, sde)
             self.condition.check_model(model)
-            device = model_device(model, device if device is not None else (generator.device if generator else None))
             counting = CountingScore(make_score_fn(model, sde), shape[0])
-            guided = self.condition.guide(counting, sde)
-            result = ode_sample(guided, sde, shape, solver=self._solver, eps=self.eps, generator=generator,
-                                device=device, dtype=dtype, z=init, progress=progress, denoise=self.denoise)
+            result = self._integrate(self.condition.guide(counting, sde), sde, shape, generator, device, dtype, init,
+                                     progress)
             result = SampleResult(result.samples, counting.calls)
-        else:
-            result = ode_sample(model, sde, shape, solver=self._solver, eps=self.eps, generator=generator,
-                                device=device, dtype=dtype, z=init, progress=progress, denoise=self.denoise)
         if callback is not None:
             callback(final_report(self.eps, result.samples, result.nfe))
         return result
+
+    def _integrate(self, model: ScoreModel, sde: SDE, shape: tuple[int, ...], generator: torch.Generator | None,
+                   device: torch.device, dtype: torch.dtype, z: torch.Tensor | None, progress: bool) -> SampleResult:
+        """The ODE solved from ``z`` (or a prior draw) at ``T`` to ``eps``, then the optional Tweedie step."""
+        from scoreflow.models.base import make_score_fn
+        from scoreflow.models.parametrization import denoised_from_score
+
+        score = make_score_fn(model, sde)
+        func = ProbabilityFlowODE(sde, score)
+        with torch.no_grad():
+            if z is None:
+                z = sde.prior_sampling(shape, generator=generator, device=device, dtype=dtype)
+            elif tuple(z.shape) != shape:
+                raise ValueError(f"z has shape {tuple(z.shape)}, expected {shape}")
+            if progress:
+                func = _TimeProgress(func, sde.T, self.eps)
+            try:
+                x, nfe = self._solver.solve(func, z, sde.T, self.eps)
+            except NonFiniteError as exc:
+                raise NonFiniteError(f"ode_sample with {_solver_name(self._solver)}: {exc}") from None
+            finally:
+                if progress:
+                    func.close()
+            if self.denoise:
+                t_end = as_time(self.eps, x.shape[0], x)
+                x = denoised_from_score(score(x, t_end), x, t_end, sde)
+                nfe += 1
+        check_finite("samples", x)
+        return SampleResult(x, nfe)

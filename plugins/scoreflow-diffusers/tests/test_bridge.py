@@ -265,8 +265,8 @@ def test_scoreflows_samplers_and_tuner_run_on_a_bridged_model(predictor, correct
 def test_ode_sampling_and_tuning_stay_on_the_trained_timesteps():
     model, sde = _bridge(diffusers.DDPMScheduler(num_train_timesteps=100))
     with torch.no_grad():
-        res = sf.ode_sample(model, sde, (2, 1, 8, 8), eps=sde.default_eps, rtol=1e-3, atol=1e-3,
-                            generator=torch.Generator().manual_seed(0))
+        res = sf.ode_sample(model, sde, (2, 1, 8, 8), generator=torch.Generator().manual_seed(0),
+                            sampler=sf.ProbabilityFlowSampler(eps=sde.default_eps, rtol=1e-3, atol=1e-3))
         tuned = sf.tune_schedule(model, sde, (2, 1, 8, 8), 3, predictor="dpmpp_2m", sweeps=1, fine_steps=16,
                                  rtol=1e-3, atol=1e-3, generator=torch.Generator().manual_seed(1))
     assert torch.isfinite(res.samples).all() and 3 in tuned.grids
