@@ -3,6 +3,7 @@ the in-memory epoch order, exact resume with worker processes, disjoint shards p
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,9 @@ def test_streamed_training_equals_the_in_memory_epoch_order_and_resumes_exactly_
     steps = reference.step  # one epoch: 36 training images / 4
     one = Trainer(TrainConfig(steps=steps, epochs=None, **TINY), tmp_path / "one", data=streamed, progress=False)
     one.run()
+    # the workers stop when run() returns (left to the garbage collector, their shutdown stalled a later
+    # computation for up to a minute)
+    assert one._stream is None and not multiprocessing.active_children()
     first = Trainer(TrainConfig(steps=3, epochs=None, **TINY), tmp_path / "two", data=streamed, progress=False)
     first.run()
     second = Trainer(TrainConfig(steps=steps, epochs=None, **TINY), tmp_path / "two", data=streamed, progress=False)

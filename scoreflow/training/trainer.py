@@ -457,8 +457,18 @@ class Trainer:
             with _signals_stop(self):
                 return self._loop()
         finally:
+            self._close_stream()
             if lock is not None:
                 lock.release()
+
+    def _close_stream(self) -> None:
+        """Stop the streamed images' worker processes now, not whenever the garbage collector meets the loader's
+        iterator: from inside an unrelated later computation its shutdown waited for the workers for up to a minute
+        (seen in the test suite). A later ``run`` opens a new stream at its step."""
+        stream, self._stream = self._stream, None
+        shutdown = getattr(stream, "_shutdown_workers", None)  # torch's multi-process iterator; none with 0 workers
+        if shutdown is not None:
+            shutdown()
 
     def _loop(self) -> TrainResult:
         from tqdm.auto import tqdm
