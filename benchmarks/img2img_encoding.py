@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -72,31 +73,40 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     known = torch.ones_like(images, dtype=torch.bool)
     known[..., images.shape[-2] - images.shape[-2] // 3:, :] = False  # the top two thirds are intact
 
-    def restore(level: float, guided: bool) -> dict[str, Any]:
+    def restore(level: float, guided: bool, corrector: str | None = None, repeats: int = 1) -> dict[str, Any]:
+        """SDEdit from ``level`` (``repeats`` times: noise the result back to ``level`` and sample again)."""
         start = float(sde.time_at_noise_level(torch.tensor([level], dtype=torch.float64))[0])
-        began, parts, nfe = time.perf_counter(), [], 0
+        began, parts, nfe = time.perf_counter(), [[] for _ in range(repeats)], 0
         for i in range(0, len(images), args.batch):
             given = from_unit_range(corrupted[i:i + args.batch], model)
             condition = {"condition": "inpaint", "condition_options": {"known": given, "mask": known[i:i + args.batch]}
                          } if guided else {}
-            sampler = sf.Sampler(predictor=args.predictor, corrector=None, num_steps=args.num_steps,
+            sampler = sf.Sampler(predictor=args.predictor, corrector=corrector, num_steps=args.num_steps,
                                  start_time=start, **condition)
-            res = sampler.sample(model, sde, tuple(given.shape), images=given,
-                                 generator=torch.Generator().manual_seed(1000 + i))
-            parts.append(to_unit_range(res.samples, model))
-            nfe = res.nfe
-        row = {"noise_level": level, "start_time": start, "guided": guided, "nfe": nfe,
-               "seconds": round(time.perf_counter() - began, 1),
-               "restored": _share(classify(torch.cat(parts))[0] == labels)}
+            x, nfe = given, 0
+            for r in range(repeats):
+                res = sampler.sample(model, sde, tuple(given.shape), images=x,
+                                     generator=torch.Generator().manual_seed(1000 + i + 100_000 * r))
+                x, nfe = res.samples, nfe + res.nfe
+                parts[r].append(to_unit_range(x, model))
+        row = {"noise_level": level, "start_time": start, "guided": guided, "corrector": corrector,
+               "repeats": repeats, "nfe": nfe, "seconds": round(time.perf_counter() - began, 1),
+               "restored": _share(classify(torch.cat(parts[-1]))[0] == labels)}
+        if repeats > 1:  # the share after each pass
+            row["restored_after_each_repeat"] = [_share(classify(torch.cat(p))[0] == labels)["share"] for p in parts]
         print("SDEdit", json.dumps(row), flush=True)
         return row
 
-    out["sdedit"] = {
-        "images": len(images), "predictor": args.predictor, "num_steps": args.num_steps,
-        "corrupted_inputs": _share(classify(corrupted)[0] == labels),
-        "originals": _share(classify(images)[0] == labels),
-        "rows": [restore(level, False) for level in args.noise_levels]
-        + [restore(level, True) for level in args.guided_noise_levels]}
+    header = {"images": len(images), "predictor": args.predictor, "num_steps": args.num_steps,
+              "corrupted_inputs": _share(classify(corrupted)[0] == labels),
+              "originals": _share(classify(images)[0] == labels)}
+    out["sdedit_repeated"] = {**header, "rows": [restore(level, True, args.corrector, args.repeats)
+                                                 for level in args.repeated_noise_levels]}
+    if args.repeated_only:
+        out["load_average"] = {"min": min(loads), "max": os.getloadavg()[0]}
+        return out
+    out["sdedit"] = {**header, "rows": [restore(level, False) for level in args.noise_levels]
+                     + [restore(level, True) for level in args.guided_noise_levels]}
     loads.append(os.getloadavg()[0])
     # encoding
     options = {"rtol": args.tolerance, "atol": args.tolerance, "eps": args.eps}
@@ -177,6 +187,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="SDEdit start noise levels (default: %(default)s)")
     parser.add_argument("--guided-noise-levels", type=float, nargs="*", default=[0.5, 1.0],
                         help="the same with the intact top two thirds kept by the inpaint condition (guided SDEdit)")
+    parser.add_argument("--repeated-noise-levels", type=float, nargs="*", default=[0.5],
+                        help="guided SDEdit with --corrector, repeated --repeats times (SDEdit's K: noise the result "
+                             "back to the level and sample again)")
+    parser.add_argument("--corrector", default="langevin", help="corrector of the repeated rows")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--predictor", default="euler")
     parser.add_argument("--num-steps", type=int, default=100)
     parser.add_argument("--encode-images", type=int, default=100)
@@ -187,10 +202,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/img2img-encoding.json"))
     parser.add_argument("--pictures", default=None, help="also write the guide's strips into this folder")
+    parser.add_argument("--repeated-only", action="store_true",
+                        help="measure the repeated guided SDEdit rows only and replace that part of the record in "
+                             "--out (the other parts stay as they were measured)")
     args = parser.parse_args(argv)
     result = run(args)
-    result["command"] = "python -m benchmarks.img2img_encoding " + " ".join(
-        argv if argv is not None else __import__("sys").argv[1:])
+    command = "python -m benchmarks.img2img_encoding " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.repeated_only and Path(args.out).is_file():
+        record = json.loads(Path(args.out).read_text())
+        record["sdedit_repeated"] = {**result["sdedit_repeated"], "command": command,
+                                     "load_average": result["load_average"]}
+        result = record
+    else:
+        result["command"] = command
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
 
