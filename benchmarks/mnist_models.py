@@ -149,7 +149,8 @@ def tuned_samplers(model, sde, shape: tuple[int, ...], args: argparse.Namespace,
         steps = {b: steps_for_nfe(name, b, sde) for b in budgets}
         start = time.perf_counter()
         result = sf.tune_schedule(model, sde, (args.tune_trajectories, *shape), sorted(set(steps.values())),
-                                  predictor=name, generator=torch.Generator().manual_seed(TUNING_SEED))
+                                  predictor=name, fine_steps=args.tune_fine_steps, sweeps=args.tune_sweeps,
+                                  generator=torch.Generator().manual_seed(TUNING_SEED))
         result.save(folder)
         seconds = round(time.perf_counter() - start, 1)
         print(f"tuned {name} for {sorted(steps.values())} steps in {seconds} s", flush=True)
@@ -354,6 +355,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS))
     parser.add_argument("--reference-steps", type=int, default=1000)
+    parser.add_argument("--tune-fine-steps", type=int, default=128, help="tune_schedule's fine_steps")
+    parser.add_argument("--tune-sweeps", type=int, default=8, help="tune_schedule's sweeps")
     parser.add_argument("--tune-trajectories", type=int, default=128,
                         help="warm-up draws the tuned grids are fitted on; 0 skips the tuned grids (default: "
                              "%(default)s)")

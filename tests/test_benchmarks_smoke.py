@@ -229,7 +229,7 @@ def test_mnist_models_report_runs_end_to_end_on_a_few_digits(tmp_path):
     out, page = tmp_path / "r.json", tmp_path / "page.md"
     mnist_models.main(["--data-dir", str(MNIST_DIR), "--models", "mnist", "--n", "4", "--batch", "4",
                        "--seeds", "0", "1", "--budgets", "5", "--reference-steps", "3", "--n-bpd", "2",
-                       "--bpd-models", "mnist", "--tune-trajectories", "2", "--n-calibration", "8", "--images", str(tmp_path), "--out", str(out), "--page", str(page)])
+                       "--bpd-models", "mnist", "--tune-trajectories", "2", "--tune-fine-steps", "16", "--tune-sweeps", "1", "--n-calibration", "8", "--images", str(tmp_path), "--out", str(out), "--page", str(page)])
     result = json.loads(out.read_text())
     assert set(result["calibration"]) == set(mnist_models.SHIPPED)
     rows = {r["sampler"]: r for r in result["sampling"]["mnist"]["rows"]}

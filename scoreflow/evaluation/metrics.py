@@ -64,8 +64,9 @@ def _test_features(clf: DigitClassifier, classifier_name: str, test: TensorData)
     key = (classifier_name, hashlib.sha256(x.numpy().tobytes() + test.labels.numpy().tobytes()).hexdigest())
     if key not in _TEST_FEATURES:
         with torch.no_grad():
-            features = _batched(clf.features, x).numpy()
-            accuracy = float((_batched(clf, x).argmax(1) == test.labels).float().mean())
+            features = _batched(clf.features, x)
+            accuracy = float((clf.head(features).argmax(1) == test.labels).float().mean())  # the head on them
+            features = features.numpy()
         if len(_TEST_FEATURES) > 8:
             _TEST_FEATURES.clear()
         _TEST_FEATURES[key] = (features, accuracy)
