@@ -24,9 +24,10 @@ SIDE_BY_SIDE = ("dpmpp_2m", "dpm_solver_3", "edm_heun", "unipc", "euler", "euler
 
 SUITES = ("quality", "likelihood", "overhead", "training", "peers", "end_to_end")
 
-# quick: tuned grids from 64 warm-up draws (the full run's 1024 fit better; the quick run checks that they run)
+# quick: tuned grids from 64 warm-up draws, a 32-step fine grid and 2 sweeps (the full run's 1024, 128 and 8 fit
+# better; the quick run checks that they run)
 QUICK = {"budgets": (20, 100), "sde_budgets": (100,), "solver_sweep_n": 0, "n_ring": 1000, "digits": False, "lik_n": 100, "probes": (1, 4),
-         "tuning_trajectories": 64,
+         "tuning": dict(trajectories=64, fine_steps=32, sweeps=2),
          # quick: under the other SDEs, a few samplers of each kind (the full run measures every one)
          "sde_samplers": {"euler", "reverse_diffusion+langevin", "ode:rk4", "edm_heun", "dpmpp_2m", "ipndm", "unipc"},
          "overhead": dict(repeats=3, steps=50, batch=128), "training": dict(batch_sizes=[32], blocks=2,
@@ -34,7 +35,7 @@ QUICK = {"budgets": (20, 100), "sde_budgets": (100,), "solver_sweep_n": 0, "n_ri
                                                                              variants=("fp32", "channels_last", "bf16")),
          "end_to_end": dict(steps=60, n_samples=200, n_bpd=32, scale=0.1)}
 FULL = {"budgets": (5, 10, 20, 50, 100, 200, 500, 1000), "sde_budgets": (5, 10, 20, 50, 100), "solver_sweep_n": 100,
-        "n_ring": 5000, "digits": True, "lik_n": 300, "tuning_trajectories": 1024, "sde_samplers": None,
+        "n_ring": 5000, "digits": True, "lik_n": 300, "tuning": dict(trajectories=1024, fine_steps=128, sweeps=8), "sde_samplers": None,
         "probes": (1, 4, 16), "overhead": dict(repeats=7, steps=200, batch=256),
         "training": dict(batch_sizes=[32, 128], blocks=40, steps_per_block=5),
         "end_to_end": dict(steps=1500, n_samples=359, n_bpd=128, scale=1.0)}
@@ -67,7 +68,7 @@ def run_all(out: Path, *, quick: bool, suites: tuple[str, ...] = SUITES, device:
     ring_oracle = ring(50_000 if quick else 400_000)
     sde_oracles, skipped_sdes = under_registered_sdes(ring_oracle, host)
     if "quality" in suites:
-        tuning = {"tuning_trajectories": cfg["tuning_trajectories"]}
+        tuning = {"tuning": cfg["tuning"]}
         rows = quality.run_suite(ring_oracle, cfg["budgets"], cfg["n_ring"], host, **tuning)
         record["quality_sdes_skipped"] = skipped_sdes
         sde_budgets = tuple(b for b in cfg["budgets"] if b in cfg["sde_budgets"]) or cfg["sde_budgets"]

@@ -41,9 +41,9 @@ class Variant:
     nfe_line: tuple[float, float] | None = None
 
 
-def variants(host: sf.PluginHost, oracle: Oracle, tuning_trajectories: int = TUNING_TRAJECTORIES) -> list[Variant]:
-    """Every sampler the host offers that is compatible with the oracle's SDE (tuned grids fitted on
-    ``tuning_trajectories`` warm-up draws)."""
+def variants(host: sf.PluginHost, oracle: Oracle, tuning: dict[str, int] | None = None) -> list[Variant]:
+    """Every sampler the host offers that is compatible with the oracle's SDE (tuned grids fitted with the
+    ``tuning`` options of :func:`_tuned_runner`: ``trajectories``, ``fine_steps``, ``sweeps``)."""
     sde, score = oracle.sde, oracle.mixture.score_model(oracle.sde)
     out: list[Variant] = []
     for p in host.available("predictor"):
@@ -61,8 +61,9 @@ def variants(host: sf.PluginHost, oracle: Oracle, tuning_trajectories: int = TUN
         if getattr(proto, "preferred_schedule", None) and _deterministic(host, p, score, sde, oracle.eps,
                                                                          oracle.mixture.dim):
             # a step-wise ODE solver: also on a grid tuned to it (tune-schedule matches ODE end points)
-            out.append(Variant(f"{p}@tuned", "tuned", _tuned_runner(host, p, score, sde, oracle.eps,
-                                                                    tuning_trajectories)))
+            base = next(v for v in out if v.name == p)  # the same steps cost the same NFE on any grid
+            out.append(Variant(f"{p}@tuned", "tuned", _tuned_runner(host, p, score, sde, oracle.eps, **(tuning or {})),
+                               nfe_line=nfe_per_step(base, oracle.mixture.dim)))
     for p in host.available("trajectory_solver"):  # whole-trajectory solvers: no corrector; torchsde by method below
         if p != "torchsde" and host.create("trajectory_solver", p).requires <= sde.capabilities:
             out.append(Variant(p, "plugin", _pc_runner(host, p, None, score, sde, oracle.eps)))
@@ -110,16 +111,19 @@ def _deterministic(host, predictor, score, sde, eps, dim: int) -> bool:
     return torch.equal(a, b)
 
 
-def _tuned_runner(host, predictor, score, sde, eps, trajectories: int = TUNING_TRAJECTORIES):
+def _tuned_runner(host, predictor, score, sde, eps, trajectories: int = TUNING_TRAJECTORIES, fine_steps: int = 128,
+                  sweeps: int = 8):
     """Tune a grid for ``predictor`` with ``num_steps`` on ``trajectories`` warm-up draws (seed 5; the measured
-    samples use other seeds), then sample on it."""
+    samples use other seeds; ``fine_steps`` and ``sweeps`` as :func:`scoreflow.tune_schedule`'s), then sample
+    on it."""
     import tempfile
 
     folder = tempfile.mkdtemp(prefix="scoreflow-bench-tuned-")
 
     def run(num_steps, shape, generator):
         result = sf.tune_schedule(score, sde, (trajectories, *shape[1:]), num_steps, predictor=predictor, eps=eps,
-                                  generator=torch.Generator().manual_seed(5), host=host)
+                                  fine_steps=fine_steps, sweeps=sweeps, generator=torch.Generator().manual_seed(5),
+                                  host=host)
         result.save(folder)
         sampler = sf.Sampler(predictor=predictor, num_steps=num_steps, eps=eps, schedule="tuned",
                              schedule_options={"path": folder, "predictor": predictor}, host=host)
@@ -147,11 +151,11 @@ def nfe_per_step(variant: Variant, dim: int) -> tuple[float, float]:
 
 
 def run_suite(oracle: Oracle, budgets: tuple[int, ...], n: int, host: sf.PluginHost,
-              only: set[str] | None = None, tuning_trajectories: int = TUNING_TRAJECTORIES) -> list[dict[str, Any]]:
+              only: set[str] | None = None, tuning: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """Rows of quality figures per (sampler, NFE budget), plus adaptive ODE and adaptive SDE points."""
     dim = oracle.mixture.dim
     rows = []
-    for variant in variants(host, oracle, tuning_trajectories):
+    for variant in variants(host, oracle, tuning):
         if only and variant.name not in only:
             continue
         if variant.family == "ode-adaptive":  # its NFE follows its tolerances: one row at its defaults
