@@ -69,18 +69,33 @@ from scoreflow.sde import SDE, VESDE, ReverseSDE
 __version__ = "0.1.0"
 """The installed version of scoreflow (also ``importlib.metadata.version("scoreflow")``)."""
 
-__all__ = [  # sorted case-insensitively
-    "AmbiguousComponentError", "available", "CheckpointError", "classifier_fn", "ClassifierFreeGuidance", "ClassifierGuidance", "Colorize",
-    "Condition", "ConvClassifier", "Corrector", "create", "decode", "DivergenceEstimator", "DroppedOptionsError",
-    "DuplicateComponentError", "EDMPreconditioner", "encode", "EncodeResult", "Entry", "EulerMaruyama", "ExponentialLikelihood", "from_denoiser", "GaussianMixture", "get_host", "GuidanceInterval", "hookimpl",
-    "IncompatibleComponentsError", "Inpaint", "interpolate", "Langevin", "LikelihoodResult", "load_classifier", "load_pretrained",
-    "log_likelihood", "make_denoiser_fn", "make_score_fn", "MLP", "MLPClassifier", "ModelSource", "named_mask",
-    "NoiseConditionalClassifier", "NoneCorrector", "NonePredictor", "NonFiniteError", "ode_sample", "ODELikelihood", "ODEResult",
-    "ODESolver", "PluginError", "PluginHost", "PluginLoadError", "Predictor", "PretrainedModel",
-    "ProbabilityFlowODE", "ProbabilityFlowSampler", "Registry", "RegistryError", "ResUNet", "ReverseDiffusion",
-    "ReverseSDE", "Sampler", "SampleResult", "SamplingState", "save_classifier", "Schedule", "ScoreflowError",
-    "ScoreflowPluginWarning", "ScoreNet", "SDE", "set_host", "SMCInpaint", "SolverError", "SourceInfo", "Step",
-    "to_denoiser", "TorchdiffeqSolver", "TorchsdeReverseSDE", "TorchsdeSolver", "train_noise_classifier",
-    "TrajectorySolver", "tune_schedule", "TunedSchedule", "UNet", "UnknownComponentError", "UnknownOptionError",
-    "VESDE", "__version__",
+#: The public names, in groups; each group sorted case-insensitively.
+__all__ = [
+    # plugin system and registries
+    "available", "create", "Entry", "get_host", "hookimpl", "PluginHost", "Registry", "set_host",
+    # SDEs
+    "ReverseSDE", "SDE", "VESDE",
+    # score networks and classifiers
+    "classifier_fn", "ConvClassifier", "EDMPreconditioner", "from_denoiser", "load_classifier", "make_denoiser_fn",
+    "make_score_fn", "MLP", "MLPClassifier", "NoiseConditionalClassifier", "ResUNet", "save_classifier", "ScoreNet",
+    "to_denoiser", "train_noise_classifier", "UNet",
+    # sampling
+    "Corrector", "EulerMaruyama", "Langevin", "NoneCorrector", "NonePredictor", "Predictor", "ReverseDiffusion",
+    "Sampler", "SampleResult", "SamplingState", "Schedule", "Step", "TorchsdeReverseSDE", "TorchsdeSolver",
+    "TrajectorySolver", "tune_schedule", "TunedSchedule",
+    # conditions (guidance, inpainting)
+    "ClassifierFreeGuidance", "ClassifierGuidance", "Colorize", "Condition", "GuidanceInterval", "Inpaint",
+    "named_mask", "SMCInpaint",
+    # probability flow: ODE sampling, encoding, likelihood
+    "decode", "DivergenceEstimator", "encode", "EncodeResult", "ExponentialLikelihood", "interpolate",
+    "LikelihoodResult", "log_likelihood", "ode_sample", "ODELikelihood", "ODEResult", "ODESolver",
+    "ProbabilityFlowODE", "ProbabilityFlowSampler", "TorchdiffeqSolver",
+    # pretrained models and exact oracles
+    "GaussianMixture", "load_pretrained", "ModelSource", "PretrainedModel", "SourceInfo",
+    # errors and warnings
+    "AmbiguousComponentError", "CheckpointError", "DroppedOptionsError", "DuplicateComponentError",
+    "IncompatibleComponentsError", "NonFiniteError", "PluginError", "PluginLoadError", "RegistryError",
+    "ScoreflowError", "ScoreflowPluginWarning", "SolverError", "UnknownComponentError", "UnknownOptionError",
+    # version
+    "__version__",
 ]

@@ -128,3 +128,28 @@ def test_no_import_cycle_between_modules():
 
     cycles = sorted({tuple(sorted((a, b))) for a in graph for b in graph[a] if reaches(b, a)})
     assert not cycles, f"modules that import each other (directly or through others): {cycles}"
+
+
+def test_the_public_names_are_listed_once_in_sorted_groups():
+    """``scoreflow.__all__`` is curated: a comment heads each group, each group is sorted case-insensitively, no name
+    is listed twice, and every listed name exists."""
+    import re
+    from pathlib import Path
+
+    import scoreflow
+
+    source = (Path(scoreflow.__file__).parent / "__init__.py").read_text()
+    body = source[source.index("__all__ = [") + len("__all__ = ["):]
+    body = body[:body.index("\n]")]
+    groups: list[list[str]] = []
+    for line in filter(str.strip, body.splitlines()):
+        if line.strip().startswith("#"):
+            groups.append([])
+        else:
+            groups[-1].extend(re.findall(r'"([^"]+)"', line))
+    assert len(groups) >= 5 and all(groups)
+    for group in groups:
+        assert group == sorted(group, key=str.lower), group
+    listed = [name for group in groups for name in group]
+    assert listed == list(scoreflow.__all__) and len(set(listed)) == len(listed)
+    assert all(hasattr(scoreflow, name) for name in listed)
