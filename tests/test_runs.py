@@ -13,8 +13,9 @@ from scoreflow.evaluation.runs import sample_many
 def test_reported_nfe_does_not_grow_with_the_number_of_blocks(oracle, ve, batch_size):
     score = oracle.score_model(ve)
     sampler = sf.Sampler(predictor="euler", num_steps=10)
-    x, nfe = sample_many(score, ve, (2,), 16, batch_size=batch_size, sampler=sampler)
-    assert x.shape == (16, 2) and nfe == 10
+    result = sample_many(score, ve, (2,), 16, batch_size=batch_size, sampler=sampler)
+    x, nfe = result
+    assert x.shape == (16, 2) and nfe == 10 and result.samples is x and result.nfe == 10
     ode = sf.ProbabilityFlowSampler(solver="euler", rtol=1e-3, atol=1e-3)
     _, ode_nfe = sample_many(score, ve, (2,), 16, batch_size=batch_size, sampler=ode)
     assert ode_nfe == 100  # torchdiffeq's fixed-grid euler: num_steps evaluations per sample

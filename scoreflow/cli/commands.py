@@ -7,7 +7,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
@@ -15,6 +15,9 @@ import torch
 from scoreflow.device import resolve_device
 from scoreflow.errors import SamplingInterrupted
 from scoreflow.training import distributed as ddp
+
+if TYPE_CHECKING:
+    from scoreflow.evaluation.runs import GatheredSamples
 
 
 def train(args: argparse.Namespace) -> int:
@@ -198,7 +201,7 @@ def _sampling_plan(args: argparse.Namespace, sde, model):
 
 
 def _generate(args: argparse.Namespace, model, sde, shape, sampler=None,
-              interruptible: bool = False) -> tuple[torch.Tensor, int]:
+              interruptible: bool = False) -> GatheredSamples:
     from scoreflow.evaluation.runs import sample_many
 
     return sample_many(model, sde, shape, args.num_samples, sampler=sampler or _sampling_plan(args, sde, model),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -47,9 +47,17 @@ def _blocks(n: int, size: int) -> list[tuple[int, int]]:
     return [(b, min(size, n - b * size)) for b in range((n + size - 1) // size)]
 
 
+class GatheredSamples(NamedTuple):
+    """What :func:`sample_many` returns: every rank's blocks in order, and the NFE one sample took."""
+
+    samples: torch.Tensor
+    nfe: int
+
+
 def sample_many(model, sde, sample_shape: tuple[int, ...], n: int, *, sampler, batch_size: int = 64, seed: int = 0,
-                device: str = "cpu", progress: bool = False, interruptible: bool = False) -> tuple[torch.Tensor, int]:
-    """``n`` samples in blocks of ``batch_size`` (this rank's blocks, gathered); returns ``(samples, nfe)``.
+                device: str = "cpu", progress: bool = False, interruptible: bool = False) -> GatheredSamples:
+    """``n`` samples in blocks of ``batch_size`` (this rank's blocks, gathered); returns ``(samples, nfe)`` as a
+    :class:`GatheredSamples`.
 
     ``sampler`` is anything with the :class:`~scoreflow.Sampler`'s ``sample(model, sde, shape, *, generator,
     device, progress)``: a ``Sampler`` or a :class:`~scoreflow.ProbabilityFlowSampler`.
@@ -91,7 +99,7 @@ def sample_many(model, sde, sample_shape: tuple[int, ...], n: int, *, sampler, b
     gathered: dict[int, torch.Tensor] = {}
     for part in ddp.gather_objects(mine):
         gathered.update(part)
-    return torch.cat([gathered[b] for b in range(len(blocks))]), max(ddp.gather_objects(nfe))
+    return GatheredSamples(torch.cat([gathered[b] for b in range(len(blocks))]), max(ddp.gather_objects(nfe)))
 
 
 def mean_and_standard_error(values: torch.Tensor) -> dict[str, float]:
