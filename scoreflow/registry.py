@@ -27,6 +27,7 @@ import attrs
 
 from scoreflow.errors import (
     AmbiguousComponentError,
+    DroppedOptionsError,
     DuplicateComponentError,
     RegistryError,
     ScoreflowPluginWarning,
@@ -270,9 +271,13 @@ class Registry(Generic[T]):
             raise
 
     def resolve(self, obj: str | T, /, **options: Any) -> T:
-        """Return ``obj`` itself if it is an instance, else build it by name with ``options``."""
+        """Return ``obj`` itself if it is an instance (which carries its own options: any given here raise
+        :class:`~scoreflow.errors.DroppedOptionsError`), else build it by name with ``options``."""
         if isinstance(obj, str):
             return self.create(obj, **options)
+        if options:
+            raise DroppedOptionsError(f"options {sorted(options)} cannot apply to the {self.kind} instance "
+                                      f"{type(obj).__name__}; set them on it")
         return check_instance(self.kind, obj, self.base)
 
     def names(self) -> list[str]:

@@ -112,6 +112,9 @@ def test_resolve_passes_instances_and_checks_types(host):
     with pytest.raises(TypeError, match="Predictor instance, got TorchsdeSolver"):
         host.predictors.resolve(solver)  # its own kind now
     assert host.trajectory_solvers.resolve(solver) is solver
+    with pytest.raises(sf.DroppedOptionsError, match=r"options \['snr'\] cannot apply to the predictor instance "
+                                                     "EulerMaruyama"):
+        host.predictors.resolve(em, snr=0.1)  # an instance carries its own options: never dropped silently
 
 
 def test_whole_trajectory_solvers_are_their_own_kind(host):

@@ -101,7 +101,7 @@ def _test_bpd(model, sde, data_dir, n: int, method: ExponentialLikelihood | ODEL
     how = (f"the exponential integrator, {method.num_steps} steps" if isinstance(method, ExponentialLikelihood)
            else "dopri5 as the tutorial integrates")
     return {**mean_and_standard_error(res["bpd"]), "seconds": time.perf_counter() - start, "how": how,
-            "eps": eps}
+            "eps": method.eps}
 
 
 def _markdown(r: dict[str, Any]) -> str:
