@@ -132,7 +132,24 @@ def test_img2img_keeps_the_images_at_low_noise(digits_run, tmp_path):
     assert near < 0.1 < far
 
 
+def test_guided_and_repeated_img2img_keeps_the_kept_pixels(digits_run, tmp_path):
+    """--mask bottom-half redraws the bottom half and holds the top at the given images' values (guided SDEdit);
+    --repeats K runs K passes, each from the last one's result, so two passes differ from one with the same seed."""
+    run, _ = digits_run
+    common = ["img2img", "--checkpoint", str(run), "--images", "test", "--count", "4", "--start-time", "1",
+              "--num-steps", "4", "--corrector", "none", "--mask", "bottom-half", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    assert main([*common, "--repeats", "2", "--out", str(tmp_path / "two")]) == 0
+    one, two = (load_file(str(tmp_path / name / "img2img.safetensors")) for name in ("one", "two"))
+    top = slice(0, 4)  # the top half of the 8x8 digits
+    assert torch.allclose(one["img2img"][..., top, :], one["images"][..., top, :], atol=1e-5)
+    assert torch.allclose(two["img2img"][..., top, :], two["images"][..., top, :], atol=1e-5)
+    assert not torch.allclose(one["img2img"], two["img2img"])
+
+
 @pytest.mark.parametrize(("argv", "match"), [
+    (["--noise-level", "0.5", "--mask", "bogus-half"], "bogus-half"),
+    (["--noise-level", "0.5", "--repeats", "1000"], r"--repeats must lie in \[1, 100\]"),
     ([], "exactly one of --noise-level"),
     (["--noise-level", "0.5", "--start-time", "0.5"], "exactly one of --noise-level"),
     (["--noise-level", "1e9"], r"--noise-level 1000000000.0 is outside this SDE's noise levels"),

@@ -65,6 +65,12 @@ def _read_png(path: str, shape: tuple[int, ...]) -> torch.Tensor:
     return x[None] if c == 1 else x.permute(2, 0, 1)
 
 
+#: The most SDEdit passes ``img2img --repeats`` takes.
+MAX_REPEATS = 100
+#: Seed offset between SDEdit passes (block ``i``'s pass ``r`` is seeded ``seed + i + r * stride``).
+REPEAT_SEED_STRIDE = 100_000
+
+
 def _mask(spec: str, shape: tuple[int, ...], seed: int) -> torch.Tensor:
     from scoreflow.sampling.conditioning import named_mask
 
@@ -141,26 +147,37 @@ def img2img(args: argparse.Namespace) -> int:
     opened = _open_image_model(args)
     model, sde = opened.model, opened.sde
     args.start_time = _start_time(args, sde)
+    if isinstance(args.repeats, bool) or not 1 <= args.repeats <= MAX_REPEATS:
+        raise ValueError(f"--repeats must lie in [1, {MAX_REPEATS}], got {args.repeats!r}")
     sampler = _sampler_from_args(args)
     sampler.check(sde)
+    keep = None if args.mask is None else _mask(args.mask, opened.data_shape, args.seed)  # True: kept
     images, labels = _load_images(args, opened)
     out = writable_folder(args.out)
     results = []
     for i in range(0, len(images), args.batch_size):
         given = from_unit_range(images[i:i + args.batch_size], model).to(args.device)
-        g = torch.Generator(args.device).manual_seed(args.seed + i)
-        results.append(sampler.sample(model, sde, tuple(given.shape), images=given, generator=g,
-                                      progress=not args.no_progress).samples.cpu())
+        if keep is not None:  # guided SDEdit: the kept pixels are the given ones at every step
+            sampler = _sampler_from_args(args, condition="inpaint",
+                                         condition_options={"known": given, "mask": keep.to(args.device)})
+        x = given
+        for r in range(args.repeats):  # SDEdit's K: noise the result back to t0 and sample again
+            g = torch.Generator(args.device).manual_seed(args.seed + i + REPEAT_SEED_STRIDE * r)
+            x = sampler.sample(model, sde, tuple(given.shape), images=x, generator=g,
+                               progress=not args.no_progress).samples
+        results.append(x.cpu())
     edited = to_unit_range(torch.cat(results), model)  # pictures and the saved tensors in [0, 1]
     level = float(sde.noise_level(torch.tensor([args.start_time], dtype=torch.float64))[0])
     save_file({"images": images.contiguous(), "img2img": edited.contiguous(),
                "start_time": torch.tensor([args.start_time]),
                **({} if labels is None else {"labels": labels.contiguous()})}, str(out / "img2img.safetensors"))
     n = min(len(images), 16)
+    how = (f"{sampler.predictor_obj.__class__.__name__} {sampler.num_steps} steps"
+           + (f", {args.repeats} passes" if args.repeats > 1 else "") + (f", mask {args.mask}" if keep is not None
+                                                                         else ""))
     save_rows_png([("original", images[:n]), ("img2img", edited[:n])], out / "img2img.png",
-                  title=f"from noise level {level:.3g} (t0 = {args.start_time:.4g}), "
-                        f"{sampler.predictor_obj.__class__.__name__} {sampler.num_steps} steps")
-    print(f"img2img of {len(edited)} images from noise level {level:.4g} (t0 = {args.start_time:.4g}): "
+                  title=f"from noise level {level:.3g} (t0 = {args.start_time:.4g}), {how}")
+    print(f"img2img of {len(edited)} images from noise level {level:.4g} (t0 = {args.start_time:.4g}, {how}): "
           f"{out / 'img2img.png'} and {out / 'img2img.safetensors'}")
     return 0
 

@@ -370,6 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-level", type=float, default=None,
                    help="noise level s(t0) = std/alpha to start from (about 0.5 keeps the layout of [0, 1] images "
                         "and redraws details; the SDE's largest level forgets them); or give --start-time")
+    p.add_argument("--mask", default=None,
+                   help="guided SDEdit: as inpaint's --mask, the part to redraw (bottom-half, top-half, left-half, "
+                        "right-half, center, random:P (fraction P kept) or a PNG, white = kept); the rest keeps the "
+                        "given pixels at every step")
+    p.add_argument("--repeats", type=_positive_int, default=1,
+                   help="SDEdit passes: noise the result back to the start and sample again (default: %(default)s)")
     p.set_defaults(func=_run_conditional("img2img"))
     for name, text in (("encode", "probability-flow latents of images (the ODE from eps to T) and their reconstruction "
                                   "error; writes latents.safetensors"),
