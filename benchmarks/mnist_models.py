@@ -149,7 +149,8 @@ def tuned_samplers(model, sde, shape: tuple[int, ...], args: argparse.Namespace,
         steps = {b: steps_for_nfe(name, b, sde) for b in budgets}
         start = time.perf_counter()
         result = sf.tune_schedule(model, sde, (args.tune_trajectories, *shape), sorted(set(steps.values())),
-                                  predictor=name, fine_steps=args.tune_fine_steps, sweeps=args.tune_sweeps,
+                                  predictor=name, search=sf.GridSearch(fine_steps=args.tune_fine_steps,
+                                                                       sweeps=args.tune_sweeps),
                                   generator=torch.Generator().manual_seed(TUNING_SEED))
         result.save(folder)
         seconds = round(time.perf_counter() - start, 1)

@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 start = time.perf_counter()
                 steps = sampler.num_steps
                 result = sf.tune_schedule(model, sde, (args.tune_trajectories, 1, 28, 28), steps, predictor=label,
-                                          sweeps=args.tune_sweeps, generator=torch.Generator().manual_seed(7))
+                                          search=sf.GridSearch(sweeps=args.tune_sweeps),
+                                          generator=torch.Generator().manual_seed(7))
                 result.save(tuned_dir)
                 tune_seconds = round(time.perf_counter() - start, 1)
                 tuned = sf.Sampler(predictor=label, num_steps=steps, schedule="tuned",

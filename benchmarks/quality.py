@@ -121,9 +121,9 @@ def _tuned_runner(host, predictor, score, sde, eps, trajectories: int = TUNING_T
     folder = tempfile.mkdtemp(prefix="scoreflow-bench-tuned-")
 
     def run(num_steps, shape, generator):
-        result = sf.tune_schedule(score, sde, (trajectories, *shape[1:]), num_steps, predictor=predictor, eps=eps,
-                                  fine_steps=fine_steps, sweeps=sweeps, generator=torch.Generator().manual_seed(5),
-                                  host=host)
+        result = sf.tune_schedule(score, sde, (trajectories, *shape[1:]), num_steps, predictor=predictor,
+                                  search=sf.GridSearch(eps=eps, fine_steps=fine_steps, sweeps=sweeps),
+                                  generator=torch.Generator().manual_seed(5))
         result.save(folder)
         sampler = sf.Sampler(predictor=predictor, num_steps=num_steps, eps=eps, schedule="tuned",
                              schedule_options={"path": folder, "predictor": predictor}, host=host)

@@ -62,7 +62,7 @@ from scoreflow.sampling import (
 )
 from scoreflow.sampling.conditioning import ClassifierGuidance, Colorize, Condition, Inpaint, SMCInpaint, named_mask
 from scoreflow.sampling.free_guidance import ClassifierFreeGuidance, GuidanceInterval
-from scoreflow.sampling.tuning import TunedSchedule, tune_schedule
+from scoreflow.sampling.tuning import GridSearch, TunedSchedule, tune_schedule
 from scoreflow.training.classifier import load_classifier, save_classifier, train_noise_classifier
 from scoreflow.sde import SDE, VESDE, ReverseSDE
 
@@ -80,9 +80,9 @@ __all__ = [
     "make_score_fn", "MLP", "MLPClassifier", "NoiseConditionalClassifier", "ResUNet", "save_classifier", "ScoreNet",
     "to_denoiser", "train_noise_classifier", "UNet",
     # sampling
-    "Corrector", "EulerMaruyama", "Langevin", "NoneCorrector", "NonePredictor", "Predictor", "ReverseDiffusion",
-    "Sampler", "SampleResult", "SamplingState", "Schedule", "Step", "TorchsdeReverseSDE", "TorchsdeSolver",
-    "TrajectorySolver", "tune_schedule", "TunedSchedule",
+    "Corrector", "EulerMaruyama", "GridSearch", "Langevin", "NoneCorrector", "NonePredictor", "Predictor",
+    "ReverseDiffusion", "Sampler", "SampleResult", "SamplingState", "Schedule", "Step", "TorchsdeReverseSDE",
+    "TorchsdeSolver", "TrajectorySolver", "tune_schedule", "TunedSchedule",
     # conditions (guidance, inpainting)
     "ClassifierFreeGuidance", "ClassifierGuidance", "Colorize", "Condition", "GuidanceInterval", "Inpaint",
     "named_mask", "SMCInpaint",

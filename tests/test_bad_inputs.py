@@ -307,7 +307,12 @@ API_CASES = [
     (lambda: sf.load_pretrained("nope"), sf.UnknownComponentError, "nope"),
     (lambda: sf.tune_schedule(_score, _ve(), (2, 2), 4, predictor="euler"), ValueError, "deterministic"),
     (lambda: sf.tune_schedule(_score, _ve(), (2, 2), 0, predictor="ipndm"), ValueError, "num_steps"),
-    (lambda: sf.tune_schedule(_score, _ve(), (2, 2), 9, predictor="ipndm", fine_steps=4), ValueError, "fine_steps"),
+    (lambda: sf.tune_schedule(_score, _ve(), (2, 2), 9, predictor="ipndm", search=sf.GridSearch(fine_steps=4)),
+     ValueError, "fine_steps"),
+    (lambda: sf.GridSearch(fine_steps=0), ValueError, "fine_steps"),
+    (lambda: sf.GridSearch(sweeps=True), ValueError, "sweeps"),
+    (lambda: sf.GridSearch(rtol=-1.0), ValueError, "rtol"),
+    (lambda: sf.tune_schedule(_score, _ve(), (2, 2), 2, search={"sweeps": 1}), TypeError, "GridSearch"),
     (lambda: sf.tune_schedule(_score, _ve(), (2, 2), 2, predictor="nope"), sf.UnknownComponentError, "nope"),
 ]
 for _field, _value, _words in [("steps", "100", "steps"), ("steps", True, "steps"), ("steps", 0, "steps"),

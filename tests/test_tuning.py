@@ -80,8 +80,8 @@ def test_bad_tuned_files_are_refused_clearly(tmp_path, content):
 def test_tune_schedule_on_a_vp_flow_beats_its_starting_grids(oracle):
     """The teacher's dopri5 starts where the VP rate is near zero; its first-step probe once left [eps, T]."""
     vp = sf.PluginHost(autoload=True, strict=True).create("sde", "vp")
-    result = sf.tune_schedule(oracle.score_model(vp), vp, (64, 2), 5, predictor="ipndm", eps=1e-3,
-                              generator=torch.Generator().manual_seed(0))
+    result = sf.tune_schedule(oracle.score_model(vp), vp, (64, 2), 5, predictor="ipndm",
+                              search=sf.GridSearch(eps=1e-3), generator=torch.Generator().manual_seed(0))
     grid = result.grids[5]
     assert float(grid.times[0]) == pytest.approx(vp.T) and float(grid.times[-1]) == pytest.approx(1e-3)
     assert math.isfinite(grid.error) and grid.error <= grid.karras_error
@@ -166,7 +166,7 @@ def test_tuning_shared_by_two_ranks_matches_one_process(ve, oracle, monkeypatch)
 
     from scoreflow.sampling import tuning
 
-    args = dict(predictor="ipndm", eps=1e-3, fine_steps=16, sweeps=1, rtol=1e-6, atol=1e-6)
+    args = dict(predictor="ipndm", search=sf.GridSearch(eps=1e-3, fine_steps=16, sweeps=1, rtol=1e-6, atol=1e-6))
     single = sf.tune_schedule(oracle.score_model(ve), ve, (8, 2), [3, 4], generator=torch.Generator().manual_seed(0),
                               **args)
     local, barrier, board = threading.local(), threading.Barrier(2), {}

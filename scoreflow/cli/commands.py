@@ -299,9 +299,10 @@ def tune_schedule(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace):
     """The tuned grids ``tune-schedule``'s arguments ask for, and the step counts they are for."""
     from scoreflow.plugins import get_host
-    from scoreflow.sampling.tuning import steps_for_nfe
+    from scoreflow.sampling.tuning import GridSearch, steps_for_nfe
     from scoreflow.sampling.tuning import tune_schedule as tune
 
+    search = GridSearch(eps=args.eps, fine_steps=args.fine_steps, sweeps=args.sweeps)  # checked before the model
     opened = open_model(args)
     model, sde, shape = opened.model, opened.sde, opened.data_shape
     host = get_host()
@@ -309,10 +310,9 @@ def _tune(args: argparse.Namespace):
     predictor = host.predictors.resolve(args.predictor, **args.predictor_options)
     steps = sorted({steps_for_nfe(predictor, n, sde, eps=args.eps) for n in args.nfe})
     generator = torch.Generator(args.device).manual_seed(args.seed)
-    result = tune(model, sde, (args.trajectories, *shape), steps, predictor=args.predictor,
-                  predictor_options=args.predictor_options, eps=args.eps,
-                  fine_steps=args.fine_steps, sweeps=args.sweeps, generator=generator, device=args.device,
-                  host=host, progress=None if args.no_progress or not ddp.is_main() else print)
+    result = tune(model, sde, (args.trajectories, *shape), steps,
+                  predictor=predictor if args.predictor_options else args.predictor, search=search,
+                  generator=generator, progress=None if args.no_progress or not ddp.is_main() else print)
     return attrs.evolve(result, predictor=args.predictor), steps
 
 

@@ -32,6 +32,7 @@ import torch
 
 from scoreflow.errors import TunedScheduleError
 from scoreflow.sampling.schedules import Schedule, check_times
+from scoreflow.validators import positive_int
 
 if TYPE_CHECKING:
     from scoreflow.sde.base import SDE
@@ -220,11 +221,44 @@ def _teacher(score, sde: SDE, shape: tuple[int, ...], fine: torch.Tensor, genera
     return x_start, states[-1], cost, teacher_nfe
 
 
+def _positive_number(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is None and attribute.name == "eps":
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < float(value) < math.inf:
+        raise ValueError(f"{attribute.name} must be a positive number, got {value!r}")
+
+
+def _fine_steps(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    from scoreflow.validators import check_grid_steps
+
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"fine_steps must be a positive integer, got {value!r}")
+    check_grid_steps(f"fine_steps={value}", value)
+
+
+@attrs.frozen(kw_only=True)
+class GridSearch:
+    """How :func:`tune_schedule` searches, validated when built.
+
+    Attributes:
+        eps: Final time of the grids (default: the SDE's ``default_eps``).
+        fine_steps: Intervals of the fine ``karras`` grid the teacher is solved on and the GITS start is chosen
+            from.
+        sweeps: Rounds of the pattern search (each tries every interior time once or twice).
+        rtol: Relative tolerance of the teacher's ODE solve.
+        atol: Absolute tolerance of the teacher's ODE solve.
+    """
+
+    eps: float | None = attrs.field(default=None, validator=_positive_number)
+    fine_steps: int = attrs.field(default=128, validator=_fine_steps)
+    sweeps: int = attrs.field(default=8, validator=positive_int)
+    rtol: float = attrs.field(default=1e-5, validator=_positive_number)
+    atol: float = attrs.field(default=1e-5, validator=_positive_number)
+
+
 def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | Sequence[int], *,
-                  predictor: Any = "ipndm", predictor_options: dict[str, Any] | None = None,
-                  eps: float | None = None, fine_steps: int = 128, sweeps: int = 8,
-                  generator: torch.Generator | None = None, device: torch.device | str | None = None,
-                  rtol: float = 1e-5, atol: float = 1e-5, host: Any = None,
+                  predictor: Any = "ipndm", search: GridSearch | None = None,
+                  generator: torch.Generator | None = None,
                   progress: Callable[[str], None] | None = None) -> TuningResult:
     """Tune time grids of ``num_steps`` steps for ``predictor`` on ``model`` (see the module docstring).
 
@@ -233,29 +267,22 @@ def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | S
         sde: The SDE the model was trained for.
         shape: ``(trajectories, ...)``: how many warm-up draws, of which data shape.
         num_steps: The step count(s) to tune grids for.
-        predictor: A deterministic (ODE) predictor, by name or instance.
-        predictor_options: Options of a predictor given by name.
-        eps: Final time (default: the SDE's ``default_eps``).
-        fine_steps: Intervals of the fine ``karras`` grid the GITS start is chosen from.
-        sweeps: Rounds of the pattern search (each tries every interior time once or twice).
-        generator: For the warm-up draws.
-        device: Where to run (default: the model's device).
-        rtol: Relative tolerance of the teacher's ODE solve.
-        atol: Absolute tolerance of the teacher's ODE solve.
-        host: Plugin host to resolve names with.
+        predictor: A deterministic (ODE) predictor: an instance, or a registered name (resolved through the
+            default plugin host; a predictor with options: pass it built, ``sf.create("predictor", name, ...)``).
+        search: The search's options (:class:`GridSearch`; default ``GridSearch()``).
+        generator: For the warm-up draws; where it lives is where the work runs (default: the model's device).
         progress: Called with a line of text after each grid is tuned.
     """
     from scoreflow.models.base import make_score_fn
-    from scoreflow.plugins import get_host
     from scoreflow.sampling.sampler import Sampler, check_shape, model_device
+    from scoreflow.sampling.schedules import Karras, LogSigma
+    from scoreflow.validators import check_request
 
-    host = host or get_host()
+    search = GridSearch() if search is None else search
+    if not isinstance(search, GridSearch):
+        raise TypeError(f"search must be a GridSearch, got {type(search).__name__}")
     shape = check_shape(shape)
-    from scoreflow.validators import check_grid_steps, check_request
-
-    if isinstance(fine_steps, bool) or not isinstance(fine_steps, int) or fine_steps < 1:
-        raise ValueError(f"fine_steps must be a positive integer, got {fine_steps!r}")
-    check_grid_steps(f"fine_steps={fine_steps}", fine_steps)
+    fine_steps = search.fine_steps
     # the teacher keeps every draw at every fine step three times over (states, scaled states, slopes)
     check_request(f"{shape[0]} warm-up draws of shape {tuple(shape[1:])} at {fine_steps + 1} fine steps",
                   3 * shape[0] * (fine_steps + 1), shape[1:])
@@ -263,22 +290,27 @@ def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | S
     if not wanted or any(isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= fine_steps for n in wanted):
         raise ValueError(f"num_steps must be integers in [1, fine_steps={fine_steps}], got {num_steps!r}")
     name = predictor if isinstance(predictor, str) else type(predictor).__name__
-    pred = host.predictors.resolve(predictor, **(predictor_options or {}))
-    eps = float(getattr(sde, "default_eps", 1e-3)) if eps is None else float(eps)
-    Sampler(predictor=pred, num_steps=max(wanted), eps=eps, host=host).check(sde)
-    device = model_device(model, device if device is not None else (generator.device if generator else None))
-    score = make_score_fn(model, sde)
-    _require_deterministic(pred, score, sde, shape, eps, device, host)
+    if isinstance(predictor, str):
+        from scoreflow.plugins import get_host
 
-    fine = host.schedules.resolve("karras")(sde, fine_steps, eps, dtype=torch.float64)
-    x_start, target, cost, teacher_nfe = _teacher(score, sde, shape, fine, generator, device, rtol, atol)
+        pred = get_host().predictors.resolve(predictor)
+    else:
+        pred = predictor
+    eps = float(getattr(sde, "default_eps", 1e-3)) if search.eps is None else float(search.eps)
+    Sampler(predictor=pred, num_steps=max(wanted), eps=eps).check(sde)
+    device = model_device(model, generator.device if generator is not None else None)
+    score = make_score_fn(model, sde)
+    _require_deterministic(pred, score, sde, shape, eps, device)
+
+    fine = Karras()(sde, fine_steps, eps, dtype=torch.float64)
+    x_start, target, cost, teacher_nfe = _teacher(score, sde, shape, fine, generator, device, search.rtol,
+                                                  search.atol)
     mine = tuple(x_start.shape)
 
     def error(log_levels: list[float]) -> float:
         times = _times_at(sde, log_levels, eps)
         try:
-            res = Sampler(predictor=pred, times=times, denoise=False, host=host).sample(
-                score, sde, mine, init=x_start)
+            res = Sampler(predictor=pred, times=times, denoise=False).sample(score, sde, mine, init=x_start)
             summed = float((res.samples - target).flatten(1).pow(2).mean(1).sqrt().sum())
         except (ValueError, FloatingPointError):  # a grid on which the sampler diverges
             summed = math.inf
@@ -287,18 +319,18 @@ def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | S
 
     grids: dict[int, TunedGrid] = {}
     for n in wanted:
-        starts = {"karras": _log_levels(sde, host.schedules.resolve("karras")(sde, n, eps)),
-                  "log_sigma": _log_levels(sde, host.schedules.resolve("log_sigma")(sde, n, eps)),
+        starts = {"karras": _log_levels(sde, Karras()(sde, n, eps)),
+                  "log_sigma": _log_levels(sde, LogSigma()(sde, n, eps)),
                   "gits": _log_levels(sde, fine[best_path(cost, n)[0]])}
         errors = {k: error(v) for k, v in starts.items()}
         start = min(errors, key=errors.get)
-        u, best, evaluations = _pattern_search(error, starts[start], errors[start], sweeps)
+        u, best, evaluations = _pattern_search(error, starts[start], errors[start], search.sweeps)
         grids[n] = TunedGrid(check_times(_times_at(sde, u, eps), sde), best, errors["karras"], start, evaluations + 3)
         if progress is not None:
             progress(f"{name}, {n} steps: end-point error {best:.4g} (karras {errors['karras']:.4g}, "
                      f"started from {start}, {evaluations + 3} trial runs)")
-    info = {"sde": repr(sde), "eps": eps, "fine_steps": fine_steps, "trajectories": shape[0], "rtol": rtol,
-            "atol": atol, "sweeps": sweeps, "processes": _world()[1]}
+    info = {"sde": repr(sde), "eps": eps, "fine_steps": fine_steps, "trajectories": shape[0], "rtol": search.rtol,
+            "atol": search.atol, "sweeps": search.sweeps, "processes": _world()[1]}
     return TuningResult(name, grids, teacher_nfe, info)
 
 
@@ -346,10 +378,10 @@ def _pattern_search(error: Callable[[list[float]], float], u: list[float], best:
     return u, best, evaluations
 
 
-def _require_deterministic(pred, score, sde, shape, eps, device, host) -> None:
+def _require_deterministic(pred, score, sde, shape, eps, device) -> None:
     from scoreflow.sampling.sampler import Sampler
 
-    sampler = Sampler(predictor=pred, num_steps=3, eps=eps, host=host)
+    sampler = Sampler(predictor=pred, num_steps=3, eps=eps)
     x = sde.prior_sampling((2, *shape[1:]), generator=torch.Generator(device).manual_seed(0), device=device)
     a, b = (sampler.sample(score, sde, x.shape, init=x, generator=torch.Generator(device).manual_seed(seed)).samples
             for seed in (1, 2))

@@ -267,6 +267,6 @@ def test_ode_sampling_and_tuning_stay_on_the_trained_timesteps():
     with torch.no_grad():
         res = sf.ode_sample(model, sde, (2, 1, 8, 8), generator=torch.Generator().manual_seed(0),
                             sampler=sf.ProbabilityFlowSampler(eps=sde.default_eps, rtol=1e-3, atol=1e-3))
-        tuned = sf.tune_schedule(model, sde, (2, 1, 8, 8), 3, predictor="dpmpp_2m", sweeps=1, fine_steps=16,
-                                 rtol=1e-3, atol=1e-3, generator=torch.Generator().manual_seed(1))
+        tuned = sf.tune_schedule(model, sde, (2, 1, 8, 8), 3, predictor="dpmpp_2m", generator=torch.Generator().manual_seed(1),
+                                 search=sf.GridSearch(sweeps=1, fine_steps=16, rtol=1e-3, atol=1e-3))
     assert torch.isfinite(res.samples).all() and 3 in tuned.grids

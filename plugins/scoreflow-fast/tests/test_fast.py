@@ -266,7 +266,7 @@ def test_a_tuned_grid_beats_karras_at_ten_evaluations(name, steps, karras_gap, r
     gm, ref = ring
     sde = sf.VESDE(sigma_min=0.01, sigma_max=50.0)
     score = gm.score_model(sde)
-    result = sf.tune_schedule(score, sde, (256, 2), steps, predictor=name, eps=_eps(sde),
+    result = sf.tune_schedule(score, sde, (256, 2), steps, predictor=name, search=sf.GridSearch(eps=_eps(sde)),
                               generator=torch.Generator().manual_seed(5))
     grid = result.grids[steps]
     assert grid.error < grid.karras_error
