@@ -256,6 +256,46 @@ class GridSearch:
     atol: float = attrs.field(default=1e-5, validator=_positive_number)
 
 
+def _tune_grid(n: int, error: Callable[[list[float]], float], sde: SDE, eps: float, fine: torch.Tensor,
+               cost: torch.Tensor, sweeps: int) -> TunedGrid:
+    """The grid of ``n`` steps: the best start of ``karras``, ``log_sigma`` and GITS (over the ``fine`` grid with
+    Euler ``cost``), refined by the pattern search on the trial ``error`` of log noise levels."""
+    from scoreflow.sampling.schedules import Karras, LogSigma
+
+    starts = {"karras": _log_levels(sde, Karras()(sde, n, eps)),
+              "log_sigma": _log_levels(sde, LogSigma()(sde, n, eps)),
+              "gits": _log_levels(sde, fine[best_path(cost, n)[0]])}
+    errors = {k: error(v) for k, v in starts.items()}
+    start = min(errors, key=errors.get)
+    u, best, evaluations = _pattern_search(error, starts[start], errors[start], sweeps)
+    return TunedGrid(check_times(_times_at(sde, u, eps), sde), best, errors["karras"], start, evaluations + 3)
+
+
+def _named_predictor(predictor: Any) -> tuple[str, Any]:
+    """``(name, instance)`` of a predictor given by name (resolved through the default plugin host) or instance."""
+    if not isinstance(predictor, str):
+        return type(predictor).__name__, predictor
+    from scoreflow.plugins import get_host
+
+    return predictor, get_host().predictors.resolve(predictor)
+
+
+def _checked_request(shape: Sequence[int], num_steps: int | Sequence[int], fine_steps: int
+                     ) -> tuple[tuple[int, ...], list[int]]:
+    """The warm-up shape and the wanted step counts, refused before any work if they cannot be tuned."""
+    from scoreflow.sampling.sampler import check_shape
+    from scoreflow.validators import check_request
+
+    shape = check_shape(shape)
+    # the teacher keeps every draw at every fine step three times over (states, scaled states, slopes)
+    check_request(f"{shape[0]} warm-up draws of shape {tuple(shape[1:])} at {fine_steps + 1} fine steps",
+                  3 * shape[0] * (fine_steps + 1), shape[1:])
+    wanted = [num_steps] if isinstance(num_steps, int) else list(num_steps)
+    if not wanted or any(isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= fine_steps for n in wanted):
+        raise ValueError(f"num_steps must be integers in [1, fine_steps={fine_steps}], got {num_steps!r}")
+    return shape, wanted
+
+
 def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | Sequence[int], *,
                   predictor: Any = "ipndm", search: GridSearch | None = None,
                   generator: torch.Generator | None = None,
@@ -274,28 +314,15 @@ def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | S
         progress: Called with a line of text after each grid is tuned.
     """
     from scoreflow.models.base import make_score_fn
-    from scoreflow.sampling.sampler import Sampler, check_shape, model_device
-    from scoreflow.sampling.schedules import Karras, LogSigma
-    from scoreflow.validators import check_request
+    from scoreflow.sampling.sampler import Sampler, model_device
+    from scoreflow.sampling.schedules import Karras
 
     search = GridSearch() if search is None else search
     if not isinstance(search, GridSearch):
         raise TypeError(f"search must be a GridSearch, got {type(search).__name__}")
-    shape = check_shape(shape)
+    shape, wanted = _checked_request(shape, num_steps, search.fine_steps)
     fine_steps = search.fine_steps
-    # the teacher keeps every draw at every fine step three times over (states, scaled states, slopes)
-    check_request(f"{shape[0]} warm-up draws of shape {tuple(shape[1:])} at {fine_steps + 1} fine steps",
-                  3 * shape[0] * (fine_steps + 1), shape[1:])
-    wanted = [num_steps] if isinstance(num_steps, int) else list(num_steps)
-    if not wanted or any(isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= fine_steps for n in wanted):
-        raise ValueError(f"num_steps must be integers in [1, fine_steps={fine_steps}], got {num_steps!r}")
-    name = predictor if isinstance(predictor, str) else type(predictor).__name__
-    if isinstance(predictor, str):
-        from scoreflow.plugins import get_host
-
-        pred = get_host().predictors.resolve(predictor)
-    else:
-        pred = predictor
+    name, pred = _named_predictor(predictor)
     eps = float(getattr(sde, "default_eps", 1e-3)) if search.eps is None else float(search.eps)
     Sampler(predictor=pred, num_steps=max(wanted), eps=eps).check(sde)
     device = model_device(model, generator.device if generator is not None else None)
@@ -319,16 +346,10 @@ def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | S
 
     grids: dict[int, TunedGrid] = {}
     for n in wanted:
-        starts = {"karras": _log_levels(sde, Karras()(sde, n, eps)),
-                  "log_sigma": _log_levels(sde, LogSigma()(sde, n, eps)),
-                  "gits": _log_levels(sde, fine[best_path(cost, n)[0]])}
-        errors = {k: error(v) for k, v in starts.items()}
-        start = min(errors, key=errors.get)
-        u, best, evaluations = _pattern_search(error, starts[start], errors[start], search.sweeps)
-        grids[n] = TunedGrid(check_times(_times_at(sde, u, eps), sde), best, errors["karras"], start, evaluations + 3)
+        grids[n] = grid = _tune_grid(n, error, sde, eps, fine, cost, search.sweeps)
         if progress is not None:
-            progress(f"{name}, {n} steps: end-point error {best:.4g} (karras {errors['karras']:.4g}, "
-                     f"started from {start}, {evaluations + 3} trial runs)")
+            progress(f"{name}, {n} steps: end-point error {grid.error:.4g} (karras {grid.karras_error:.4g}, "
+                     f"started from {grid.start}, {grid.evaluations} trial runs)")
     info = {"sde": repr(sde), "eps": eps, "fine_steps": fine_steps, "trajectories": shape[0], "rtol": search.rtol,
             "atol": search.atol, "sweeps": search.sweeps, "processes": _world()[1]}
     return TuningResult(name, grids, teacher_nfe, info)
