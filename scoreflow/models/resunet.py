@@ -72,6 +72,22 @@ class SelfAttention(nn.Module):
         return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
 
 
+def _checked_options(*, channel_mult: Sequence[int], dropout: float, adaptive_norm: bool, **sizes: int
+                     ) -> tuple[int, ...]:
+    """Refuse :class:`ResUNet` options that cannot build a network (each named); the channel multipliers."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    mult = tuple(channel_mult)
+    if not mult or any(isinstance(m, bool) or not isinstance(m, int) or m <= 0 for m in mult):
+        raise ValueError(f"channel_mult must be a non-empty list of positive integers, got {channel_mult!r}")
+    if not (isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and 0 <= dropout < 1):
+        raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+    if not isinstance(adaptive_norm, bool):
+        raise ValueError(f"adaptive_norm must be true or false, got {adaptive_norm!r}")
+    return mult
+
+
 class ResUNet(ScoreNet):
     """A modern score network for images of any size and channel count.
 
@@ -124,21 +140,13 @@ class ResUNet(ScoreNet):
         sde: object = None,  # accepted (build_components passes it) and unused: the network is raw
     ) -> None:
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("image_size", image_size), ("channels", channels),
-                            ("num_res_blocks", num_res_blocks), ("embed_dim", embed_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        mult = tuple(channel_mult)
-        if not mult or any(isinstance(m, bool) or not isinstance(m, int) or m <= 0 for m in mult):
-            raise ValueError(f"channel_mult must be a non-empty list of positive integers, got {channel_mult!r}")
-        if not (isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and 0 <= dropout < 1):
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+        mult = _checked_options(in_channels=in_channels, image_size=image_size, channels=channels,
+                                num_res_blocks=num_res_blocks, embed_dim=embed_dim, channel_mult=channel_mult,
+                                dropout=dropout, adaptive_norm=adaptive_norm)
         self.parametrization = check_parametrization(parametrization)
         self.in_channels, self.image_size = in_channels, image_size
         self.embed = nn.Sequential(GaussianFourierProjection(embed_dim, fourier_scale), nn.Linear(embed_dim, embed_dim),
                                    nn.SiLU(), nn.Linear(embed_dim, embed_dim))
-        if not isinstance(adaptive_norm, bool):
-            raise ValueError(f"adaptive_norm must be true or false, got {adaptive_norm!r}")
         block = {"dropout": dropout, "adaptive_norm": adaptive_norm}
         self.num_classes = num_classes
         self.adaptive_norm = adaptive_norm
