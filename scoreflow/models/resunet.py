@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -154,19 +155,7 @@ class ResUNet(ScoreNet):
             num_classes, embed_dim, init="normal" if adaptive_norm else "zeros")
         widths = [channels * m for m in mult]
         self.inp = nn.Conv2d(in_channels, channels, 3, padding=1)
-        self.down = nn.ModuleList()
-        self.downsample = nn.ModuleList()
-        skips, cur = [channels], channels
-        for level, width in enumerate(widths):
-            blocks = nn.ModuleList()
-            for _ in range(num_res_blocks):
-                blocks.append(ResBlock(cur, width, embed_dim, **block))
-                cur = width
-                skips.append(cur)
-            self.down.append(blocks)
-            if level < len(widths) - 1:
-                self.downsample.append(nn.Conv2d(cur, cur, 3, stride=2, padding=1))
-                skips.append(cur)
+        skips, cur = self._build_down(channels, widths, num_res_blocks, embed_dim, block)
         self.mid1 = ResBlock(cur, cur, embed_dim, **block)
         self.mid_attn = SelfAttention(cur) if attention else nn.Identity()
         self.mid2 = ResBlock(cur, cur, embed_dim, **block)
@@ -185,6 +174,24 @@ class ResUNet(ScoreNet):
         self.out = nn.Conv2d(cur, in_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+
+    def _build_down(self, channels: int, widths: list[int], num_res_blocks: int, embed_dim: int,
+                    block: dict[str, Any]) -> tuple[list[int], int]:
+        """The encoder's residual blocks and downsampling convolutions; the widths its skips carry, and the last."""
+        self.down = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        skips, cur = [channels], channels
+        for level, width in enumerate(widths):
+            blocks = nn.ModuleList()
+            for _ in range(num_res_blocks):
+                blocks.append(ResBlock(cur, width, embed_dim, **block))
+                cur = width
+                skips.append(cur)
+            self.down.append(blocks)
+            if level < len(widths) - 1:
+                self.downsample.append(nn.Conv2d(cur, cur, 3, stride=2, padding=1))
+                skips.append(cur)
+        return skips, cur
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1:] != (self.in_channels, self.image_size, self.image_size):

@@ -66,6 +66,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
+def _check_real_finite(path: str | Path, state: dict[str, torch.Tensor]) -> None:
+    """The weights become a model's parameters: real, finite floating-point tensors only (each refused by name)."""
+    for key, value in state.items():
+        if not value.is_floating_point() or value.is_complex():
+            raise CheckpointError(f"{path}: tensor {key!r} has dtype {value.dtype}; the tutorial's weights are "
+                                  "real floating-point tensors")
+        if not torch.isfinite(value).all():
+            raise CheckpointError(f"{path}: tensor {key!r} holds NaN or infinite values")
+
+
 def import_tutorial_checkpoint(path: str | Path, out: str | Path, *, sigma: float = 25.0,
                                sigma_min: float = 0.01, sigma_max: float = 22.0, overwrite: bool = False) -> Path:
     """Write a notebook's ``ScoreNet`` weights in ``path`` as a scoreflow run folder ``out``.
@@ -91,12 +101,7 @@ def import_tutorial_checkpoint(path: str | Path, out: str | Path, *, sigma: floa
     out = Path(out)
     if (out / "checkpoints").exists() and not overwrite:
         raise FileExistsError(f"{out} already holds a run; choose another --out or pass --overwrite")
-    for key, value in state.items():  # the weights become a model's parameters: real, finite floats only
-        if not value.is_floating_point() or value.is_complex():
-            raise CheckpointError(f"{path}: tensor {key!r} has dtype {value.dtype}; the tutorial's weights are "
-                                  "real floating-point tensors")
-        if not torch.isfinite(value).all():
-            raise CheckpointError(f"{path}: tensor {key!r} holds NaN or infinite values")
+    _check_real_finite(path, state)
     if "embed.1.weight" in state:  # Song's Colab
         preset, sde_options = "mnist-sigma25", {"sigma": float(sigma)}
         model_options: dict[str, Any] = {"channels": channels, "embed_dim": embed_dim}
