@@ -339,3 +339,27 @@ def test_default_likelihood_and_ode_sampling_never_ask_the_plugin_host(ve, oracl
     assert torch.equal(again.samples, drawn.samples) and again.nfe == drawn.nfe
     with pytest.raises(AssertionError, match="plugin host"):  # a solver by name is resolved through the host
         sf.ODELikelihood(solver="rk4")
+
+
+def test_solvers_give_the_states_at_every_requested_time():
+    """ODESolver.solve_at: torchdiffeq's dense output in one solve, and the base class's chaining of solve() for any
+    other solver, both match exp(-t) on dy/dt = -y at every requested time (tuple states too)."""
+    from scoreflow.flow.solvers import ODEResult, ODESolver
+
+    ts = torch.tensor([0.0, 0.3, 0.7, 1.5])
+    exact = torch.exp(-ts)[:, None] * torch.tensor([[1.0, 2.0]])
+    dense = sf.TorchdiffeqSolver(method="dopri5", rtol=1e-8, atol=1e-8)
+    states, nfe = dense.solve_at(lambda t, y: -y, torch.tensor([1.0, 2.0]), ts)
+    assert states.shape == (4, 2) and nfe > 0
+    torch.testing.assert_close(states, exact, rtol=1e-5, atol=1e-6)
+
+    class Exact(ODESolver):  # a solver with only solve(): the default solve_at chains it
+        def solve(self, func, y0, t0, t1):
+            decay = math.exp(-(t1 - t0))
+            return ODEResult(tuple(y * decay for y in y0) if isinstance(y0, tuple) else y0 * decay, 1)
+
+    chained, calls = Exact().solve_at(None, torch.tensor([1.0, 2.0]), ts)
+    assert calls == 3
+    torch.testing.assert_close(chained, exact)
+    (a, b), _ = Exact().solve_at(None, (torch.tensor([1.0]), torch.tensor([2.0])), ts)
+    torch.testing.assert_close(torch.cat([a, b], 1), exact)

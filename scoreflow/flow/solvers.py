@@ -49,6 +49,19 @@ class ODESolver(abc.ABC):
     def solve(self, func: Callable[[torch.Tensor, State], State], y0: State, t0: float, t1: float) -> ODEResult:
         """Return the state at ``t1`` and the number of ``func`` evaluations."""
 
+    def solve_at(self, func: Callable[[torch.Tensor, State], State], y0: State, ts: torch.Tensor) -> ODEResult:
+        """The states at every time of ``ts`` (monotone; ``ts[0]`` is ``y0``'s), stacked along a new first axis
+        (per component of a tuple state), and the evaluations. This default chains :meth:`solve` over consecutive
+        times, each interval a fresh solve; solvers with dense output (torchdiffeq's) answer in one solve."""
+        states, nfe, y = [y0], 0, y0
+        for t0, t1 in zip(ts[:-1].tolist(), ts[1:].tolist()):
+            y, n = self.solve(func, y, t0, t1)
+            states.append(y)
+            nfe += n
+        if isinstance(y0, tuple):
+            return ODEResult(tuple(torch.stack([s[i] for s in states]) for i in range(len(y0))), nfe)
+        return ODEResult(torch.stack(states), nfe)
+
 
 class ClampedTime(torch.nn.Module):
     """Wraps ``func(t, y)`` so that it is only ever evaluated for ``t`` in ``[lo, hi]``.
@@ -109,13 +122,21 @@ class TorchdiffeqSolver(ODESolver):
     adjoint: bool = False
 
     def solve(self, func, y0, t0, t1) -> ODEResult:
+        ref = y0[0] if isinstance(y0, tuple) else y0
+        out, nfe = self.solve_at(func, y0, torch.tensor([t0, t1], dtype=ref.dtype, device=ref.device))
+        return ODEResult(tuple(o[-1] for o in out) if isinstance(out, tuple) else out[-1], nfe)
+
+    def solve_at(self, func, y0, ts) -> ODEResult:
+        """torchdiffeq's dense output: one solve through every time of ``ts``, never stepping or probing past the
+        last (the one end-time guard of every probability-flow solve: sampling, likelihood, tuning)."""
         import torchdiffeq
 
         ref = y0[0] if isinstance(y0, tuple) else y0
         counted = _Counted(func)
         rhs: torch.nn.Module = counted
         options = dict(self.options)
-        ts = torch.tensor([t0, t1], dtype=ref.dtype, device=ref.device)
+        ts = ts.to(dtype=ref.dtype, device=ref.device)
+        t0, t1 = float(ts[0]), float(ts[-1])
         if self.method in FIXED_METHODS:
             if self.method.endswith("_adams"):
                 options.setdefault("max_order", ADAMS_MAX_ORDER)
@@ -124,7 +145,7 @@ class TorchdiffeqSolver(ODESolver):
                 options["grid_constructor"] = _even_grid(self.num_steps)
         else:
             # Never step past the end time: the dynamics may be undefined beyond it (t < 0).
-            options.setdefault("step_t", ts[1:])
+            options.setdefault("step_t", ts[-1:])
             rhs = ClampedTime(counted, t0, t1)  # nor probe past it when choosing the first step
         odeint = torchdiffeq.odeint_adjoint if self.adjoint else torchdiffeq.odeint
         kwargs: dict[str, Any] = {}
@@ -137,5 +158,4 @@ class TorchdiffeqSolver(ODESolver):
             raise SolverError(f"torchdiffeq's {self.method!r} could not advance from t0={t0:g} to t1={t1:g} after "
                               f"{counted.nfe} evaluations ({exc}); loosen rtol/atol (now {self.rtol:g}/{self.atol:g}) "
                               "or check the dynamics") from None
-        y1 = tuple(o[-1] for o in out) if isinstance(out, tuple) else out[-1]
-        return ODEResult(y1, counted.nfe)
+        return ODEResult(out, counted.nfe)

@@ -124,21 +124,15 @@ def _read(path: Path) -> dict[str, Any]:
 def teacher_trajectories(score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], sde: SDE,
                          x_start: torch.Tensor, times: torch.Tensor, *, rtol: float = 1e-4,
                          atol: float = 1e-4) -> tuple[torch.Tensor, int]:
-    """The probability-flow ODE solved from ``x_start`` at ``times[0]`` (dopri5), states at every time."""
-    import torchdiffeq
-
+    """The probability-flow ODE solved from ``x_start`` at ``times[0]`` (dopri5's dense output, with the solvers'
+    end-time guard), states at every time."""
     from scoreflow.flow.probability_flow import ProbabilityFlowODE
-    from scoreflow.flow.solvers import ClampedTime
+    from scoreflow.flow.solvers import TorchdiffeqSolver
 
-    ode = ProbabilityFlowODE(sde, score)
-    ts = times.to(device=x_start.device, dtype=x_start.dtype)
-    # step_t: never step past the last time (the dynamics may be undefined beyond it); ClampedTime: nor probe
-    # past it when choosing the first step
-    rhs = ClampedTime(ode, float(ts[0]), float(ts[-1]))
     with torch.no_grad():
-        states = torchdiffeq.odeint(rhs, x_start, ts, rtol=rtol, atol=atol, method="dopri5",
-                                    options={"step_t": ts[-1:]})
-    return states, ode.calls
+        states, nfe = TorchdiffeqSolver(method="dopri5", rtol=rtol, atol=atol).solve_at(
+            ProbabilityFlowODE(sde, score), x_start, times)
+    return states, nfe
 
 
 def _world() -> tuple[int, int]:
