@@ -3,7 +3,10 @@
 - **SDEdit restoration**: test digits with their bottom third replaced by uniform noise, noised by the forward process
   to each of ``--noise-levels`` and sampled back (``Sampler(start_time=...).sample(images=...)``), and the same
   guided by the ``inpaint`` condition keeping the intact top two thirds; the share of results the classifier
-  assigns the original label, beside the share for the corrupted inputs and for the originals.
+  assigns the original label, beside the share for the corrupted inputs and for the originals. The repeated rows
+  (``sdedit_repeated`` in the record; ``--repeated-only`` measures just them) run guided SDEdit with a Langevin
+  corrector ``--repeats`` times from ``--repeated-noise-levels``, each pass noising the last result back to the
+  start (SDEdit's K), and record the share after every pass.
 - **Encoding**: ``sf.encode`` then ``sf.decode`` (dopri5, tolerance 1e-5) of test digits: the mean absolute
   reconstruction error per pixel; the latents divided by the prior's std against N(0, 1) (mean and variance with
   their standard errors, over images: the pixels of one image are not independent).
@@ -191,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="guided SDEdit with --corrector, repeated --repeats times (SDEdit's K: noise the result "
                              "back to the level and sample again)")
     parser.add_argument("--corrector", default="langevin", help="corrector of the repeated rows")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--predictor", default="euler")
     parser.add_argument("--num-steps", type=int, default=100)
     parser.add_argument("--encode-images", type=int, default=100)
