@@ -185,6 +185,7 @@ CASES = [
     (LIK + ["--method", "exponential", "--time-variable", "t"], "--time-variable"),
     (LIK + ["--method", "exponential", "--logp-atol", "1e-3"], "--logp-atol"),
     (LIK + ["--rtol", "0"], "rtol"), (LIK + ["--solver", "rk45"], "rk45"), (LIK + ["--eps", "-1"], "eps"),
+    (LIK + ["--estimator", "exact", "--n-probes", "4"], "n_probes"),
     (LIK + ["--dataset", "ring"], "ring"), (LIK + ["--method", "exponential", "--rtol", "1e-3"], "--rtol"),
     # plugin and pretrained controls
     (["sample", "--checkpoint", "diffusers:{tmp}/missing", *OUT], "missing"),

@@ -376,7 +376,8 @@ def likelihood(args: argparse.Namespace) -> int:
     from scoreflow.evaluation.runs import likelihood_many, mean_and_standard_error
     from scoreflow.flow.likelihood_methods import DEFAULT_EPS, DivergenceEstimator
 
-    _likelihood_method(args, args.eps or DEFAULT_EPS)  # its options checked before any work (eps: see below)
+    _likelihood_method(args, DEFAULT_EPS if args.eps is None else args.eps)  # its options, before any work
+    estimator = DivergenceEstimator(args.estimator, n_probes=args.n_probes)
     ddp.init_from_env(args.device)
     if args.out and ddp.is_main():
         writable_folder(Path(args.out).parent)  # before the work, not after it
@@ -396,7 +397,7 @@ def likelihood(args: argparse.Namespace) -> int:
     eps = opened.eps if args.eps is None else args.eps  # the model knows times down to its training eps
     res = likelihood_many(model, sde, x.to(args.device), batch_size=args.batch_size, seed=args.seed,
                           progress=not args.no_progress, method=_likelihood_method(args, eps),
-                          estimator=DivergenceEstimator(args.estimator, n_probes=args.n_probes),
+                          estimator=estimator,
                           dequantize=dequantize)
     summary = {"split": args.split, "n": len(x), "mean_logp_nats": float(res["logp"].mean()),
                "mean_bpd": mean_and_standard_error(res["bpd"])["mean"],

@@ -11,7 +11,8 @@ each get the grid that suits them; it needs a deterministic (ODE) sampler.
 
 Inside a ``torch.distributed`` process group (``torchrun``) every rank draws the same warm-up draws and keeps
 its share (``rank::world_size``): it solves the teacher and runs each trial on that share only, and the errors
-are summed across ranks, so every rank takes the same decisions and ends with the same grids.
+are summed across ranks, so every rank takes the same decisions and ends with the same grids (give every rank a
+generator with the same seed, as ``scoreflow tune-schedule`` does).
 
 The grids are stored as JSON (``tuned-schedules.json`` in a run folder) and used through the registered
 schedule ``"tuned"``: ``Sampler(predictor="ipndm", num_steps=4, schedule="tuned",
