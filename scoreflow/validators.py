@@ -39,6 +39,18 @@ def positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         raise ValueError(f"{attribute.name} must be a positive integer, got {value!r}")
 
 
+def positive_number(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """The value must be a finite number (not a bool) above zero."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < float(value) < float("inf"):
+        raise ValueError(f"{attribute.name} must be a positive number, got {value!r}")
+
+
+def boolean(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """The value must be ``True`` or ``False`` (not 1 or "yes")."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{attribute.name} must be true or false, got {value!r}")
+
+
 def non_negative_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     """The value must be an integer (not a bool) of at least zero."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from scoreflow.errors import DroppedOptionsError, NonFiniteError
-from scoreflow.validators import one_of, positive_int
+from scoreflow.validators import one_of, positive_int, positive_number
 
 if TYPE_CHECKING:
     from scoreflow.flow.divergence import DivergenceODE
@@ -30,16 +30,7 @@ ESTIMATORS = ("gaussian", "rademacher", "exact")
 TIME_VARIABLES = ("t", "log_sigma")
 #: The start time of the integral by default (the tutorial's).
 DEFAULT_EPS = 1e-5
-#: Tolerances of a solver given by name when none are given.
-DEFAULT_TOLERANCE = 1e-5
 EXPONENTIAL_DEFAULT_STEPS = 20
-
-
-def _positive_float(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < float(value) < float("inf"):
-        raise ValueError(f"{attribute.name} must be a positive number, got {value!r}")
 
 
 @runtime_checkable
@@ -76,12 +67,12 @@ class ODELikelihood:
     """
 
     solver: str | ODESolver | None = None
-    rtol: float | None = attrs.field(default=None, validator=_positive_float)
-    atol: float | None = attrs.field(default=None, validator=_positive_float)
-    logp_atol: float | None = attrs.field(default=None, validator=_positive_float)
+    rtol: float | None = attrs.field(default=None, validator=attrs.validators.optional(positive_number))
+    atol: float | None = attrs.field(default=None, validator=attrs.validators.optional(positive_number))
+    logp_atol: float | None = attrs.field(default=None, validator=attrs.validators.optional(positive_number))
     num_steps: int | None = attrs.field(default=None, validator=attrs.validators.optional(positive_int))
     time_variable: Literal["t", "log_sigma"] = attrs.field(default="t", validator=one_of(TIME_VARIABLES))
-    eps: float = attrs.field(default=DEFAULT_EPS, validator=_positive_float)
+    eps: float = attrs.field(default=DEFAULT_EPS, validator=positive_number)
     host: PluginHost | None = attrs.field(default=None, eq=False, repr=False)
     ode_solver: ODESolver = attrs.field(init=False, eq=False, repr=False)
 
@@ -89,16 +80,11 @@ class ODELikelihood:
         object.__setattr__(self, "ode_solver", self._build_solver())
 
     def _build_solver(self) -> ODESolver:
-        from scoreflow.flow.solvers import ODESolver, TorchdiffeqSolver
-        from scoreflow.registry import check_instance
+        from scoreflow.flow.probability_flow import DEFAULT_TOLERANCE, build_solver
 
-        given = {name: value for name in ("rtol", "atol", "logp_atol", "num_steps")
-                 if (value := getattr(self, name)) is not None}
-        if self.solver is not None and not isinstance(self.solver, str):
-            if given:
-                raise DroppedOptionsError(f"options {sorted(given)} cannot apply to the solver instance "
-                                          f"{type(self.solver).__name__}; set them on it")
-            return check_instance("ode_solver", self.solver, ODESolver)
+        if self.solver is not None and not isinstance(self.solver, str):  # an instance refuses every option
+            return build_solver(self.solver, self.host, **{name: value for name in (
+                "rtol", "atol", "logp_atol", "num_steps") if (value := getattr(self, name)) is not None})
         rtol = DEFAULT_TOLERANCE if self.rtol is None else self.rtol
         atol = DEFAULT_TOLERANCE if self.atol is None else self.atol
         options: dict[str, Any] = {"rtol": rtol, "atol": atol}
@@ -106,11 +92,7 @@ class ODELikelihood:
             options = {"rtol": (rtol, 0.0), "atol": (atol, self.logp_atol)}
         if self.num_steps is not None:
             options["num_steps"] = self.num_steps
-        if self.solver is None:
-            return TorchdiffeqSolver(method="dopri5", **options)
-        from scoreflow.plugins import get_host
-
-        return (self.host or get_host()).ode_solvers.resolve(self.solver, **options)
+        return build_solver(self.solver, self.host, **options)
 
     def integrate(self, divergence: DivergenceODE, sde: SDE, x: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -145,7 +127,7 @@ class ExponentialLikelihood:
     """
 
     num_steps: int = attrs.field(default=EXPONENTIAL_DEFAULT_STEPS, validator=positive_int)
-    eps: float = attrs.field(default=DEFAULT_EPS, validator=_positive_float)
+    eps: float = attrs.field(default=DEFAULT_EPS, validator=positive_number)
 
     def integrate(self, divergence: DivergenceODE, sde: SDE, x: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor, int]:

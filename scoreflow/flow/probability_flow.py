@@ -15,7 +15,7 @@ from scoreflow.registry import check_instance
 from scoreflow.sampling.conditioning import Condition
 from scoreflow.sampling.sampler import CountingScore, SampleResult, check_shape, final_report, model_device
 from scoreflow.tensor import as_time, check_finite
-from scoreflow.validators import check_eps
+from scoreflow.validators import boolean, check_eps
 
 if TYPE_CHECKING:
     from scoreflow.models.base import ScoreModel
@@ -126,7 +126,7 @@ DEFAULT_TOLERANCE = 1e-5
 def build_solver(solver: str | ODESolver | None, host: PluginHost | None, **options: Any) -> ODESolver:
     """The solver of a probability-flow sampler or likelihood: ``None`` is torchdiffeq's dopri5 with ``options``
     (built here, without the plugin host), a name is resolved through ``host`` (or the default host) with
-    ``options``, an instance comes back as it is and refuses options."""
+    ``options``, an instance comes back as it is and refuses any option (:class:`DroppedOptionsError`)."""
     from scoreflow.errors import UnknownOptionError
     from scoreflow.flow.solvers import TorchdiffeqSolver
 
@@ -135,12 +135,9 @@ def build_solver(solver: str | ODESolver | None, host: PluginHost | None, **opti
             return TorchdiffeqSolver(method="dopri5", **options)
         except TypeError as exc:
             raise UnknownOptionError(f"dopri5 (torchdiffeq): {exc}; it takes rtol, atol, options, adjoint") from None
+    if not isinstance(solver, str):
+        return resolve_solver(solver, **options)  # no host: an instance is checked, never resolved
     return resolve_solver(solver, host=host, **options)
-
-
-def _boolean(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{attribute.name} must be true or false, got {value!r}")
 
 
 @attrs.define(kw_only=True)
@@ -172,18 +169,16 @@ class ProbabilityFlowSampler:
     atol: float | None = None
     eps: float = 1e-3
     solver_options: dict[str, Any] = attrs.field(factory=dict)
-    denoise: bool = attrs.field(default=False, validator=_boolean)
+    denoise: bool = attrs.field(default=False, validator=boolean)
     condition: Condition | None = attrs.field(default=None, eq=False)
     host: PluginHost | None = attrs.field(default=None, repr=False, eq=False)
     _solver: ODESolver = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
-        if self.solver is not None and not isinstance(self.solver, str):
-            given = sorted(name for name in ("rtol", "atol") if getattr(self, name) is not None)
-            if given or self.solver_options:
-                raise DroppedOptionsError(f"options {given + sorted(self.solver_options)} cannot apply to the solver "
-                                          f"instance {type(self.solver).__name__}; set them on it")
-            self._solver = check_instance("ode_solver", self.solver, ODESolver)
+        if self.solver is not None and not isinstance(self.solver, str):  # an instance refuses every option
+            self._solver = build_solver(self.solver, self.host, **{
+                **{name: value for name in ("rtol", "atol") if (value := getattr(self, name)) is not None},
+                **self.solver_options})
         else:
             self._solver = build_solver(self.solver, self.host, **{
                 "rtol": DEFAULT_TOLERANCE if self.rtol is None else self.rtol,

@@ -33,7 +33,7 @@ import torch
 
 from scoreflow.errors import TunedScheduleError
 from scoreflow.sampling.schedules import Schedule, check_times
-from scoreflow.validators import positive_int
+from scoreflow.validators import positive_int, positive_number
 
 if TYPE_CHECKING:
     from scoreflow.sde.base import SDE
@@ -216,13 +216,6 @@ def _teacher(score, sde: SDE, shape: tuple[int, ...], fine: torch.Tensor, genera
     return x_start, states[-1], cost, teacher_nfe
 
 
-def _positive_number(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value is None and attribute.name == "eps":
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < float(value) < math.inf:
-        raise ValueError(f"{attribute.name} must be a positive number, got {value!r}")
-
-
 def _fine_steps(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     from scoreflow.validators import check_grid_steps
 
@@ -244,11 +237,11 @@ class GridSearch:
         atol: Absolute tolerance of the teacher's ODE solve.
     """
 
-    eps: float | None = attrs.field(default=None, validator=_positive_number)
+    eps: float | None = attrs.field(default=None, validator=attrs.validators.optional(positive_number))
     fine_steps: int = attrs.field(default=128, validator=_fine_steps)
     sweeps: int = attrs.field(default=8, validator=positive_int)
-    rtol: float = attrs.field(default=1e-5, validator=_positive_number)
-    atol: float = attrs.field(default=1e-5, validator=_positive_number)
+    rtol: float = attrs.field(default=1e-5, validator=positive_number)
+    atol: float = attrs.field(default=1e-5, validator=positive_number)
 
 
 def _tune_grid(n: int, error: Callable[[list[float]], float], sde: SDE, eps: float, fine: torch.Tensor,
