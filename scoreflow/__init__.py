@@ -46,21 +46,25 @@ from scoreflow.registry import Entry, Registry
 from scoreflow.sampling import (
     Corrector,
     EulerMaruyama,
+    GridPosition,
     Langevin,
     NoneCorrector,
     NonePredictor,
     Predictor,
+    PredictorCorrectorSampler,
     ReverseDiffusion,
     Sampler,
     SampleResult,
-    SamplingState,
+    SamplerProtocol,
     Schedule,
     Step,
     TorchsdeReverseSDE,
     TorchsdeSolver,
     TrajectorySolver,
+    TrajectorySolverSampler,
 )
-from scoreflow.sampling.conditioning import ClassifierGuidance, Colorize, Condition, Inpaint, SMCInpaint, named_mask
+from scoreflow.sampling.conditioning import (ClassifierGuidance, Colorize, Condition, Hook, Inpaint, SMCInpaint,
+                                             named_mask)
 from scoreflow.sampling.free_guidance import ClassifierFreeGuidance, GuidanceInterval
 from scoreflow.sampling.tuning import GridSearch, TunedSchedule, tune_schedule
 from scoreflow.training.classifier import load_classifier, save_classifier, train_noise_classifier
@@ -80,11 +84,12 @@ __all__ = [
     "make_score_fn", "MLP", "MLPClassifier", "NoiseConditionalClassifier", "ResUNet", "save_classifier", "ScoreNet",
     "to_denoiser", "train_noise_classifier", "UNet",
     # sampling
-    "Corrector", "EulerMaruyama", "GridSearch", "Langevin", "NoneCorrector", "NonePredictor", "Predictor",
-    "ReverseDiffusion", "Sampler", "SampleResult", "SamplingState", "Schedule", "Step", "TorchsdeReverseSDE",
-    "TorchsdeSolver", "TrajectorySolver", "tune_schedule", "TunedSchedule",
+    "Corrector", "EulerMaruyama", "GridPosition", "GridSearch", "Langevin", "NoneCorrector", "NonePredictor",
+    "Predictor", "PredictorCorrectorSampler", "ReverseDiffusion", "Sampler", "SampleResult", "SamplerProtocol",
+    "Schedule", "Step", "TorchsdeReverseSDE", "TorchsdeSolver", "TrajectorySolver", "TrajectorySolverSampler",
+    "tune_schedule", "TunedSchedule",
     # conditions (guidance, inpainting)
-    "ClassifierFreeGuidance", "ClassifierGuidance", "Colorize", "Condition", "GuidanceInterval", "Inpaint",
+    "ClassifierFreeGuidance", "ClassifierGuidance", "Colorize", "Condition", "GuidanceInterval", "Hook", "Inpaint",
     "named_mask", "SMCInpaint",
     # probability flow: ODE sampling, encoding, likelihood
     "decode", "DivergenceEstimator", "encode", "EncodeResult", "ExponentialLikelihood", "interpolate",

@@ -9,13 +9,15 @@ component, so installed plugins are checked too.  Each check raises
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
 from scoreflow.oracles import MixtureReport, mixture_report
 from scoreflow.flow.solvers import ODESolver
 from scoreflow.oracles import GaussianMixture
-from scoreflow.sampling.base import Corrector, Predictor, SamplingState, TrajectorySolver
+from scoreflow.sampling.base import Corrector, GridPosition, Predictor, TrajectorySolver
+from scoreflow.sampling.protocol import SamplerProtocol
 from scoreflow.sampling.sampler import Sampler
 from scoreflow.sde.base import SDE
 from scoreflow.sde.ve import VESDE
@@ -114,7 +116,7 @@ def _cumulative_trapezoid(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.zeros(1, dtype=y.dtype), torch.cumsum(steps, 0)])
 
 
-def _sample_check(sampler: Sampler, sde: SDE, label: str, dim: int = 2) -> MixtureReport:
+def _sample_check(sampler: SamplerProtocol, sde: SDE, label: str, dim: int = 2) -> MixtureReport:
     if dim == 2:
         gm, n, tolerances = ring_oracle(), 4000, None
     else:
@@ -140,9 +142,9 @@ def check_predictor(predictor: Predictor | TrajectorySolver, sde: SDE | None = N
     if isinstance(predictor, Predictor):  # a TrajectorySolver has no single step to check
         x = torch.randn(3, 1, 4, 4, dtype=torch.float64)
         t = torch.full((3,), 0.5, dtype=torch.float64)
-        state = {"state": SamplingState(torch.tensor([0.5, 0.49], dtype=torch.float64))} if predictor.stateful else {}
+        state = predictor.init_state(GridPosition(torch.tensor([0.5, 0.49], dtype=torch.float64)), sde)
         step = predictor.step(x, t, -0.01, sde=sde, score=standard_gaussian_score(sde),
-                              generator=torch.Generator().manual_seed(0), **state)
+                              generator=torch.Generator().manual_seed(0), state=state)
         assert step.x.shape == x.shape and step.x.dtype == x.dtype, "predictor step must keep shape and dtype"
     sampler = Sampler(predictor=predictor, num_steps=num_steps)
     return _sample_check(sampler, sde, _label(predictor, sde, sampler), predictor.conformance_dim)
@@ -160,11 +162,11 @@ def check_corrector(corrector: Corrector, sde: SDE | None = None, *, num_steps: 
     return _sample_check(sampler, sde, _label(corrector, sde, sampler))
 
 
-def _label(component, sde: SDE, sampler: Sampler) -> str:
+def _label(component, sde: SDE, sampler: Any) -> str:
     """Names what a failed check ran: the component and its options, the SDE, schedule, steps and eps."""
-    schedule = sampler.schedule_for(sde)
-    return (f"{component!r} on {sde!r} ({sampler.num_steps} steps, schedule {type(schedule).__name__}, "
-            f"eps {sampler.eps_for(sde):g})")
+    grid = (f"schedule {type(sampler.schedule_for(sde)).__name__}, " if hasattr(sampler, "schedule_for")
+            else "its own steps, ")
+    return f"{component!r} on {sde!r} ({sampler.num_steps} steps, {grid}eps {sampler.eps_for(sde):g})"
 
 
 def standard_gaussian_score(sde: SDE):

@@ -312,7 +312,7 @@ API_CASES = [
     (lambda: sf.GridSearch(fine_steps=0), ValueError, "fine_steps"),
     (lambda: sf.GridSearch(sweeps=True), ValueError, "sweeps"),
     (lambda: sf.GridSearch(rtol=-1.0), ValueError, "rtol"),
-    (lambda: sf.tune_schedule(_score, _ve(), (2, 2), 2, search={"sweeps": 1}), TypeError, "GridSearch"),
+    (lambda: sf.tune_schedule(_score, _ve(), (2, 2), 2, predictor="ipndm", search={"sweeps": 1}), TypeError, "GridSearch"),
     (lambda: sf.tune_schedule(_score, _ve(), (2, 2), 2, predictor="nope"), sf.UnknownComponentError, "nope"),
 ]
 for _field, _value, _words in [("steps", "100", "steps"), ("steps", True, "steps"), ("steps", 0, "steps"),

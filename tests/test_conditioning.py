@@ -216,7 +216,7 @@ def test_resampling_path_and_cost():
 @given(st.floats(1e-3, 0.98), st.floats(0.01, 1.0), st.sampled_from(["ve", "tutorial"]))
 def test_renoise_composes_the_forward_marginals(s, gap, which):
     """x_s ~ p_0s(.|x0) moved to t by renoise is distributed as p_0t(.|x0) (mean and std, 4 standard errors)."""
-    from scoreflow.sampling.sampler import renoise
+    from scoreflow.sampling.noising import renoise
 
     sde = SDE if which == "ve" else sf.VESDE.tutorial()
     t = min(s + gap, 1.0)
@@ -232,7 +232,8 @@ def test_renoise_composes_the_forward_marginals(s, gap, which):
 
 def test_resampling_is_refused_where_it_cannot_apply():
     class Stateful(sf.Predictor):
-        stateful = True
+        def init_state(self, grid, sde):
+            return []
 
         def step(self, x, t, dt, *, sde, score, generator=None, state=None):
             return x, x
@@ -249,6 +250,15 @@ def test_resampling_is_refused_where_it_cannot_apply():
     for bad in ({"resample": -1}, {"resample_jump": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             sf.Sampler(**bad)
+
+
+def test_smc_samples_depend_only_on_the_generator():
+    """The last resampling (in finalize) draws from the call's generator, not torch's global one."""
+    gm, mask = ring_oracle(), torch.tensor([True, False])
+    sampler = sf.Sampler(num_steps=40, condition=SMCInpaint(torch.tensor([2.83, 0.0]), mask))
+    first = _sample(gm, sampler, (200, 2))
+    torch.rand(1000)  # moves the global generator
+    assert torch.equal(first, _sample(gm, sampler, (200, 2)))
 
 
 def test_smc_keeps_one_population_per_condition():

@@ -290,7 +290,7 @@ def test_a_plugin_whose_second_hook_raises_loses_its_first_hooks_components_too(
         host.register(host.pm.get_plugin("neighbour_plugin").plugin, name="again")
 
 
-def test_replacing_a_builtin_keeps_its_aliases_so_defaults_still_resolve():
+def test_replacing_a_builtin_keeps_its_aliases_and_leaves_the_defaults_alone():
     class Replacer:
         @sf.hookimpl
         def scoreflow_register_predictors(self, registry):
@@ -299,9 +299,11 @@ def test_replacing_a_builtin_keeps_its_aliases_so_defaults_still_resolve():
     host = sf.PluginHost(autoload=False, strict=False)
     host.register(Replacer(), name="replacer")
     with pytest.warns(sf.ScoreflowPluginWarning, match="replaces predictor"):
-        sampler = sf.Sampler(host=host)  # the default predictor is the alias 'euler_maruyama'
-    assert type(sampler.predictor_obj) is DoubleEuler
+        named = sf.Sampler(predictor="euler_maruyama", host=host)  # an alias of the replaced name
+    assert type(named.predictor_obj) is DoubleEuler
     assert type(host.create("predictor", "em")) is DoubleEuler
+    # a default is a built-in instance: a plugin changes only the samplers that ask for the name
+    assert type(sf.Sampler(host=host).predictor_obj) is sf.EulerMaruyama
 
 
 def test_misspelt_hook_name_gets_a_did_you_mean():

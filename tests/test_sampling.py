@@ -146,3 +146,47 @@ def test_samples_of_another_dtype_than_the_weights_are_refused_with_the_fix():
         sf.Sampler(num_steps=2).sample(net, sde, (2, 2), dtype=torch.bfloat16)
     res = sf.Sampler(num_steps=2).sample(net.to(torch.bfloat16), sde, (2, 2), dtype=torch.bfloat16)
     assert res.samples.dtype == torch.bfloat16
+
+
+def test_sampler_shapes_share_one_protocol_and_the_factory_picks_by_component():
+    pc, whole = sf.Sampler(predictor="euler", corrector="langevin"), sf.Sampler(predictor="torchsde")
+    flow = sf.ProbabilityFlowSampler()
+    assert type(pc) is sf.PredictorCorrectorSampler and type(whole) is sf.TrajectorySolverSampler
+    assert all(isinstance(s, sf.SamplerProtocol) for s in (pc, whole, flow))
+    assert type(sf.Sampler(predictor=sf.TorchsdeSolver())) is sf.TrajectorySolverSampler
+    with pytest.raises(sf.DroppedOptionsError, match="schedule"):
+        sf.Sampler(predictor="torchsde", schedule="karras")
+    with pytest.raises(sf.DroppedOptionsError, match="denoise"):
+        sf.Sampler(predictor="torchsde", denoise=False)
+    with pytest.raises(sf.IncompatibleComponentsError, match="corrector"):
+        sf.Sampler(predictor="torchsde", corrector="langevin", snr=0.2)
+    with pytest.raises(sf.UnknownComponentError, match="trajectory_solver"):
+        sf.Sampler(predictor="eulr")
+
+
+def test_default_samplers_and_tuning_never_ask_the_plugin_host(ve, oracle, monkeypatch):
+    """Names are resolved at the edges: the default sampler's predictor, corrector, schedule and condition are
+    built-in instances, and tuning with a built predictor asks nobody for names (same samples and grids)."""
+    import scoreflow.plugins
+
+    pytest.importorskip("scoreflow_fast")
+    score, vp = oracle.score_model(ve), sf.create("sde", "vp")
+    ipndm = sf.create("predictor", "ipndm")
+    search = sf.GridSearch(eps=1e-3, fine_steps=16, sweeps=1, rtol=1e-6, atol=1e-6)
+
+    def draw():
+        g = torch.Generator().manual_seed(0)
+        return [sf.Sampler(num_steps=20).sample(score, ve, (4, 2), generator=g).samples,
+                sf.Sampler(num_steps=20, predictor=ipndm).sample(oracle.score_model(vp), vp, (4, 2), generator=g).samples,
+                sf.tune_schedule(score, ve, (8, 2), 3, predictor=ipndm, search=search, generator=g).grids[3].times]
+
+    expected = draw()
+
+    def no_host(*args, **kwargs):
+        raise AssertionError("asked the plugin host")
+
+    monkeypatch.setattr(scoreflow.plugins, "get_host", no_host)
+    for got, want in zip(draw(), expected):
+        assert torch.equal(torch.as_tensor(got), torch.as_tensor(want))
+    with pytest.raises(AssertionError, match="plugin host"):  # a name is resolved through the host
+        sf.Sampler(predictor="euler")

@@ -74,7 +74,7 @@ from scoreflow.tensor import batch_broadcast, randn_like
 class {cls}(scoreflow.Predictor):
     """Euler-Maruyama on the reverse SDE (a starting point: change the update rule)."""
 
-    def step(self, x, t, dt, *, sde, score, generator=None) -> scoreflow.Step:
+    def step(self, x, t, dt, *, sde, score, generator=None, state=None) -> scoreflow.Step:
         drift, diffusion = sde.reverse(score).sde(x, t)
         x_mean = x + drift * dt
         noise = randn_like(x, generator)  # honours the generator: reproducible samples

@@ -16,7 +16,7 @@ import torch
 
 from scoreflow.errors import NonFiniteError
 from scoreflow.flow.probability_flow import ProbabilityFlowODE, ProbabilityFlowSampler, _solver_name, resolve_solver
-from scoreflow.sampling.sampler import SampleResult
+from scoreflow.sampling.protocol import SampleResult
 from scoreflow.tensor import check_finite
 from scoreflow.validators import check_eps
 

@@ -13,7 +13,7 @@ from scoreflow.errors import DroppedOptionsError, NonFiniteError
 from scoreflow.flow.solvers import ODESolver
 from scoreflow.registry import check_instance
 from scoreflow.sampling.conditioning import Condition
-from scoreflow.sampling.sampler import CountingScore, SampleResult, check_shape, final_report, model_device
+from scoreflow.sampling.protocol import CountingScore, SampleResult, check_shape, final_report, model_device
 from scoreflow.tensor import as_time, check_finite
 from scoreflow.validators import boolean, check_eps
 

@@ -3,9 +3,10 @@
 Predictors and correctors are stateless attrs objects holding hyperparameters;
 the SDE and the score function are passed on every step, so one instance can be
 reused across models and calls. A multistep or higher-order predictor keeps what it
-remembers between steps (past denoiser outputs, the grid's noise levels) in the
-:class:`SamplingState` that :meth:`Sampler.sample <scoreflow.Sampler.sample>` creates
-for each call and hands to it (``stateful = True``).
+remembers between steps (past denoiser outputs, the grid's noise levels) in a state
+object of its own type: the sampler asks it for a fresh one at the start of every
+call (:meth:`Predictor.init_state`, which receives the call's :class:`GridPosition`)
+and hands it back to every :meth:`Predictor.step`. Nothing else reads it.
 """
 
 from __future__ import annotations
@@ -46,20 +47,19 @@ class _Component:
 
 
 @attrs.define
-class SamplingState:
-    """What one :meth:`Sampler.sample <scoreflow.Sampler.sample>` call remembers between steps.
+class GridPosition:
+    """Where one sampling call is on its grid: the sampler moves ``index`` before every step.
 
-    Created fresh for every call, so a predictor instance stays stateless and reusable.
+    Created fresh for every call and given to :meth:`Predictor.init_state` and
+    :meth:`Condition.init_state <scoreflow.Condition.init_state>`, so a component's state can read the grid.
 
     Attributes:
         times: The whole decreasing grid ``t_0 > ... > t_N`` in float64 (exact, whatever the sampling dtype).
         index: The step being taken: from ``times[index]`` to ``times[index + 1]``.
-        memory: Free storage for the predictor (e.g. past denoiser outputs of a multistep method).
     """
 
     times: torch.Tensor
     index: int = 0
-    memory: dict[str, Any] = attrs.field(factory=dict)
 
     @property
     def t(self) -> float:
@@ -85,8 +85,6 @@ class Predictor(_Component, abc.ABC):
     #: Data dimension the statistical conformance check should use (2: the 2-D ring oracle;
     #: methods designed for high-dimensional data, e.g. per-sample adaptive steps, ask for 64).
     conformance_dim: ClassVar[int] = 2
-    #: ``True``: :meth:`step` takes ``state=`` (a :class:`SamplingState`) and may use earlier steps.
-    stateful: ClassVar[bool] = False
     #: Schedule used when neither the sampler nor the SDE's user chose one (``None``: the SDE's default).
     #: Few-step ODE solvers prefer ``"karras"``.
     preferred_schedule: ClassVar[str | None] = None
@@ -101,13 +99,24 @@ class Predictor(_Component, abc.ABC):
         sde: SDE,
         score: ScoreFn,
         generator: torch.Generator | None = None,
+        state: Any = None,
     ) -> Step:
-        """One reverse step from time ``t`` (shape ``(B,)``) by ``dt < 0``.
+        """One reverse step from time ``t`` (shape ``(B,)``) by ``dt < 0``; ``state`` is what
+        :meth:`init_state` returned for this sampling call (``None`` for a predictor that keeps none)."""
 
-        A ``stateful`` predictor also receives ``state=`` (the call's :class:`SamplingState`).
-        """
+    def init_state(self, grid: GridPosition, sde: SDE) -> Any:
+        """A fresh state for one sampling call on ``grid`` (kept by a multistep or higher-order method: its past
+        outputs, the grid's noise levels), or ``None`` (the default): the predictor remembers nothing between
+        steps. Only this predictor reads it."""
+        return None
 
-    def finish(self, x: torch.Tensor, *, sde: SDE, score: ScoreFn, state: SamplingState) -> torch.Tensor | None:
+    @property
+    def stateful(self) -> bool:
+        """Whether this predictor keeps a state across steps (it overrides :meth:`init_state`): it cannot repeat
+        steps (``resample``) or run under a condition that reorders the batch."""
+        return type(self).init_state is not Predictor.init_state
+
+    def finish(self, x: torch.Tensor, *, sde: SDE, score: ScoreFn, state: Any = None) -> torch.Tensor | None:
         """The denoised output after the last step (``Sampler(denoise=True)``), or ``None`` to return the
         last step's ``x_mean``. ODE solvers use it for the final step to noise level 0 (one evaluation)."""
         return None

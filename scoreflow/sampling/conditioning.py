@@ -15,6 +15,7 @@ add more through ``scoreflow_register_conditions``.
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,7 +23,7 @@ import attrs
 import torch
 
 from scoreflow.errors import IncompatibleComponentsError
-from scoreflow.sampling.base import SamplingState
+from scoreflow.sampling.base import GridPosition
 from scoreflow.tensor import batch_broadcast, check_finite, randn_like
 
 if TYPE_CHECKING:
@@ -32,12 +33,30 @@ if TYPE_CHECKING:
 NoisyClassifierFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+class Hook(str, enum.Enum):
+    """The points of a sampling call at which :meth:`Condition.constrain` runs (its ``after``). A ``str`` enum: a
+    member equals its value (``Hook.PREDICTOR == "predictor"``)."""
+
+    START = "start"  #: after the prior draw (or the given start), before the first step
+    CORRECTOR = "corrector"  #: after each corrector step
+    PREDICTOR = "predictor"  #: after each predictor step
+    RENOISE = "renoise"  #: after a jump back to an earlier time (``Sampler(resample=...)``)
+
+
 class Condition(abc.ABC):
     """What a conditional sampler adds to an unconditional one (every hook defaults to doing nothing)."""
 
     #: Whether the sampler may repeat steps (``Sampler(resample=...)``); ``constrain`` is then also called with
-    #: ``after="renoise"`` when the state jumps back to an earlier time.
+    #: ``after=Hook.RENOISE`` when the state jumps back to an earlier time.
     supports_resampling: ClassVar[bool] = True
+    #: Whether a predictor that keeps a state across steps (a multistep method) may run under this condition
+    #: (a condition that reorders the batch, such as particle resampling, would leave that state behind).
+    supports_stateful_predictors: ClassVar[bool] = True
+
+    def init_state(self, grid: GridPosition) -> Any:
+        """A fresh state for one sampling call on ``grid`` (what the condition remembers between steps), or
+        ``None`` (the default). Only this condition reads it; one instance serves many calls."""
+        return None
 
     def check(self, shape: tuple[int, ...], sde: SDE) -> None:
         """Raise ``ValueError`` now if this condition cannot apply to samples of ``shape`` under ``sde``."""
@@ -52,18 +71,21 @@ class Condition(abc.ABC):
 
     def constrain(
         self, x: torch.Tensor, x_mean: torch.Tensor, t: torch.Tensor, *, sde: SDE,
-        generator: torch.Generator | None = None, state: SamplingState | None = None, after: str = "predictor",
+        generator: torch.Generator | None = None, state: Any = None, after: Hook = Hook.PREDICTOR,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The state after a step that ended at time ``t`` (shape ``(B,)``); default: unchanged.
+        """The sample after a step that ended at time ``t`` (shape ``(B,)``); default: unchanged.
 
-        ``after`` says what came before: ``"start"`` (the prior draw), ``"corrector"`` or ``"predictor"``.
-        ``state`` is the sampling call's :class:`~scoreflow.SamplingState` (its ``memory`` keeps what a
-        condition remembers between steps, so one instance serves many calls)."""
+        ``after`` says what came before (a :class:`Hook`); ``state`` is what :meth:`init_state` returned for
+        this sampling call."""
         return x, x_mean
 
-    def finalize(self, x: torch.Tensor, state: SamplingState | None = None) -> torch.Tensor:
+    def finalize(self, x: torch.Tensor, state: Any = None) -> torch.Tensor:
         """The sampler's output after its last step and denoising (default: unchanged)."""
         return x
+
+
+class NoCondition(Condition):
+    """No condition: every hook leaves the sampler as it is."""
 
 
 def _as_mask(mask: Any, known: torch.Tensor) -> torch.Tensor:
@@ -156,7 +178,7 @@ class Inpaint(Condition):
         return (self.known.to(device=x.device, dtype=x.dtype).expand_as(x),
                 self.mask.to(device=x.device).expand_as(x))
 
-    def constrain(self, x, x_mean, t, *, sde, generator=None, state=None, after="predictor"):
+    def constrain(self, x, x_mean, t, *, sde, generator=None, state=None, after=Hook.PREDICTOR):
         known, mask = self._parts(x)
         alpha = batch_broadcast(sde.marginal_scale(t).to(x.dtype), x)
         level = batch_broadcast(sde.noise_level(t).to(x.dtype), x)  # std / alpha
@@ -215,6 +237,13 @@ class Colorize(Condition):
     def supports_resampling(self) -> bool:  # type: ignore[override]
         return self.inner.supports_resampling
 
+    @property
+    def supports_stateful_predictors(self) -> bool:  # type: ignore[override]
+        return self.inner.supports_stateful_predictors
+
+    def init_state(self, grid):
+        return self.inner.init_state(grid)
+
     def __repr__(self) -> str:
         return f"Colorize(grey of shape {tuple(self.grey.shape)}, method={self.method!r})"
 
@@ -223,7 +252,7 @@ class Colorize(Condition):
             raise ValueError(f"colorize needs RGB image samples (B, 3, H, W), got {shape}")
         self.inner.check(shape, sde)
 
-    def constrain(self, x, x_mean, t, *, sde, generator=None, state=None, after="predictor"):
+    def constrain(self, x, x_mean, t, *, sde, generator=None, state=None, after=Hook.PREDICTOR):
         basis = decorrelated_colour_basis()
         y, y_mean = self.inner.constrain(_to_basis(x, basis), _to_basis(x_mean, basis), t, sde=sde,
                                          generator=generator, state=state, after=after)
@@ -251,6 +280,7 @@ class SMCInpaint(Inpaint):
 
     ess_threshold: float = attrs.field(default=0.5, validator=[attrs.validators.gt(0), attrs.validators.le(1)])
     supports_resampling: ClassVar[bool] = False  # one forward path and one weight per step
+    supports_stateful_predictors: ClassVar[bool] = False  # resampling reorders the particles
 
     def check(self, shape, sde):
         for name, value in (("known", self.known), ("mask", self.mask)):
@@ -275,18 +305,16 @@ class SMCInpaint(Inpaint):
     def _parts(self, x):
         return self._per_particle(self.known.to(x.dtype), x), self._per_particle(self.mask, x)
 
-    def constrain(self, x, x_mean, t, *, sde, generator=None, state=None, after="predictor"):
-        if state is None:
+    def init_state(self, grid: GridPosition) -> SMCState:
+        return SMCState(grid)
+
+    def constrain(self, x, x_mean, t, *, sde, generator=None, state=None, after=Hook.PREDICTOR):
+        if not isinstance(state, SMCState):
             raise ValueError("inpaint_smc runs inside Sampler.sample (it keeps its particles' weights there)")
         known, mask = self._parts(x)
-        memory = state.memory
-        extra = [k for k in memory if not k.startswith("smc_")]
-        if extra:
-            raise IncompatibleComponentsError(f"inpaint_smc resamples particles and cannot carry a multistep "
-                                              f"predictor's history ({extra}); use euler or reverse_diffusion")
         groups = self._groups(x)
         level = sde.noise_level(t[:1]).to(x.dtype)  # one time for the whole batch
-        previous = memory.get("smc_path")
+        previous = state.path
         group_shape = (groups, *x.shape[1:])
         group_known = self.known.to(device=x.device, dtype=x.dtype).expand(group_shape)
         noise = lambda: torch.randn(group_shape, dtype=x.dtype, device=x.device, generator=generator)
@@ -297,29 +325,49 @@ class SMCInpaint(Inpaint):
         else:  # x_s | x_t, x_0 under the forward process: a Brownian bridge in the scaled variable x / alpha
             ratio = (level / previous[0]).clamp(max=1.0) ** 2
             path = group_known + ratio * (previous[1] - group_known) + level * torch.sqrt(1 - ratio) * noise()
-        memory["smc_path"] = (level, path)
+        state.path = (level, path)
         alpha = sde.marginal_scale(t[:1]).to(x.dtype)
         target = alpha * self._per_particle(path, x)
-        log_w = memory.get("smc_log_w", torch.zeros(x.shape[0], dtype=torch.float64, device=x.device))
-        if after == "predictor":
+        log_w = state.log_w if state.log_w is not None else torch.zeros(x.shape[0], dtype=torch.float64,
+                                                                        device=x.device)
+        grid = state.grid
+        if after == Hook.PREDICTOR:
             if torch.equal(x, x_mean):
                 raise IncompatibleComponentsError("inpaint_smc weights particles by the predictor's transition "
                                                   "noise; this predictor is deterministic (use euler or "
                                                   "reverse_diffusion)")
-            t_prev = torch.full_like(t, state.times[state.index].item())
+            t_prev = torch.full_like(t, grid.times[grid.index].item())
             _, g = sde.sde(x, t_prev)
-            var = batch_broadcast((g.to(torch.float64) ** 2) * abs(state.t_next - state.t), x)
+            var = batch_broadcast((g.to(torch.float64) ** 2) * abs(grid.t_next - grid.t), x)
             sq = torch.where(mask, (target - x_mean).to(torch.float64) ** 2 / var, torch.zeros((), dtype=torch.float64))
             log_w = log_w - 0.5 * sq.reshape(x.shape[0], -1).sum(1)
         x, x_mean = torch.where(mask, target, x), torch.where(mask, alpha * known, x_mean)
         x, x_mean, log_w = _resample(x, x_mean, log_w, groups, self.ess_threshold, generator)
-        memory["smc_log_w"] = log_w
+        state.log_w, state.generator = log_w, generator
         return x, x_mean
 
     def finalize(self, x, state=None):
-        if state is not None and "smc_log_w" in state.memory:  # equally weighted output: one last resampling
-            x, _, _ = _resample(x, x, state.memory["smc_log_w"], self._groups(x), 1.0 + 1e-9, None)
+        if isinstance(state, SMCState) and state.log_w is not None:  # equally weighted output: one last resampling
+            x, _, _ = _resample(x, x, state.log_w, self._groups(x), 1.0 + 1e-9, state.generator)
         return super().finalize(x)
+
+
+@attrs.define
+class SMCState:
+    """What :class:`SMCInpaint` keeps for one sampling call.
+
+    Attributes:
+        grid: The call's grid and the step being taken (the weights need the step's length).
+        path: ``(noise level, draw)``: the known entries' forward path at the last time they were drawn.
+        log_w: The particles' log-weights (``None`` before the first predictor step).
+        generator: The sampling call's generator, which the last resampling (in ``finalize``) draws from too, so
+            the same generator state gives the same samples.
+    """
+
+    grid: GridPosition
+    path: tuple[torch.Tensor, torch.Tensor] | None = None
+    log_w: torch.Tensor | None = None
+    generator: torch.Generator | None = None
 
 
 def _resample(x, x_mean, log_w, groups, threshold, generator):

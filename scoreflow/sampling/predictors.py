@@ -14,7 +14,7 @@ from scoreflow.sampling.base import Predictor, Step
 class EulerMaruyama(Predictor):
     """Euler-Maruyama on the reverse SDE: ``x + drift dt + g sqrt(|dt|) z``."""
 
-    def step(self, x, t, dt, *, sde, score, generator=None) -> Step:
+    def step(self, x, t, dt, *, sde, score, generator=None, state=None) -> Step:
         drift, diffusion = sde.reverse(score).sde(x, t)
         x_mean = x + drift * dt
         noise = batch_broadcast(diffusion, x) * math.sqrt(abs(dt)) * randn_like(x, generator)
@@ -25,7 +25,7 @@ class EulerMaruyama(Predictor):
 class ReverseDiffusion(Predictor):
     """Reverse of the SDE's own discretisation: ``x - (f - G^2 score) + G z`` (Song et al. 2021)."""
 
-    def step(self, x, t, dt, *, sde, score, generator=None) -> Step:
+    def step(self, x, t, dt, *, sde, score, generator=None, state=None) -> Step:
         f, G = sde.reverse(score).discretize(x, t, abs(dt))
         x_mean = x - f
         return Step(x_mean + batch_broadcast(G, x) * randn_like(x, generator), x_mean)
@@ -37,5 +37,5 @@ class NonePredictor(Predictor):
 
     nfe_per_step = 0
 
-    def step(self, x, t, dt, *, sde, score, generator=None) -> Step:
+    def step(self, x, t, dt, *, sde, score, generator=None, state=None) -> Step:
         return Step(x, x)

@@ -193,3 +193,10 @@ class Karras(Schedule):
 def default_schedule_name(sde: SDE) -> Any:
     """The schedule ``sde`` asks for (its ``default_schedule``: a name or a :class:`Schedule`), else uniform in t."""
     return getattr(sde, "default_schedule", None) or DEFAULT_SCHEDULE
+
+
+#: The built-in schedules by name: a default a sampler picks (the SDE's ``default_schedule``, a predictor's
+#: ``preferred_schedule``) is taken from here, so a plugin that registers another ``"karras"`` changes only the
+#: samplers that ask for it by name.
+BUILTIN_SCHEDULES: dict[str, type[Schedule]] = {
+    "karras": Karras, "log_sigma": LogSigma, "uniform_sigma": UniformSigma, "uniform_t": UniformT}

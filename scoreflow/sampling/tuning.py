@@ -260,18 +260,18 @@ def _tune_grid(n: int, error: Callable[[list[float]], float], sde: SDE, eps: flo
 
 
 def _named_predictor(predictor: Any) -> tuple[str, Any]:
-    """``(name, instance)`` of a predictor given by name (resolved through the default plugin host) or instance."""
+    """``(name, instance)`` of a predictor given by name (built by :func:`scoreflow.create`) or instance."""
     if not isinstance(predictor, str):
         return type(predictor).__name__, predictor
-    from scoreflow.plugins import get_host
+    from scoreflow.plugins import create
 
-    return predictor, get_host().predictors.resolve(predictor)
+    return predictor, create("predictor", predictor)
 
 
 def _checked_request(shape: Sequence[int], num_steps: int | Sequence[int], fine_steps: int
                      ) -> tuple[tuple[int, ...], list[int]]:
     """The warm-up shape and the wanted step counts, refused before any work if they cannot be tuned."""
-    from scoreflow.sampling.sampler import check_shape
+    from scoreflow.sampling.protocol import check_shape
     from scoreflow.validators import check_request
 
     shape = check_shape(shape)
@@ -285,7 +285,7 @@ def _checked_request(shape: Sequence[int], num_steps: int | Sequence[int], fine_
 
 
 def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | Sequence[int], *,
-                  predictor: Any = "ipndm", search: GridSearch | None = None,
+                  predictor: Any, search: GridSearch | None = None,
                   generator: torch.Generator | None = None,
                   progress: Callable[[str], None] | None = None) -> TuningResult:
     """Tune time grids of ``num_steps`` steps for ``predictor`` on ``model`` (see the module docstring).
@@ -295,14 +295,15 @@ def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | S
         sde: The SDE the model was trained for.
         shape: ``(trajectories, ...)``: how many warm-up draws, of which data shape.
         num_steps: The step count(s) to tune grids for.
-        predictor: A deterministic (ODE) predictor: an instance, or a registered name (resolved through the
-            default plugin host; a predictor with options: pass it built, ``sf.create("predictor", name, ...)``).
+        predictor: A deterministic (ODE) predictor (``"ipndm"``, ``"dpmpp_2m"``, ...): an instance, or a registered
+            name (resolved by ``sf.create("predictor", name)``; a predictor with options: pass it built).
         search: The search's options (:class:`GridSearch`; default ``GridSearch()``).
         generator: For the warm-up draws; where it lives is where the work runs (default: the model's device).
         progress: Called with a line of text after each grid is tuned.
     """
     from scoreflow.models.base import make_score_fn
-    from scoreflow.sampling.sampler import Sampler, model_device
+    from scoreflow.sampling.protocol import model_device
+    from scoreflow.sampling.sampler import Sampler
     from scoreflow.sampling.schedules import Karras
 
     search = GridSearch() if search is None else search
@@ -343,7 +344,7 @@ def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | S
     return TuningResult(name, grids, teacher_nfe, info)
 
 
-def steps_for_nfe(predictor: Any, nfe: int, sde: SDE, *, eps: float | None = None, host: Any = None) -> int:
+def steps_for_nfe(predictor: Any, nfe: int, sde: SDE, *, eps: float | None = None) -> int:
     """The most steps ``predictor`` can take within ``nfe`` score evaluations (its final denoising included),
     measured by two probe runs on a trivial score."""
     from scoreflow.sampling.sampler import Sampler
@@ -353,7 +354,7 @@ def steps_for_nfe(predictor: Any, nfe: int, sde: SDE, *, eps: float | None = Non
         return -x / (sde.marginal_scale(t) ** 2 + std**2)[:, None]
 
     def count(n: int) -> int:
-        sampler = Sampler(predictor=predictor, num_steps=n, eps=eps, host=host)
+        sampler = Sampler(predictor=predictor, num_steps=n, eps=eps)
         return sampler.sample(gaussian_score, sde, (1, 2), generator=torch.Generator().manual_seed(0)).nfe
 
     a, b = count(4), count(8)

@@ -229,7 +229,7 @@ def test_nfe_is_counted_exactly_and_a_corrector_may_follow_any_predictor(ring):
 
 
 def test_one_predictor_instance_serves_many_calls():
-    """The history lives in the call's SamplingState: reusing an instance gives the same samples."""
+    """The history lives in the state each call creates (init_state): reusing an instance gives the same samples."""
     gm = testing.ring_oracle()
     sde = sf.VESDE(sigma_min=0.01, sigma_max=50.0)
     predictor = DPMSolverPP3M()

@@ -3,7 +3,7 @@
 EDM's Heun, DPM-Solver-2/3, DPM-Solver++(2M) and (3M), UniPC, iPNDM and DEIS (tAB). Each works in
 the scaled variable of :mod:`scoreflow_fast.sigma` (``y = x / alpha``, noise level ``s``), takes one
 step of :class:`scoreflow.Sampler`'s grid per call (any schedule; ``karras`` unless the user picks
-another), keeps its history in the call's :class:`scoreflow.SamplingState`, and finishes with the
+another), keeps its history in a :class:`SigmaState` of its own for each sampling call, and finishes with the
 denoiser ``D`` at the last noise level (the step to ``s = 0``, one more evaluation). A corrector may
 follow any of them: multistep methods keep their history of denoiser outputs, which stays valid.
 """
@@ -21,21 +21,27 @@ from scoreflow.tensor import randn_like
 from scoreflow_fast.sigma import Denoiser
 
 
-@attrs.frozen
-class _Levels:
-    """The call's grid as noise levels ``s_i`` and scales ``alpha_i`` (float64), cached in the state."""
+@attrs.define
+class SigmaState:
+    """What one of these solvers keeps for one sampling call: the grid as noise levels ``s_i`` and scales
+    ``alpha_i`` (float64, computed once) and the method's history of earlier evaluations.
 
+    Attributes:
+        grid: The call's grid and the step being taken (moved by the sampler).
+        sigmas: Noise level at every grid time.
+        alphas: Scale ``alpha(t)`` at every grid time.
+        history: The method's earlier evaluations, in the order the method keeps them (DPM-Solver++ keeps
+            ``(denoised, h)`` pairs, iPNDM and DEIS noise predictions, UniPC denoiser outputs).
+        last_y: UniPC: the point its last step started from (the corrector re-solves that step).
+        returned: UniPC: what its last step returned (to see whether a corrector moved it since).
+    """
+
+    grid: scoreflow.GridPosition
     sigmas: list[float]
     alphas: list[float]
-
-
-def _levels(state: scoreflow.SamplingState, sde) -> _Levels:
-    levels = state.memory.get("levels")
-    if levels is None:
-        times = state.times.to(torch.float64)
-        levels = _Levels(sde.noise_level(times).tolist(), sde.marginal_scale(times).tolist())
-        state.memory["levels"] = levels
-    return levels
+    history: list[Any] = attrs.field(factory=list)
+    last_y: torch.Tensor | None = None
+    returned: torch.Tensor | None = None
 
 
 @attrs.define(kw_only=True)
@@ -43,24 +49,26 @@ class _SigmaPredictor(scoreflow.Predictor):
     """Shared by the solvers: converts ``x`` to the scaled variable and back around :meth:`advance`."""
 
     requires = frozenset({"linear_marginals"})
-    stateful = True
     preferred_schedule = "karras"
 
-    def step(self, x, t, dt, *, sde, score, generator=None, state) -> scoreflow.Step:
-        levels, i = _levels(state, sde), state.index
-        a, a_next = levels.alphas[i], levels.alphas[i + 1]
+    def init_state(self, grid: scoreflow.GridPosition, sde) -> SigmaState:
+        times = grid.times.to(torch.float64)
+        return SigmaState(grid, sde.noise_level(times).tolist(), sde.marginal_scale(times).tolist())
+
+    def step(self, x, t, dt, *, sde, score, generator=None, state: SigmaState) -> scoreflow.Step:
+        i = state.grid.index
+        a, a_next = state.alphas[i], state.alphas[i + 1]
         y = x if a == 1.0 else x / a
-        y = self.advance(y, i, levels.sigmas, Denoiser(sde, score), state.memory)
+        y = self.advance(y, i, state.sigmas, Denoiser(sde, score), state)
         x_next = y if a_next == 1.0 else y * a_next
         return scoreflow.Step(x_next, x_next)
 
-    def finish(self, x, *, sde, score, state):
-        levels = _levels(state, sde)
-        a = levels.alphas[-1]
-        return Denoiser(sde, score)(x if a == 1.0 else x / a, levels.sigmas[-1])
+    def finish(self, x, *, sde, score, state: SigmaState):
+        a = state.alphas[-1]
+        return Denoiser(sde, score)(x if a == 1.0 else x / a, state.sigmas[-1])
 
     def advance(self, y: torch.Tensor, i: int, sigmas: list[float], den: Denoiser,
-                memory: dict[str, Any]) -> torch.Tensor:
+                state: SigmaState) -> torch.Tensor:
         """``y`` at ``sigmas[i + 1]`` from ``y`` at ``sigmas[i]``."""
         raise NotImplementedError
 
@@ -78,7 +86,7 @@ class EDMHeun(_SigmaPredictor):
 
     last_step_euler: bool = True
 
-    def advance(self, y, i, sigmas, den, memory):
+    def advance(self, y, i, sigmas, den, state):
         s, s_next = sigmas[i], sigmas[i + 1]
         d = (y - den(y, s)) / s
         y_euler = y + (s_next - s) * d
@@ -103,10 +111,10 @@ class DDIM(_SigmaPredictor):
 
     eta: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
 
-    def step(self, x, t, dt, *, sde, score, generator=None, state) -> scoreflow.Step:
-        levels, i = _levels(state, sde), state.index
-        a, a_next = levels.alphas[i], levels.alphas[i + 1]
-        s, s_next = levels.sigmas[i], levels.sigmas[i + 1]
+    def step(self, x, t, dt, *, sde, score, generator=None, state: SigmaState) -> scoreflow.Step:
+        i = state.grid.index
+        a, a_next = state.alphas[i], state.alphas[i + 1]
+        s, s_next = state.sigmas[i], state.sigmas[i + 1]
         y = x if a == 1.0 else x / a
         d = Denoiser(sde, score)(y, s)
         s_up = min(s_next, self.eta * s_next * math.sqrt(max(0.0, 1 - (s_next / s) ** 2))) if self.eta else 0.0
@@ -121,7 +129,7 @@ class DDIM(_SigmaPredictor):
 class DPMSolver2(_SigmaPredictor):
     """DPM-Solver-2 (Lu et al. 2022): midpoint in log-SNR, noise prediction (2 NFE/step)."""
 
-    def advance(self, y, i, sigmas, den, memory):
+    def advance(self, y, i, sigmas, den, state):
         s, s_next = sigmas[i], sigmas[i + 1]
         s_mid = math.sqrt(s * s_next)
         eps_t = den.eps(y, s)
@@ -133,7 +141,7 @@ class DPMSolver2(_SigmaPredictor):
 class DPMSolver3(_SigmaPredictor):
     """DPM-Solver-3 (Lu et al. 2022, r1 = 1/3, r2 = 2/3), noise prediction (3 NFE/step)."""
 
-    def advance(self, y, i, sigmas, den, memory):
+    def advance(self, y, i, sigmas, den, state):
         r1, r2 = 1 / 3, 2 / 3
         s, s_next = sigmas[i], sigmas[i + 1]
         h = math.log(s / s_next)
@@ -150,18 +158,17 @@ class DPMSolver3(_SigmaPredictor):
 class DPMSolverPP2M(_SigmaPredictor):
     """DPM-Solver++(2M) (Lu et al. 2022b): multistep 2nd order, data prediction (1 NFE/step)."""
 
-    def advance(self, y, i, sigmas, den, memory):
+    def advance(self, y, i, sigmas, den, state):
         s, s_next = sigmas[i], sigmas[i + 1]
         d = den(y, s)
         h = math.log(s / s_next)
-        prev = memory.get("prev")
-        if prev is None:
+        if not state.history:
             d_hat = d
         else:
-            prev_d, prev_h = prev
+            prev_d, prev_h = state.history[-1]
             r = prev_h / h
             d_hat = (1 + 1 / (2 * r)) * d - (1 / (2 * r)) * prev_d
-        memory["prev"] = (d, h)
+        state.history[:] = [(d, h)]
         return (s_next / s) * y - math.expm1(-h) * d_hat
 
 
@@ -183,21 +190,20 @@ class DPMSolverPP2MSDE(_SigmaPredictor):
     eta: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
     s_noise: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
 
-    def step(self, x, t, dt, *, sde, score, generator=None, state) -> scoreflow.Step:
-        levels, i = _levels(state, sde), state.index
-        a, a_next = levels.alphas[i], levels.alphas[i + 1]
+    def step(self, x, t, dt, *, sde, score, generator=None, state: SigmaState) -> scoreflow.Step:
+        i = state.grid.index
+        a, a_next = state.alphas[i], state.alphas[i + 1]
         y = x if a == 1.0 else x / a
-        s, s_next = levels.sigmas[i], levels.sigmas[i + 1]
+        s, s_next = state.sigmas[i], state.sigmas[i + 1]
         d = Denoiser(sde, score)(y, s)
         h = math.log(s / s_next)
         eta_h = self.eta * h
         keep = -math.expm1(-h - eta_h)  # 1 - e^{-(1 + eta) h}
         y_next = (s_next / s) * math.exp(-eta_h) * y + keep * d
-        prev = state.memory.get("prev")
-        if prev is not None:
-            prev_d, prev_h = prev
+        if state.history:
+            prev_d, prev_h = state.history[-1]
             y_next = y_next + 0.5 * keep * (h / prev_h) * (d - prev_d)
-        state.memory["prev"] = (d, h)
+        state.history[:] = [(d, h)]
         mean = y_next
         if self.eta and self.s_noise:
             noise = randn_like(y, generator)
@@ -218,11 +224,11 @@ class DPMSolverPP3M(_SigmaPredictor):
     our convergence test (global order 2.1 against 3.2 here; tests/test_fast.py).
     """
 
-    def advance(self, y, i, sigmas, den, memory):
+    def advance(self, y, i, sigmas, den, state):
         s, s_next = sigmas[i], sigmas[i + 1]
         d = den(y, s)
         h = math.log(s / s_next)
-        history = memory.setdefault("history", [])  # [(d, h), ...] of earlier steps, newest last
+        history = state.history  # [(d, h), ...] of earlier steps, newest last
         y_next = (s_next / s) * y - math.expm1(-h) * d
         phi_2 = math.expm1(-h) / h + 1
         if len(history) >= 2:
@@ -267,10 +273,10 @@ class IPNDM(_SigmaPredictor):
 
     max_order: int = attrs.field(default=4, validator=_order_positive)
 
-    def advance(self, y, i, sigmas, den, memory):
+    def advance(self, y, i, sigmas, den, state):
         s, s_next = sigmas[i], sigmas[i + 1]
         eps_now = den.eps(y, s)
-        history = memory.setdefault("eps", [])  # newest first
+        history = state.history  # noise predictions, newest first
         history.insert(0, eps_now)
         del history[self.max_order:]
         weights = _AB_COEFFICIENTS[len(history)]
@@ -318,10 +324,10 @@ class DEIS(_SigmaPredictor):
 
     order: int = attrs.field(default=3, validator=_order_positive)
 
-    def advance(self, y, i, sigmas, den, memory):
+    def advance(self, y, i, sigmas, den, state):
         s, s_next = sigmas[i], sigmas[i + 1]
         eps_now = den.eps(y, s)
-        history = memory.setdefault("eps", [])  # (s, eps), newest first
+        history = state.history  # (s, eps), newest first
         history.insert(0, (s, eps_now))
         del history[self.order + 1:]
         nodes = [h[0] for h in history]
@@ -371,20 +377,20 @@ class UniPC(_SigmaPredictor):
     order: int = attrs.field(default=3, validator=[attrs.validators.ge(1), attrs.validators.le(3)])
     denoise_is_last_step: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
-    def advance(self, y, i, sigmas, den, memory):
+    def advance(self, y, i, sigmas, den, state):
         lambdas = [-math.log(s) for s in sigmas]
         n = len(sigmas) - 1
-        outputs: list[torch.Tensor] = memory.setdefault("outputs", [])  # denoiser outputs at sigmas[0..i-1]
+        outputs: list[torch.Tensor] = state.history  # denoiser outputs at sigmas[0..i-1]
         d = den(y, sigmas[i])
         if i > 0:  # UniC: redo the step sigmas[i-1] -> sigmas[i] with the new evaluation
-            corrected = self._update(memory["last_y"], lambdas, outputs, i - 1, self._order(i - 1, n),
+            corrected = self._update(state.last_y, lambdas, outputs, i - 1, self._order(i - 1, n),
                                      corrector_output=d)
-            returned = memory["returned"]
+            returned = state.returned
             y = corrected if torch.equal(y, returned) else y + (corrected - returned)
         outputs.append(d)
-        memory["last_y"] = y
+        state.last_y = y
         y_next = self._update(y, lambdas, outputs, i, self._order(i, n))
-        memory["returned"] = y_next
+        state.returned = y_next
         if len(outputs) > self.order + 1:
             outputs[len(outputs) - self.order - 2] = None  # keep memory bounded; older outputs are never read
         return y_next

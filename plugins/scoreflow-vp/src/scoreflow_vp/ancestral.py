@@ -18,7 +18,7 @@ class AncestralSampling(scoreflow.Predictor):
 
     requires = frozenset({"discrete_betas"})
 
-    def step(self, x, t, dt, *, sde, score, generator=None) -> scoreflow.Step:
+    def step(self, x, t, dt, *, sde, score, generator=None, state=None) -> scoreflow.Step:
         b = (sde.beta(t) * abs(dt)).clamp(max=0.999)
         b_ = batch_broadcast(b, x)
         x_mean = (x + b_ * score(x, t)) / torch.sqrt(1 - b_)
