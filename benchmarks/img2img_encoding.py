@@ -55,7 +55,7 @@ def _share(flags: torch.Tensor) -> dict[str, float]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from scoreflow.data.sources import DEFAULT_DATA_DIR
     from scoreflow.models.digit_classifier import cached_classifier
-    from scoreflow.cli.commands import from_unit_range, to_unit_range
+    from scoreflow.cli.loading import from_unit_range, to_unit_range
 
     model, sde, _ = sf.load_pretrained(args.model)
     train = sf.create("dataset", "mnist", split="train", data_dir=args.data_dir)
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      + [restore(level, True) for level in args.guided_noise_levels]}
     loads.append(os.getloadavg()[0])
     # encoding
-    options = {"rtol": args.tolerance, "atol": args.tolerance, "eps": args.eps}
+    options = {"sampler": sf.ProbabilityFlowSampler(rtol=args.tolerance, atol=args.tolerance, eps=args.eps)}
     x = from_unit_range(test.x[:args.encode_images], model)
     began = time.perf_counter()
     enc = sf.encode(model, sde, x, **options)
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def pictures(model, sde, test, args: argparse.Namespace, pairs, options: dict[str, Any]) -> None:
     """An SDEdit strip (8 corrupted test digits restored from several noise levels) and interpolation strips."""
-    from scoreflow.cli.commands import from_unit_range, to_unit_range
+    from scoreflow.cli.loading import from_unit_range, to_unit_range
     from scoreflow.pictures import save_rows_png
 
     folder = Path(args.pictures)

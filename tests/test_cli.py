@@ -285,7 +285,7 @@ def test_flags_that_override_a_preset_or_config_say_so(tmp_path, capsys):
     """Precedence is flag > config file > preset > defaults, and each override is one line on stderr."""
     import argparse
 
-    from scoreflow.cli.commands import precedence_notes
+    from scoreflow.cli.training_commands import TrainOptions, precedence_notes
 
     config = tmp_path / "c.toml"
     config.write_text("[train]\ndataset = 'two_moons'\nmodel = 'mlp'\nbatch_size = 8\nlr = 0.01\n")
@@ -298,7 +298,7 @@ def test_flags_that_override_a_preset_or_config_say_so(tmp_path, capsys):
 
     saved = load_checkpoint(tmp_path / "run")["meta"]["config"]
     assert saved["lr"] == 0.001 and saved["batch_size"] == 8 and saved["steps"] == 1
-    args = argparse.Namespace(preset="mnist-tutorial", config=None)
-    notes = precedence_notes(args, {"epochs": 50, "lr": 1e-3}, {"steps": 3, "epochs": None, "lr": 1e-3})
+    options = TrainOptions(out="run", preset="mnist-tutorial")
+    notes = precedence_notes(options, {"epochs": 50, "lr": 1e-3}, {"steps": 3, "epochs": None, "lr": 1e-3})
     assert notes == ["--steps overrides preset mnist-tutorial's epochs = 50 (now None)"]
 

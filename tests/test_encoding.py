@@ -26,7 +26,7 @@ def _total_std(ve, t: float, s: float = 0.3) -> float:
 def test_encode_is_the_exact_flow_map_of_a_gaussian(ve):
     gm, mu = _gaussian(ve)
     x = mu + 0.3 * torch.randn(64, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
-    res = sf.encode(gm.score_model(ve), ve, x, rtol=1e-8, atol=1e-8)
+    res = sf.encode(gm.score_model(ve), ve, x, sampler=sf.ProbabilityFlowSampler(rtol=1e-8, atol=1e-8))
     exact = mu + (x - mu) * _total_std(ve, ve.T) / _total_std(ve, 1e-3)
     torch.testing.assert_close(res.latents, exact, atol=1e-4 * float(exact.abs().max()), rtol=0)
     assert res.nfe > 0
@@ -36,10 +36,10 @@ def test_encode_is_the_exact_flow_map_of_a_gaussian(ve):
 def test_decode_inverts_encode_on_the_ring(ve, oracle, solver, tolerance):
     x, _ = oracle.sample(200, generator=torch.Generator().manual_seed(1), dtype=F64)
     score = oracle.score_model(ve)
-    options = {"solver": solver} if solver == "dopri5" else {"solver": sf.TorchdiffeqSolver(method="rk4",
-                                                                                           num_steps=400)}
-    z = sf.encode(score, ve, x, **options).latents
-    back = sf.decode(score, ve, z, **options).samples
+    flow = sf.ProbabilityFlowSampler(solver=solver if solver == "dopri5" else
+                                     sf.TorchdiffeqSolver(method="rk4", num_steps=400))
+    z = sf.encode(score, ve, x, sampler=flow).latents
+    back = sf.decode(score, ve, z, sampler=flow).samples
     assert float((back - x).abs().mean()) < tolerance
 
 
@@ -83,7 +83,10 @@ def test_slerp_interpolates_norm_and_angle():
     (lambda s, v: sf.encode(s, v, torch.zeros(3)), ValueError, r"x must have shape \(batch, ...\)"),
     (lambda s, v: sf.encode(s, v, torch.zeros(3, 2, dtype=torch.long)), TypeError, "floating-point"),
     (lambda s, v: sf.encode(s, v, torch.full((3, 2), float("nan"))), ValueError, "x"),
-    (lambda s, v: sf.encode(s, v, torch.zeros(3, 2), eps=2.0), ValueError, "eps"),
+    (lambda s, v: sf.encode(s, v, torch.zeros(3, 2), sampler=sf.ProbabilityFlowSampler(eps=2.0)), ValueError, "eps"),
+    (lambda s, v: sf.encode(s, v, torch.zeros(3, 2), sampler=sf.ProbabilityFlowSampler(denoise=True)), ValueError,
+     "denoise=False"),
+    (lambda s, v: sf.decode(s, v, torch.zeros(3, 2), sampler="dopri5"), TypeError, "ProbabilityFlowSampler"),
     (lambda s, v: sf.decode(s, v, torch.zeros(0, 2)), ValueError, "latents must have shape"),
     (lambda s, v: sf.interpolate(s, v, torch.zeros(2), torch.zeros(2), 1), ValueError, "the number of frames must be an integer in"),
     (lambda s, v: sf.interpolate(s, v, torch.zeros(2), torch.zeros(3), 3), ValueError, "one shape"),

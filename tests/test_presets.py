@@ -180,8 +180,7 @@ def test_mnist_tutorial_preset_reads_the_mnist_files_offline(tmp_path):
 
 def test_an_explicit_steps_flag_beats_the_presets_epochs(tmp_path, monkeypatch):
     """`train --preset mnist-tutorial --steps 3` trains 3 steps, not the preset's 50 epochs."""
-    from scoreflow.cli import commands
-    from scoreflow.cli.parser import build_parser
+    from scoreflow.cli.parser import parse_command
 
     seen = {}
 
@@ -193,14 +192,14 @@ def test_an_explicit_steps_flag_beats_the_presets_epochs(tmp_path, monkeypatch):
         raise Stop
 
     monkeypatch.setattr("scoreflow.training.Trainer", fake_trainer)
-    args = build_parser().parse_args(["train", "--preset", "mnist-tutorial", "--steps", "3", "--out",
-                                      str(tmp_path / "run")])
+    run, options, _ = parse_command(["train", "--preset", "mnist-tutorial", "--steps", "3", "--out",
+                                     str(tmp_path / "run")])
     with pytest.raises(Stop):
-        commands.train(args)
+        run(options)
     assert seen["config"].steps == 3 and seen["config"].epochs is None
-    args = build_parser().parse_args(["train", "--preset", "mnist-tutorial", "--out", str(tmp_path / "run")])
+    run, options, _ = parse_command(["train", "--preset", "mnist-tutorial", "--out", str(tmp_path / "run")])
     with pytest.raises(Stop):
-        commands.train(args)
+        run(options)
     assert seen["config"].epochs == 50
 
 

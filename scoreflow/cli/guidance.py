@@ -3,38 +3,40 @@ guidance with ``--classifier`` on any other."""
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scoreflow.cli.sampler_options import GuidedSamplingOptions
 
 
-def guidance_condition(args: argparse.Namespace, sde: Any, model: Any) -> dict[str, Any]:
+def guidance_condition(options: GuidedSamplingOptions, sde: Any, model: Any) -> dict[str, Any]:
     """``Sampler`` keywords for ``--class/--classifier/--guidance-scale`` (empty without ``--class``): classifier-free
     guidance on a class-conditional checkpoint, classifier guidance with ``--classifier`` on any other."""
     from scoreflow.models.base import model_classes
 
-    label = getattr(args, "class_label", None)
+    label = options.class_label
     classes = model_classes(model)
     if label is None:
-        if getattr(args, "classifier", None):
+        if options.classifier:
             raise ValueError("--classifier given without --class (the label to guide toward)")
-        if getattr(args, "guidance_scale", None) is not None:
+        if options.guidance_scale is not None:
             raise ValueError("--guidance-scale given without --class (the label to guide toward)")
         return {}
     if classes is not None:
-        if args.classifier:
+        if options.classifier:
             raise ValueError("this checkpoint is class-conditional: --class uses classifier-free guidance, which "
                              "needs no --classifier (leave it out)")
-        return {"condition": _free_guidance(label, classes, args)}
-    if not args.classifier:
+        return {"condition": _free_guidance(label, classes, options)}
+    if not options.classifier:
         raise ValueError("--class needs --classifier (a folder written by `scoreflow train-classifier`): this "
                          "checkpoint is unconditional; a class-conditional one (trained with --class-dropout) "
                          "takes --class with classifier-free guidance")
-    if args.ode_solver:
+    if options.ode_solver:
         raise ValueError(f"--class with --classifier guides predictor-corrector sampling; it cannot apply to "
-                         f"--ode-solver {args.ode_solver}")
-    return {"condition": _classifier_guidance(label, args, sde)}
+                         f"--ode-solver {options.ode_solver}")
+    return {"condition": _classifier_guidance(label, options, sde)}
 
 
 #: The guidance scale ``w`` of ``--class`` on a class-conditional checkpoint when --guidance-scale is not given: on
@@ -43,27 +45,27 @@ def guidance_condition(args: argparse.Namespace, sde: Any, model: Any) -> dict[s
 DEFAULT_FREE_GUIDANCE_SCALE = 0.5
 
 
-def _free_guidance(label: int, classes: int, args: argparse.Namespace) -> Any:
+def _free_guidance(label: int, classes: int, options: GuidedSamplingOptions) -> Any:
     from scoreflow.sampling.free_guidance import ClassifierFreeGuidance
 
     if not 0 <= label < classes:
         raise ValueError(f"--class {label} is not a class of this checkpoint (allowed: 0..{classes - 1})")
-    scale = DEFAULT_FREE_GUIDANCE_SCALE if args.guidance_scale is None else args.guidance_scale
+    scale = DEFAULT_FREE_GUIDANCE_SCALE if options.guidance_scale is None else options.guidance_scale
     if not math.isfinite(scale) or scale < -1:
         raise ValueError(f"--guidance-scale must be a finite number >= -1 (-1: unconditional, 0: conditional), "
                          f"got {scale}")
     return ClassifierFreeGuidance(label, scale=scale)
 
 
-def _classifier_guidance(label: int, args: argparse.Namespace, sde: Any) -> Any:
+def _classifier_guidance(label: int, options: GuidedSamplingOptions, sde: Any) -> Any:
     from scoreflow.models.classifier import classifier_fn
     from scoreflow.sampling.conditioning import ClassifierGuidance
     from scoreflow.training.classifier import load_classifier
 
-    model, _ = load_classifier(classifier_location(args.classifier), device=args.device)
+    model, _ = load_classifier(classifier_location(options.classifier), device=options.device)
     if not 0 <= label < model.n_classes:
-        raise ValueError(f"--class {label} is not a class of {args.classifier!r} (allowed: 0..{model.n_classes - 1})")
-    scale = 1.0 if args.guidance_scale is None else args.guidance_scale
+        raise ValueError(f"--class {label} is not a class of {options.classifier!r} (allowed: 0..{model.n_classes - 1})")
+    scale = 1.0 if options.guidance_scale is None else options.guidance_scale
     if not math.isfinite(scale) or scale < 0:
         raise ValueError(f"--guidance-scale of classifier guidance must be a finite number >= 0, got {scale}")
     return ClassifierGuidance(classifier_fn(model, sde), label, scale=scale)

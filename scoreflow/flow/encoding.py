@@ -15,15 +15,12 @@ import attrs
 import torch
 
 from scoreflow.errors import NonFiniteError
-from scoreflow.flow.probability_flow import ProbabilityFlowODE, ProbabilityFlowSampler, _solver_name, resolve_solver
+from scoreflow.flow.probability_flow import ProbabilityFlowODE, ProbabilityFlowSampler, solver_name
 from scoreflow.sampling.protocol import SampleResult
 from scoreflow.tensor import check_finite
-from scoreflow.validators import check_eps
 
 if TYPE_CHECKING:
-    from scoreflow.flow.solvers import ODESolver
     from scoreflow.models.base import ScoreModel
-    from scoreflow.plugins import PluginHost
     from scoreflow.sde.base import SDE
 
 
@@ -44,47 +41,51 @@ def _check_data(name: str, x: object) -> torch.Tensor:
     return x
 
 
-def encode(model: ScoreModel, sde: SDE, x: torch.Tensor, *, solver: str | ODESolver = "dopri5",
-           rtol: float = 1e-5, atol: float = 1e-5, eps: float = 1e-3, host: PluginHost | None = None
+def _flow(sampler: ProbabilityFlowSampler | None, sde: SDE) -> ProbabilityFlowSampler:
+    """The probability-flow sampler that encodes and decodes (default: dopri5 at 1e-5 down to eps 1e-3), checked
+    against ``sde``; one that ends with a denoising step would not invert :func:`encode`."""
+    sampler = ProbabilityFlowSampler() if sampler is None else sampler
+    if not isinstance(sampler, ProbabilityFlowSampler):
+        raise TypeError(f"sampler must be a ProbabilityFlowSampler, got {type(sampler).__name__}")
+    if sampler.denoise:
+        raise ValueError("encoding and decoding invert each other: give a ProbabilityFlowSampler with denoise=False")
+    sampler.check(sde)
+    return sampler
+
+
+def encode(model: ScoreModel, sde: SDE, x: torch.Tensor, *, sampler: ProbabilityFlowSampler | None = None
            ) -> EncodeResult:
     """The probability-flow latents of ``x`` (data in the model's convention): the ODE integrated from ``eps``
-    to ``T``. :func:`decode` with the same solver and ``eps`` inverts it up to the solver's error.
+    to ``T``. :func:`decode` with the same sampler inverts it up to the solver's error.
 
     Args:
         model: Score network or callable ``score(x, t)``.
         sde: The SDE the model was trained for.
         x: Data, shape ``(batch, ...)``.
-        solver: ``"ode_solver"`` name (a torchdiffeq method: adaptive ``dopri5``, fixed-step ``rk4``, ...) or an
-            instance.
-        rtol: Relative tolerance of a solver given by name.
-        atol: Absolute tolerance of a solver given by name.
-        eps: The time the data sit at (the ODE is singular at 0).
-        host: Plugin host to resolve ``solver`` with.
+        sampler: The solver, its tolerances and ``eps`` (the time the data sit at: the ODE is singular at 0), as
+            a :class:`~scoreflow.ProbabilityFlowSampler` (default: dopri5 at tolerance 1e-5, ``eps`` 1e-3).
     """
     from scoreflow.models.base import make_score_fn
 
     x = _check_data("x", x)
-    check_eps(eps, sde.T)
-    ode_solver = resolve_solver(solver, host=host, **({"rtol": rtol, "atol": atol} if isinstance(solver, str) else {}))
+    flow = _flow(sampler, sde)
+    ode_solver, eps = flow.solver_obj, flow.eps
     func = ProbabilityFlowODE(sde, make_score_fn(model, sde))
     with torch.no_grad():
         try:
             z, nfe = ode_solver.solve(func, x, eps, sde.T)
         except NonFiniteError as exc:
-            raise NonFiniteError(f"encode with {_solver_name(ode_solver)}: {exc}") from None
+            raise NonFiniteError(f"encode with {solver_name(ode_solver)}: {exc}") from None
     check_finite("latents", z)
     return EncodeResult(z, nfe)
 
 
-def decode(model: ScoreModel, sde: SDE, latents: torch.Tensor, *, solver: str | ODESolver = "dopri5",
-           rtol: float = 1e-5, atol: float = 1e-5, eps: float = 1e-3, host: PluginHost | None = None
+def decode(model: ScoreModel, sde: SDE, latents: torch.Tensor, *, sampler: ProbabilityFlowSampler | None = None
            ) -> SampleResult:
-    """The data the probability-flow ODE carries ``latents`` (at ``T``) to at ``eps``: :func:`encode`'s inverse,
-    and :func:`~scoreflow.ode_sample` from given latents (no final denoising step, so that it inverts)."""
+    """The data the probability-flow ODE carries ``latents`` (at ``T``) to at ``sampler.eps``: :func:`encode`'s
+    inverse, and :func:`~scoreflow.ode_sample` from given latents (no final denoising step, so that it inverts)."""
     latents = _check_data("latents", latents)
-    tolerances = {"rtol": rtol, "atol": atol} if isinstance(solver, str) else {}
-    sampler = ProbabilityFlowSampler(solver=solver, eps=eps, host=host, **tolerances)
-    return sampler.sample(model, sde, tuple(latents.shape), init=latents, dtype=latents.dtype)
+    return _flow(sampler, sde).sample(model, sde, tuple(latents.shape), init=latents, dtype=latents.dtype)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -109,8 +110,7 @@ MAX_FRAMES = 256
 
 
 def interpolate(model: ScoreModel, sde: SDE, x_a: torch.Tensor, x_b: torch.Tensor, n: int, *,
-                solver: str | ODESolver = "dopri5", rtol: float = 1e-5, atol: float = 1e-5, eps: float = 1e-3,
-                host: PluginHost | None = None) -> SampleResult:
+                sampler: ProbabilityFlowSampler | None = None) -> SampleResult:
     """``n`` frames from ``x_a`` to ``x_b`` (one item each, without a batch dimension: ``(C, H, W)`` for an
     image): both encoded, their latents interpolated spherically (:func:`slerp`), every frame decoded. The first
     and last frames reconstruct ``x_a`` and ``x_b``; the NFE counts the encoding too."""
@@ -121,8 +121,7 @@ def interpolate(model: ScoreModel, sde: SDE, x_a: torch.Tensor, x_b: torch.Tenso
             for name, v in (("x_a", x_a), ("x_b", x_b))]
     if pair[0].shape != pair[1].shape:
         raise ValueError(f"x_a and x_b must have one shape, got {tuple(pair[0].shape)} and {tuple(pair[1].shape)}")
-    options = {"solver": solver, "rtol": rtol, "atol": atol, "eps": eps, "host": host}
-    encoded = encode(model, sde, torch.cat(pair), **options)
+    encoded = encode(model, sde, torch.cat(pair), sampler=sampler)
     latents = slerp(encoded.latents[0], encoded.latents[1], torch.linspace(0, 1, n))
-    decoded = decode(model, sde, latents, **options)
+    decoded = decode(model, sde, latents, sampler=sampler)
     return SampleResult(decoded.samples, encoded.nfe + decoded.nfe)

@@ -97,7 +97,7 @@ class ODELikelihood:
     def integrate(self, divergence: DivergenceODE, sde: SDE, x: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor, int]:
         from scoreflow.flow.divergence import LogNoiseLevelTime
-        from scoreflow.flow.probability_flow import _solver_name
+        from scoreflow.flow.probability_flow import solver_name
         from scoreflow.sde.noise_levels import log_noise_bounds
 
         func: nn.Module = divergence
@@ -109,7 +109,7 @@ class ODELikelihood:
         try:
             (z, delta), nfe = self.ode_solver.solve(func, (x, delta0), start, end)
         except NonFiniteError as exc:
-            raise NonFiniteError(f"log_likelihood with {_solver_name(self.ode_solver)}: {exc}") from None
+            raise NonFiniteError(f"log_likelihood with {solver_name(self.ode_solver)}: {exc}") from None
         return z, delta, nfe
 
 

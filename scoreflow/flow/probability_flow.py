@@ -67,7 +67,8 @@ class _TimeProgress(nn.Module):
         self.bar.close()
 
 
-def _solver_name(solver: Any) -> str:
+def solver_name(solver: Any) -> str:
+    """A solver's name for messages: its class, and its method where it has one (``TorchdiffeqSolver('rk4')``)."""
     method = getattr(solver, "method", None)
     return f"{type(solver).__name__}({method!r})" if method else type(solver).__name__
 
@@ -190,6 +191,11 @@ class ProbabilityFlowSampler:
                 raise ValueError(f"condition {kind.__name__} adjusts the state after every step, which the "
                                  "probability-flow ODE does not take; sample with a Sampler instead")
 
+    @property
+    def solver_obj(self) -> ODESolver:
+        """The solver instance (resolved when the sampler was built)."""
+        return self._solver
+
     def check(self, sde: SDE) -> None:
         """Raise now if ``eps`` does not lie in ``(0, sde.T)``."""
         check_eps(self.eps, sde.T)
@@ -246,7 +252,7 @@ class ProbabilityFlowSampler:
             try:
                 x, nfe = self._solver.solve(func, z, sde.T, self.eps)
             except NonFiniteError as exc:
-                raise NonFiniteError(f"ode_sample with {_solver_name(self._solver)}: {exc}") from None
+                raise NonFiniteError(f"ode_sample with {solver_name(self._solver)}: {exc}") from None
             finally:
                 if progress:
                     func.close()
