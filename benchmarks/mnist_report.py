@@ -183,7 +183,7 @@ def measure_better(args: argparse.Namespace, results: dict[str, Any]) -> dict[st
     cache = DEFAULT_DATA_DIR / "classifiers"
     images = Path(args.out) / "images"
     images.mkdir(parents=True, exist_ok=True)
-    meta = load_checkpoint(resolve_pretrained(args.better))["meta"]  # its epoch losses and config
+    meta = load_checkpoint(resolve_pretrained(args.better)).meta  # its epoch losses and config
     levels = {k: v for k, v in comparison_levels().items() if k in args.levels}
     out: dict[str, Any] = {"name": args.better, "config": TrainConfig.from_dict(meta["config"]).to_dict(),
                            "epoch_losses": meta.get("epoch_losses", []), "levels": levels, "bpd": {}, "samplers": {},
@@ -232,7 +232,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     raw, sde, config = sf.load_pretrained(args.pretrained, ema=False)
     load_seconds = time.perf_counter() - start
     ema, _, _ = sf.load_pretrained(args.pretrained, ema=True)
-    meta = load_checkpoint(resolve_pretrained(args.pretrained))["meta"]
+    meta = load_checkpoint(resolve_pretrained(args.pretrained)).meta
     train = sf.create("dataset", "mnist", split="train", data_dir=args.data_dir)
     test = sf.create("dataset", "mnist", split="test", data_dir=args.data_dir)
     if args.quick:  # the classifier's reference features of 10,000 images dominate a toy run

@@ -71,7 +71,7 @@ def test_train_sample_likelihood_evaluate_end_to_end(tmp_path, capsys):
     assert summary["n"] == 8 and summary["dequantized"] is False and summary["mean_bpd"] == summary["mean_bpd"]
     from scoreflow.training import load_checkpoint
 
-    assert summary["eps"] == load_checkpoint(run)["meta"]["config"]["eps"]  # from the run's training eps
+    assert summary["eps"] == load_checkpoint(run).meta["config"]["eps"]  # from the run's training eps
     assert main(["likelihood", "--checkpoint", str(run), "--max-samples", "2", "--rtol", "1e-3", "--atol", "1e-3",
                  "--eps", "0.01", "--out", str(tmp_path / "l2.json"), "--no-progress"]) == 0
     assert json.loads((tmp_path / "l2.json").read_text())["eps"] == 0.01
@@ -296,7 +296,7 @@ def test_flags_that_override_a_preset_or_config_say_so(tmp_path, capsys):
     assert "--batch-size" not in err  # the config's value stands, nothing overrode it
     from scoreflow.training import load_checkpoint
 
-    saved = load_checkpoint(tmp_path / "run")["meta"]["config"]
+    saved = load_checkpoint(tmp_path / "run").meta["config"]
     assert saved["lr"] == 0.001 and saved["batch_size"] == 8 and saved["steps"] == 1
     options = TrainOptions(out="run", preset="mnist-tutorial")
     notes = precedence_notes(options, {"epochs": 50, "lr": 1e-3}, {"steps": 3, "epochs": None, "lr": 1e-3})

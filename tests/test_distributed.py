@@ -35,7 +35,7 @@ def _torchrun(*args: str) -> None:
 
 
 def _weights(run) -> dict[str, torch.Tensor]:
-    return load_checkpoint(run)["model"]
+    return load_checkpoint(run).model
 
 
 @pytest.mark.slow
@@ -45,7 +45,7 @@ def test_two_process_training_and_resume_equal_single_process(tmp_path):
     _torchrun("train", "--out", str(multi), "--steps", "3", *TRAIN)
     _torchrun("train", "--out", str(multi), "--steps", "6", "--resume", *TRAIN)
     a, b = _weights(single), _weights(multi)
-    assert load_checkpoint(multi)["meta"]["step"] == 6
+    assert load_checkpoint(multi).meta["step"] == 6
     # The all-reduce sums gradients in another order than one process does, so they differ by float32
     # rounding (~1e-7 relative). Adam divides by sqrt(v): where a gradient is near zero that rounding can
     # change an update by up to lr (1e-3) per step. So: every element within lr / 10 over the 6 steps, and
@@ -53,8 +53,8 @@ def test_two_process_training_and_resume_equal_single_process(tmp_path):
     diffs = torch.cat([(a[k] - b[k]).abs().flatten() for k in a])
     assert float(diffs.max()) < 1e-4, float(diffs.max())
     assert float((diffs > 1e-6).float().mean()) < 0.005
-    losses_single = [v for _, v in load_checkpoint(single)["meta"]["losses"]]
-    losses_multi = [v for _, v in load_checkpoint(multi)["meta"]["losses"]]
+    losses_single = [v for _, v in load_checkpoint(single).meta["losses"]]
+    losses_multi = [v for _, v in load_checkpoint(multi).meta["losses"]]
     assert losses_single == pytest.approx(losses_multi, rel=1e-5)
 
     # sampling and likelihood shard blocks across ranks and gather: identical to one process
@@ -106,10 +106,10 @@ def test_sigint_to_torchrun_stops_every_rank_after_one_step_and_saves_it(tmp_pat
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert err.count("saved a checkpoint; continue with the same command and --resume") == 1, err[-3000:]
-    step = load_checkpoint(run)["meta"]["step"]
+    step = load_checkpoint(run).meta["step"]
     assert 0 < step < 1_000_000
     _torchrun("train", "--out", str(run), "--steps", str(step + 2), "--resume", *TRAIN)
-    assert load_checkpoint(run)["meta"]["step"] == step + 2
+    assert load_checkpoint(run).meta["step"] == step + 2
 
 
 @pytest.mark.slow
@@ -137,6 +137,6 @@ def test_two_processes_on_a_streamed_folder_train_as_one(tmp_path):
     # few elements differ by up to lr; a wrong shard moves most of them
     print(f"max {float(diffs.max()):.2e}, share above 1e-6 {float((diffs > 1e-6).float().mean()):.4f}")
     assert float(diffs.max()) < 1e-3 and float((diffs > 1e-6).float().mean()) < 0.01
-    losses_single = [v for _, v in load_checkpoint(single)["meta"]["losses"]]
-    losses_multi = [v for _, v in load_checkpoint(multi)["meta"]["losses"]]
+    losses_single = [v for _, v in load_checkpoint(single).meta["losses"]]
+    losses_multi = [v for _, v in load_checkpoint(multi).meta["losses"]]
     assert losses_single == pytest.approx(losses_multi, rel=1e-4)

@@ -21,7 +21,7 @@ def run(tmp_path) -> Path:
 
 
 def _edit_meta(run: Path, change) -> None:
-    path = load_checkpoint(run)["path"] / "meta.json"
+    path = load_checkpoint(run).path / "meta.json"
     meta = json.loads(path.read_text())
     change(meta)
     path.write_text(json.dumps(meta))
@@ -58,7 +58,7 @@ def test_a_checkpoint_never_chooses_the_data_folder(run, tmp_path, capsys, monke
 
 
 def test_missing_ema_is_an_error_not_a_silent_fallback(run):
-    folder = load_checkpoint(run)["path"]
+    folder = load_checkpoint(run).path
     (folder / "ema.safetensors").unlink()
     with pytest.raises(sf.CheckpointError, match="has no EMA weights.*--no-ema"):
         load_trained(run)
@@ -75,7 +75,7 @@ def test_checkpoint_files_honour_the_umask(tmp_path, umask):
         Trainer(TrainConfig(steps=1, **TINY), tmp_path, progress=False).run()
     finally:
         os.umask(old)
-    folder = load_checkpoint(tmp_path)["path"]
+    folder = load_checkpoint(tmp_path).path
     assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask
     for file in [*folder.iterdir(), tmp_path / "checkpoints" / "latest"]:
         assert stat.S_IMODE(file.stat().st_mode) == 0o666 & ~umask, file.name

@@ -45,7 +45,7 @@ def _train(config: Path, out: Path, resume: bool) -> subprocess.Popen:
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint(run)["model"]
+    return load_checkpoint(run).model
 
 
 @pytest.mark.slow
@@ -69,7 +69,7 @@ def test_fifteen_kills_lose_nothing_and_resume_is_exact(tmp_path):
             assert proc.returncode == 0, proc.stderr.read()  # it finished; the next start re-saves its last step
         if (run / "checkpoints" / "latest").is_file():
             ckpt = load_checkpoint(run)  # latest always names a complete checkpoint
-            assert ckpt["meta"]["step"] > 0
+            assert ckpt.meta["step"] > 0
     assert _train(config, run, resume=(run / "checkpoints" / "latest").is_file()).wait() == 0
     final, reference = _weights(run), _weights(clean)
     assert final.keys() == reference.keys()
@@ -87,4 +87,4 @@ def test_two_concurrent_writers_one_is_refused_and_the_run_is_whole(tmp_path):
     errors = first.stderr.read() + second.stderr.read()
     assert codes == [0, 2], (codes, errors)
     assert "is being written by another process" in errors or "already holds a run" in errors, errors
-    assert load_checkpoint(run)["meta"]["step"] == 60
+    assert load_checkpoint(run).meta["step"] == 60

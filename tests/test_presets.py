@@ -117,7 +117,7 @@ def test_keep_last_prunes_old_checkpoints(tmp_path):
     Trainer(TrainConfig(steps=6, checkpoint_every=1, keep_last=2, **TINY), tmp_path, progress=False).run()
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.is_dir())
     assert names == ["step_0000005", "step_0000006"]
-    assert load_checkpoint(tmp_path)["meta"]["step"] == 6
+    assert load_checkpoint(tmp_path).meta["step"] == 6
 
 
 def test_resaving_a_step_never_leaves_latest_without_a_folder(tmp_path, monkeypatch):
@@ -131,7 +131,7 @@ def test_resaving_a_step_never_leaves_latest_without_a_folder(tmp_path, monkeypa
     real_replace = os.replace
 
     def watching_replace(src, dst):  # at every rename, `latest` must name a complete checkpoint
-        seen.append(load_checkpoint(tmp_path)["meta"]["step"])
+        seen.append(load_checkpoint(tmp_path).meta["step"])
         return real_replace(src, dst)
 
     monkeypatch.setattr(checkpoint.os, "replace", watching_replace)
@@ -140,7 +140,7 @@ def test_resaving_a_step_never_leaves_latest_without_a_folder(tmp_path, monkeypa
     assert seen and all(step == 2 for step in seen)
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.is_dir())
     assert names == ["step_0000002.1"]
-    assert load_checkpoint(tmp_path)["path"].name == "step_0000002.1"
+    assert load_checkpoint(tmp_path).path.name == "step_0000002.1"
 
 
 def test_cli_preset_with_flag_overrides(tmp_path, capsys):
@@ -150,7 +150,7 @@ def test_cli_preset_with_flag_overrides(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "epoch: 0, average loss: " in out
-    config = load_checkpoint(tmp_path)["meta"]["config"]
+    config = load_checkpoint(tmp_path).meta["config"]
     assert config["sde"] == "ve" and config["lr"] == 1e-4 and config["batch_size"] == 512
     assert config["grad_clip"] is None and config["epochs"] == 1
 

@@ -27,7 +27,7 @@ def test_a_new_run_over_an_existing_one_is_refused(tmp_path, capsys):
     with pytest.raises(RunExistsError, match="already holds a run .*step 2.*--resume.*--overwrite"):
         Trainer(TrainConfig(steps=3, seed=2, **TINY), tmp_path, progress=False).run()
     after = load_checkpoint(tmp_path)
-    assert after["path"] == before["path"] and after["meta"]["config"]["seed"] == 1
+    assert after.path == before.path and after.meta["config"]["seed"] == 1
     assert main(["train", "--out", str(tmp_path), "--steps", "3", *TINY_ARGS]) == 2
     assert "already holds a run" in capsys.readouterr().err
 
@@ -36,7 +36,7 @@ def test_overwrite_replaces_the_run(tmp_path):
     Trainer(TrainConfig(steps=4, seed=1, **TINY), tmp_path, progress=False).run()
     Trainer(TrainConfig(steps=2, seed=2, **TINY), tmp_path, progress=False).run(overwrite=True)
     ckpt = load_checkpoint(tmp_path)
-    assert ckpt["meta"]["step"] == 2 and ckpt["meta"]["config"]["seed"] == 2
+    assert ckpt.meta["step"] == 2 and ckpt.meta["config"]["seed"] == 2
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", "step_0000002"]
 
 
@@ -56,7 +56,7 @@ def test_overwrite_deletes_only_what_scoreflow_wrote(tmp_path):
     assert mine.read_text() == "my notes" and inside.read_text() == "kept"
     assert (tmp_path / "checkpoints" / "step_old" / "model.safetensors").read_bytes() == b"not scoreflow's"
     assert sorted(p.name for p in inside.parent.iterdir()) == ["readme.txt"]  # the checkpoint's own files went
-    assert not (tmp_path / "tuned-schedules.json").exists() and load_checkpoint(tmp_path)["meta"]["step"] == 3
+    assert not (tmp_path / "tuned-schedules.json").exists() and load_checkpoint(tmp_path).meta["step"] == 3
 
 
 def test_keep_last_orders_checkpoints_by_their_recorded_step_not_by_name(tmp_path):
@@ -70,7 +70,7 @@ def test_keep_last_orders_checkpoints_by_their_recorded_step_not_by_name(tmp_pat
         save_checkpoint(tmp_path, step, model=net, ema=None, optimizer=None, rng={}, meta={}, keep_last=2)
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["latest", "step_10000000", "step_10000001"]
-    assert load_checkpoint(tmp_path)["meta"]["step"] == 10_000_001
+    assert load_checkpoint(tmp_path).meta["step"] == 10_000_001
 
 
 def test_a_second_writer_is_refused_while_the_first_holds_the_run(tmp_path):
@@ -86,7 +86,7 @@ def test_temporary_folders_of_interrupted_saves_are_cleaned_on_the_next_start(tm
     stale.mkdir()
     (stale / "model.safetensors").write_bytes(b"half written")
     Trainer(TrainConfig(steps=4, **TINY), tmp_path, progress=False).run(resume=True)
-    assert not stale.exists() and load_checkpoint(tmp_path)["meta"]["step"] == 4
+    assert not stale.exists() and load_checkpoint(tmp_path).meta["step"] == 4
 
 
 def _default_sigint() -> None:
@@ -113,12 +113,12 @@ def test_a_signal_saves_the_current_step_and_exits_with_the_shell_code(tmp_path,
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err[-2000:]
     assert "Traceback" not in err
-    step = load_checkpoint(tmp_path)["meta"]["step"]
+    step = load_checkpoint(tmp_path).meta["step"]
     assert 0 < step < 100_000
     assert f"{signal.Signals(signum).name} at step {step}: saved a checkpoint" in err and "--resume" in err
     # the saved state resumes
     Trainer(TrainConfig(steps=step + 2, **TINY), tmp_path, progress=False).run(resume=True)
-    assert load_checkpoint(tmp_path)["meta"]["step"] == step + 2
+    assert load_checkpoint(tmp_path).meta["step"] == step + 2
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -154,7 +154,7 @@ def test_resume_and_overwrite_together_are_refused_and_resume_never_goes_backwar
         Trainer(TrainConfig(steps=6, **TINY), tmp_path, progress=False).run(resume=True, overwrite=True)
     assert main(["train", "--out", str(tmp_path), "--steps", "2", "--resume", *TINY_ARGS]) == 2
     assert "already at step 4; ask for at least 4" in capsys.readouterr().err
-    assert load_checkpoint(tmp_path)["meta"]["step"] == 4
+    assert load_checkpoint(tmp_path).meta["step"] == 4
 
 
 def test_import_checkpoint_overwrite_takes_the_run_lock_and_replaces_the_old_run(tmp_path):
@@ -172,7 +172,7 @@ def test_import_checkpoint_overwrite_takes_the_run_lock_and_replaces_the_old_run
     (run / "tuned-schedules.json").write_text("{}")
     with RunLock(run), pytest.raises(RunBusyError):
         import_tutorial_checkpoint(tmp_path / "ckpt.pth", run, overwrite=True)
-    assert load_checkpoint(run)["meta"]["step"] == 2  # untouched while another writer held it
+    assert load_checkpoint(run).meta["step"] == 2  # untouched while another writer held it
     import_tutorial_checkpoint(tmp_path / "ckpt.pth", run, overwrite=True)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step_0000000"]
     assert not (run / "tuned-schedules.json").exists()
@@ -225,7 +225,7 @@ def test_kill_9_during_import_checkpoint_overwrite_leaves_a_run_that_loads(tmp_p
         step = existing_step(run)
         assert step in (None, 0, 2)
         if step is not None:
-            assert load_checkpoint(run)["meta"]["step"] == step
+            assert load_checkpoint(run).meta["step"] == step
             load_trained(run, ema=step == 2)
     assert subprocess.run(argv, capture_output=True).returncode == 0
-    assert load_checkpoint(run)["meta"]["step"] == 0
+    assert load_checkpoint(run).meta["step"] == 0

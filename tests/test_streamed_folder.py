@@ -138,7 +138,7 @@ def test_ctrl_c_with_workers_saves_and_the_resumed_run_equals_an_uninterrupted_o
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
-    saved = load_checkpoint(run)["meta"]
+    saved = load_checkpoint(run).meta
     step = saved["step"]
     assert 0 < step < 100_000 and f"SIGINT at step {step}: saved a checkpoint" in err
     config = attrs.evolve(TrainConfig.from_dict(saved["config"]), steps=step + 3)

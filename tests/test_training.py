@@ -42,8 +42,8 @@ def test_checkpoint_round_trip_and_files(tmp_path):
     trainer.run()
     assert (tmp_path / "loss.png").stat().st_size > 1000
     ckpt = load_checkpoint(tmp_path)
-    assert ckpt["meta"]["step"] == 3 and ckpt["meta"]["config"]["batch_size"] == 16
-    assert set(ckpt["meta"]["versions"]) >= {"scoreflow", "torch"}
+    assert ckpt.meta["step"] == 3 and ckpt.meta["config"]["batch_size"] == 16
+    assert set(ckpt.meta["versions"]) >= {"scoreflow", "torch"}
     model, sde, config = load_trained(tmp_path, ema=False)
     for k, v in trainer.model.state_dict().items():
         assert torch.equal(model.state_dict()[k], v)
@@ -73,7 +73,7 @@ def test_pickle_checkpoints_are_refused(tmp_path, monkeypatch):
 
 def test_corrupt_and_foreign_checkpoints(tmp_path):
     Trainer(TrainConfig(steps=2, **TINY), tmp_path, progress=False).run()
-    folder = load_checkpoint(tmp_path)["path"]
+    folder = load_checkpoint(tmp_path).path
     (folder / "model.safetensors").write_bytes(b"\x00" * 64)
     with pytest.raises(CheckpointError, match="corrupt safetensors"):
         load_checkpoint(tmp_path)
@@ -91,7 +91,7 @@ def test_corrupt_and_foreign_checkpoints(tmp_path):
 def test_interrupted_write_keeps_latest(tmp_path, monkeypatch):
     trainer = Trainer(TrainConfig(steps=2, **TINY), tmp_path, progress=False)
     trainer.run()
-    good = load_checkpoint(tmp_path)["path"]
+    good = load_checkpoint(tmp_path).path
     import safetensors.torch
 
     def crash(*args, **kwargs):
@@ -101,7 +101,7 @@ def test_interrupted_write_keeps_latest(tmp_path, monkeypatch):
     trainer.step = 5
     with pytest.raises(KeyboardInterrupt):
         trainer.save()
-    assert load_checkpoint(tmp_path)["path"] == good
+    assert load_checkpoint(tmp_path).path == good
     assert [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")] == []
 
 
@@ -298,7 +298,7 @@ def test_init_from_starts_from_the_source_ema_weights_with_a_fresh_optimizer(tmp
     assert result.step == 2 and tuned.optimizer.state_dict()["state"]  # Adam started afresh and has stepped
     for k, v in tuned.model.state_dict().items():  # lr 1e-9: two steps barely move the start
         assert torch.allclose(v, source_ema[k], atol=1e-6), k
-    assert load_checkpoint(tmp_path / "tuned")["meta"]["config"]["init_from"] == str(tmp_path / "source")
+    assert load_checkpoint(tmp_path / "tuned").meta["config"]["init_from"] == str(tmp_path / "source")
 
 
 def test_init_from_refuses_a_network_of_another_shape(tmp_path):
@@ -345,5 +345,5 @@ def test_a_full_disk_during_a_save_is_one_error_and_latest_keeps_the_previous_ch
     with pytest.raises(CheckpointError, match=r"could not write the checkpoint of step 3 .*StorageFull.*previous"):
         trainer.save()
     monkeypatch.undo()
-    assert load_checkpoint(tmp_path)["meta"]["step"] == 2
+    assert load_checkpoint(tmp_path).meta["step"] == 2
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", "step_0000002"]

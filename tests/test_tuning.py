@@ -184,8 +184,8 @@ def test_tuning_shared_by_two_ranks_matches_one_process(ve, oracle, monkeypatch)
         teacher_sizes.append(len(x_start))
         return teacher(score, sde, x_start, times, **kw)
 
-    monkeypatch.setattr(tuning, "_world", lambda: (local.rank, 2))
-    monkeypatch.setattr(tuning, "_total", total)
+    monkeypatch.setattr(tuning, "world", lambda: (local.rank, 2))
+    monkeypatch.setattr(tuning, "reduce_over_ranks", total)
     monkeypatch.setattr(tuning, "teacher_trajectories", counting_teacher)
     results = {}
 

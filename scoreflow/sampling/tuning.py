@@ -32,6 +32,7 @@ import attrs
 import torch
 
 from scoreflow.errors import TunedScheduleError
+from scoreflow.process_group import reduce_over_ranks, world
 from scoreflow.sampling.schedules import Schedule, check_times
 from scoreflow.validators import positive_int, positive_number
 
@@ -136,26 +137,6 @@ def teacher_trajectories(score: Callable[[torch.Tensor, torch.Tensor], torch.Ten
     return states, nfe
 
 
-def _world() -> tuple[int, int]:
-    """``(rank, world_size)`` of the ``torch.distributed`` group; ``(0, 1)`` outside one."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _total(values: torch.Tensor, op: str = "sum") -> torch.Tensor:
-    """``values`` summed (or their maximum, ``op="max"``) over the ranks of the process group; a collective."""
-    import torch.distributed as dist
-
-    if _world()[1] == 1:
-        return values
-    out = values.detach().to(torch.float64).clone()
-    dist.all_reduce(out, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
-    return out
-
-
 def euler_costs(states: torch.Tensor, slopes: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     """``cost[i, j]``: mean over samples of the RMS error of one Euler step from fine point ``i`` to ``j``
     (``j > i``; ``inf`` elsewhere), all in the scaled variable with noise levels ``levels``."""
@@ -199,7 +180,7 @@ def _teacher(score, sde: SDE, shape: tuple[int, ...], fine: torch.Tensor, genera
              atol: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """This rank's warm-up draws, the teacher's end points for them, the Euler cost matrix over every rank's
     draws (:func:`euler_costs`) and the teacher's evaluations."""
-    rank, ranks = _world()
+    rank, ranks = world()
     if shape[0] < ranks:
         raise ValueError(f"{shape[0]} warm-up draws cannot be shared by {ranks} processes: ask for at least {ranks}")
     x_start = sde.prior_sampling(shape, generator=generator, device=device, dtype=torch.float32)
@@ -210,9 +191,9 @@ def _teacher(score, sde: SDE, shape: tuple[int, ...], fine: torch.Tensor, genera
         slopes = torch.stack([-float(levels[i]) * float(alphas[i]) * score(
             states[i], torch.full((len(x_start),), float(t), dtype=torch.float32, device=device))
             for i, t in enumerate(fine.tolist())])
-    teacher_nfe = int(_total(torch.tensor([teacher_nfe + len(fine)]), "max")[0])
+    teacher_nfe = int(reduce_over_ranks(torch.tensor([teacher_nfe + len(fine)]), "max")[0])
     ys = states / alphas.to(states.dtype).reshape(-1, *[1] * (states.dim() - 1))
-    cost = _total(euler_costs(ys, slopes, levels) * len(x_start)) / shape[0]  # the mean over every rank's draws
+    cost = reduce_over_ranks(euler_costs(ys, slopes, levels) * len(x_start)) / shape[0]  # mean over all ranks
     return x_start, states[-1], cost, teacher_nfe
 
 
@@ -330,7 +311,7 @@ def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | S
             summed = float((res.samples - target).flatten(1).pow(2).mean(1).sqrt().sum())
         except (ValueError, FloatingPointError):  # a grid on which the sampler diverges
             summed = math.inf
-        e = float(_total(torch.tensor([summed], dtype=torch.float64))[0]) / shape[0]  # every rank joins
+        e = float(reduce_over_ranks(torch.tensor([summed], dtype=torch.float64))[0]) / shape[0]  # every rank joins
         return e if math.isfinite(e) else math.inf
 
     grids: dict[int, TunedGrid] = {}
@@ -340,7 +321,7 @@ def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | S
             progress(f"{name}, {n} steps: end-point error {grid.error:.4g} (karras {grid.karras_error:.4g}, "
                      f"started from {grid.start}, {grid.evaluations} trial runs)")
     info = {"sde": repr(sde), "eps": eps, "fine_steps": fine_steps, "trajectories": shape[0], "rtol": search.rtol,
-            "atol": search.atol, "sweeps": search.sweeps, "processes": _world()[1]}
+            "atol": search.atol, "sweeps": search.sweeps, "processes": world()[1]}
     return TuningResult(name, grids, teacher_nfe, info)
 
 

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import attrs
 import torch
 
 from scoreflow.errors import CheckpointError
@@ -235,8 +236,31 @@ def read_meta(path: str | Path) -> tuple[Path, dict[str, Any]]:
     return folder, meta
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint: ``{"meta", "model", "ema", "optimizer", "rng", "path"}`` (tensors on CPU)."""
+@attrs.frozen
+class Checkpoint:
+    """A checkpoint as read from its folder (tensors on CPU).
+
+    Attributes:
+        meta: Its meta.json: step, config, data shape, losses, optimizer layout, ...
+        model: The network's weights.
+        ema: The weights' exponential moving average (``None`` for an EMA-less checkpoint).
+        optimizer: The optimizer's state (``None`` where none was saved or it could not be read).
+        optimizer_error: Why the saved optimizer state could not be read (only resuming needs it), else ``None``.
+        rng: The generators' states to resume from (empty where none were saved).
+        path: The checkpoint folder.
+    """
+
+    meta: dict[str, Any]
+    model: dict[str, torch.Tensor]
+    ema: dict[str, torch.Tensor] | None
+    optimizer: dict[str, Any] | None
+    optimizer_error: str | None
+    rng: dict[str, torch.Tensor]
+    path: Path
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read the checkpoint ``path`` names (a checkpoint folder, or a run folder: its latest checkpoint)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -260,12 +284,5 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             optimizer = _unflatten_optimizer(opt, meta["optimizer"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             optimizer_error = f"{folder / 'meta.json'}: malformed optimizer state ({type(exc).__name__}: {exc})"
-    return {
-        "meta": meta,
-        "model": tensors("model", True),
-        "ema": tensors("ema", False),
-        "optimizer": optimizer,
-        "optimizer_error": optimizer_error,
-        "rng": tensors("rng", False) or {},
-        "path": folder,
-    }
+    return Checkpoint(meta=meta, model=tensors("model", True), ema=tensors("ema", False), optimizer=optimizer,
+                      optimizer_error=optimizer_error, rng=tensors("rng", False) or {}, path=folder)

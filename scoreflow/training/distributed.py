@@ -8,6 +8,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from scoreflow.process_group import world
+
 
 def init_from_env(device: str = "cpu") -> bool:
     """Join the process group torchrun describes (``WORLD_SIZE > 1``); returns whether distributed.
@@ -35,13 +37,6 @@ def shutdown(*, wait: bool) -> None:
         if wait:
             dist.barrier()
         dist.destroy_process_group()
-
-
-def world() -> tuple[int, int]:
-    """``(rank, world_size)``; ``(0, 1)`` when not distributed."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def is_main() -> bool:

@@ -131,7 +131,7 @@ def initial_weights(source: str, *, host=None) -> tuple[dict[str, torch.Tensor],
     else:
         folder = Path(source).expanduser()
     ckpt = load_checkpoint(folder)
-    return (ckpt["model"] if ckpt["ema"] is None else ema_network_weights(ckpt["ema"])), ckpt["path"]
+    return (ckpt.model if ckpt.ema is None else ema_network_weights(ckpt.ema)), ckpt.path
 
 
 def ema_network_weights(ema_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -282,32 +282,32 @@ class Trainer:
     def restore(self, path: str | Path | None = None) -> None:
         """Continue from ``path`` (default: this run's latest checkpoint)."""
         ckpt = load_checkpoint(path or self.out)
-        saved = ckpt["meta"]["config"]
+        saved = ckpt.meta["config"]
         mine = self.config.to_dict()
         changed = {k for k in saved if k not in RESUMABLE_CHANGES and saved[k] != mine.get(k)}
         if changed:
             raise CheckpointError(f"cannot resume: the config differs from the checkpoint's in {sorted(changed)}")
-        self.model.load_state_dict(ckpt["model"])
-        if ckpt["ema"] is not None:
-            self.ema.load_state_dict(ckpt["ema"])
-        if ckpt.get("optimizer_error"):
-            raise CheckpointError(f"cannot resume: {ckpt['optimizer_error']}")
-        if ckpt["optimizer"] is not None:
+        self.model.load_state_dict(ckpt.model)
+        if ckpt.ema is not None:
+            self.ema.load_state_dict(ckpt.ema)
+        if ckpt.optimizer_error:
+            raise CheckpointError(f"cannot resume: {ckpt.optimizer_error}")
+        if ckpt.optimizer is not None:
             try:
-                self.optimizer.load_state_dict(ckpt["optimizer"])
+                self.optimizer.load_state_dict(ckpt.optimizer)
             except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-                raise CheckpointError(f"cannot resume: the optimizer state of {ckpt['path']} does not fit this "
+                raise CheckpointError(f"cannot resume: the optimizer state of {ckpt.path} does not fit this "
                                       f"run's parameters ({exc})") from exc
-        if "generator" in ckpt["rng"]:
+        if "generator" in ckpt.rng:
             try:
-                self.generator.set_state(ckpt["rng"]["generator"])
+                self.generator.set_state(ckpt.rng["generator"])
             except (RuntimeError, TypeError, ValueError) as exc:
-                raise CheckpointError(f"cannot resume: the random-number state in {ckpt['path']} is not a CPU "
+                raise CheckpointError(f"cannot resume: the random-number state in {ckpt.path} is not a CPU "
                                       f"generator's ({exc}); resume from another checkpoint") from exc
-        self.step = int(ckpt["meta"]["step"])
-        self.losses = [tuple(x) for x in ckpt["meta"].get("losses", [])]
-        self.epoch_losses = [tuple(x) for x in ckpt["meta"].get("epoch_losses", [])]
-        self._epoch_sum, self._epoch_count = ckpt["meta"].get("epoch_partial", [0.0, 0])
+        self.step = int(ckpt.meta["step"])
+        self.losses = [tuple(x) for x in ckpt.meta.get("losses", [])]
+        self.epoch_losses = [tuple(x) for x in ckpt.meta.get("epoch_losses", [])]
+        self._epoch_sum, self._epoch_count = ckpt.meta.get("epoch_partial", [0.0, 0])
 
     def initialise_from(self, source: str) -> None:
         """Load the starting weights of a fine-tuning run into the network and its EMA (see
@@ -584,36 +584,36 @@ def load_trained(path: str | Path, *, ema: bool = True, device: str | torch.devi
 
     host = host or get_host()
     ckpt = load_checkpoint(path)
-    meta = ckpt["meta"]
+    meta = ckpt.meta
     try:
         config = TrainConfig.from_dict(meta["config"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{ckpt['path']}: invalid metadata ({exc})") from exc
-    shape, kind = checked_data_shape(meta, ckpt["path"])
+        raise CheckpointError(f"{ckpt.path}: invalid metadata ({exc})") from exc
+    shape, kind = checked_data_shape(meta, ckpt.path)
     fixed = SAMPLE_SHAPES.get(config.dataset)
     if fixed is not None and shape != fixed:
-        raise CheckpointError(f"{ckpt['path']}: data_shape {list(shape)} does not fit the run's dataset "
+        raise CheckpointError(f"{ckpt.path}: data_shape {list(shape)} does not fit the run's dataset "
                               f"{config.dataset!r}, whose samples have shape {list(fixed)}")
-    if ema and ckpt["ema"] is None:
-        raise CheckpointError(f"{ckpt['path']}: has no EMA weights (an imported or EMA-less checkpoint); "
+    if ema and ckpt.ema is None:
+        raise CheckpointError(f"{ckpt.path}: has no EMA weights (an imported or EMA-less checkpoint); "
                               "load the raw weights with ema=False (--no-ema)")
     with torch.device("meta"):
         shape_only = types.SimpleNamespace(sample_shape=tuple(shape), kind=kind)  # what build_components reads
         try:
             _, probe = build_components(config, shape_only, host=host)
         except (TypeError, ValueError, RuntimeError, NotImplementedError) as exc:
-            raise CheckpointError(f"{ckpt['path']}: its config does not build a network ({exc})") from exc
+            raise CheckpointError(f"{ckpt.path}: its config does not build a network ({exc})") from exc
     n_params = sum(p.numel() for p in probe.parameters())
     if n_params > MAX_PARAMETERS:
-        raise CheckpointError(f"{ckpt['path']}: its model_options ask for {n_params:,} parameters, more than "
+        raise CheckpointError(f"{ckpt.path}: its model_options ask for {n_params:,} parameters, more than "
                               f"{MAX_PARAMETERS:,}; refusing to allocate them")
     fake = TensorData(torch.zeros(1, *shape), None, kind)
     sde, model = build_components(config, fake, host=host)
-    weights = ckpt["model"]
+    weights = ckpt.model
     if ema:
-        weights = ema_network_weights(ckpt["ema"])
+        weights = ema_network_weights(ckpt.ema)
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:
-        raise CheckpointError(f"{ckpt['path']}: weights do not fit the model ({exc})") from exc
+        raise CheckpointError(f"{ckpt.path}: weights do not fit the model ({exc})") from exc
     return LoadedModel(model.to(device).eval(), sde, config)
