@@ -19,7 +19,7 @@ images (the padding included, 1024 dimensions), mapped into the model's [-1, 1] 
 
 Run (after training the model)::
 
-    OMP_NUM_THREADS=1 python -m benchmarks.diffusers_mnist --model ddpm-mnist --data-dir ../shared/data/mnist
+    OMP_NUM_THREADS=1 python -m benchmarks.diffusers_mnist --model ddpm-mnist --data-dir MNIST_DIR
 
 (``ddpm-mnist`` is the plugin's shipped copy of the model; a pipeline folder works the same way)
 or one process per seed (``--seeds 0 --out A.json``, ``--seeds 1 --bpd 0 --out B.json``) joined with

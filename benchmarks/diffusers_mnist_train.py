@@ -17,7 +17,7 @@ Resumable: ``--out DIR`` holds ``state.pt`` (every ``--save-every`` steps; tenso
 ``weights_only=True``) and, when finished, the pipeline folder written by ``DDPMPipeline.save_pretrained``.
 Run::
 
-    OMP_NUM_THREADS=1 nice python -m benchmarks.diffusers_mnist_train --data-dir ../shared/data/mnist --out runs/ddpm-mnist
+    OMP_NUM_THREADS=1 nice python -m benchmarks.diffusers_mnist_train --data-dir MNIST_DIR --out runs/ddpm-mnist
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@
 
 Run::
 
-    OMP_NUM_THREADS=1 python -m benchmarks.img2img_encoding --data-dir ../shared/data/mnist
+    OMP_NUM_THREADS=1 python -m benchmarks.img2img_encoding --data-dir MNIST_DIR
 
 It writes ``benchmarks/results/img2img-encoding.json`` and, with ``--pictures docs/images``, the strips the
 controllable-generation guide shows (``sdedit-strip.png``, ``interpolation-strip.png``).

@@ -6,7 +6,7 @@ as everywhere). The tutorial's path is the notebook's ``ode_likelihood`` (scipy 
 and divergence as two network calls), transcribed in :mod:`benchmarks.likelihood`. Variants run
 interleaved, ``--repeats`` times; times are medians.
 
-    python -m benchmarks.likelihood_mnist --data-dir ../shared/data/mnist --images 32 --batch 16
+    python -m benchmarks.likelihood_mnist --data-dir MNIST_DIR --images 32 --batch 16
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Classifier-free guidance on the shipped class-conditional MNIST model: a guidance sweep.
 
-    python -m benchmarks.mnist_free_guidance --data-dir ../shared/data/mnist
+    python -m benchmarks.mnist_free_guidance --data-dir MNIST_DIR
 
 ``--n-per-class`` samples of each digit (1,000 by default) from the class-conditional model ``mnist-cfg`` at each
 guidance scale ``w`` of ``--scales`` (``(1 + w) s(x, t, c) - w s(x, t)``), with one sampler (``--predictor`` on its
@@ -138,7 +138,7 @@ def render(record: dict[str, Any]) -> str:
                 f"{r['class_frechet_distance']:.2f} |")
 
     lines = ["# Classifier-free guidance on MNIST", "",
-             "`python -m benchmarks.mnist_free_guidance --data-dir ../shared/data/mnist` (record "
+             "`python -m benchmarks.mnist_free_guidance --data-dir MNIST_DIR` (record "
              "`benchmarks/results/mnist-free-guidance.json`).", "",
              f"{record['n']} samples ({record['n'] // CLASSES} of each digit), `{record['predictor']}` with "
              f"{record['num_steps']} steps ({record['budget']} solver evaluations), seed {record['seed']}, the same "

@@ -8,7 +8,7 @@ with one Tweedie step), the 1000-step Euler-Maruyama reference, every registered
 predictor at each ``--budgets`` NFE, all judged by the MNIST classifier's Frechet distance (mean and standard
 error over ``--seeds``); and test bits/dim on ``--n-bpd`` dequantized test images with its standard error.
 
-    python -m benchmarks.mnist_models --data-dir ../shared/data/mnist
+    python -m benchmarks.mnist_models --data-dir MNIST_DIR
 
 writes ``benchmarks/results/mnist-models.json``, the page ``docs/reproduction/mnist-models.md`` and the heat maps
 into ``docs/reproduction/images/``; ``--render-only`` rewrites the page from the JSON.

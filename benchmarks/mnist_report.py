@@ -2,7 +2,7 @@
 
 One command measures everything and writes docs/reproduction/mnist.md with its pictures:
 
-    python -m benchmarks.mnist_report --data-dir ../shared/data/mnist
+    python -m benchmarks.mnist_report --data-dir MNIST_DIR
 
 - the per-epoch training loss beside the notebook's printed log (and, with ``--notebook-epochs 1``,
   the notebook's own loop transcribed and run on this machine);

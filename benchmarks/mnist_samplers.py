@@ -6,7 +6,7 @@ set, fraction classified with confidence) next to a 1000-step Euler-Maruyama ref
 training images. Registered step-wise ODE predictors (plugins included) are picked up automatically; with
 ``--tune`` the multistep solvers also run on grids tuned by :func:`scoreflow.tune_schedule`.
 
-    python -m benchmarks.mnist_samplers --data-dir ../shared/data/mnist --n 256 --tune
+    python -m benchmarks.mnist_samplers --data-dir MNIST_DIR --n 256 --tune
 """
 
 from __future__ import annotations
