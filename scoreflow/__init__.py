@@ -70,7 +70,7 @@ from scoreflow.sampling.tuning import GridSearch, TunedSchedule, tune_schedule
 from scoreflow.training.classifier import load_classifier, save_classifier, train_noise_classifier
 from scoreflow.sde import SDE, VESDE, ReverseSDE
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 """The installed version of scoreflow (also ``importlib.metadata.version("scoreflow")``)."""
 
 #: The public names, in groups; each group sorted case-insensitively.

@@ -17,7 +17,7 @@ version = "0.1.0"
 description = "A scoreflow plugin: {short}"
 readme = "README.md"
 requires-python = ">=3.11"
-dependencies = ["scoreflow>=0.1"]
+dependencies = ["scoreflow>=0.2"]
 
 [project.optional-dependencies]
 test = ["pytest>=7.4"]
