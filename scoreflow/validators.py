@@ -45,6 +45,14 @@ def positive_number(instance: Any, attribute: attrs.Attribute, value: Any) -> No
         raise ValueError(f"{attribute.name} must be a positive number, got {value!r}")
 
 
+def sde_time(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """A time on an SDE's interval: a finite number above zero (not a bool). Where it lies against the SDE's end
+    time ``T`` (``eps`` below it, a start time at most it) is checked when the SDE is known (:func:`check_eps`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < float(value) < float("inf"):
+        where = "below" if attribute.name == "eps" else "at most"
+        raise ValueError(f"{attribute.name} must be a positive number {where} the SDE's end time T, got {value!r}")
+
+
 def boolean(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     """The value must be ``True`` or ``False`` (not 1 or "yes")."""
     if not isinstance(value, bool):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -20,23 +19,11 @@ from scoreflow.sampling.predictors import EulerMaruyama
 from scoreflow.sampling.protocol import SampleResult, StepCallback, begin_sampling, check_shape
 from scoreflow.sampling.schedules import BUILTIN_SCHEDULES, Schedule, check_times, default_schedule_name
 from scoreflow.tensor import check_finite
-from scoreflow.validators import check_eps, check_grid_steps, non_negative_int, positive_int
+from scoreflow.validators import check_eps, check_grid_steps, non_negative_int, positive_int, sde_time
 
 if TYPE_CHECKING:
     from scoreflow.plugins import PluginHost
     from scoreflow.sde.base import SDE
-
-
-def positive_eps(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    """Positive and finite; below the SDE's ``T`` is checked with the SDE (``check(sde)``, ``check_eps``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"eps must be a positive number below the SDE's end time T, got {value!r}")
-
-
-def positive_time(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    """A positive finite start time; at most the SDE's ``T`` is checked with the SDE."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{attribute.name} must be a positive real number at most the SDE's end time T, got {value!r}")
 
 
 def resolve_component(kind: str, obj: Any, host: PluginHost | None, **options: Any) -> Any:
@@ -108,14 +95,14 @@ class PredictorCorrectorSampler:
     num_steps: int = attrs.field(default=1000, validator=positive_int)
     snr: float | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
     n_steps: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
-    eps: float | None = attrs.field(default=None, validator=attrs.validators.optional(positive_eps))
+    eps: float | None = attrs.field(default=None, validator=attrs.validators.optional(sde_time))
     denoise: bool = True
     predictor_options: dict[str, Any] = attrs.field(factory=dict)
     corrector_options: dict[str, Any] = attrs.field(factory=dict)
     schedule: str | Schedule | None = None
     schedule_options: dict[str, Any] = attrs.field(factory=dict)
     times: torch.Tensor | None = attrs.field(default=None, eq=False)
-    start_time: float | None = attrs.field(default=None, validator=attrs.validators.optional(positive_time))
+    start_time: float | None = attrs.field(default=None, validator=attrs.validators.optional(sde_time))
     condition: str | Condition | None = attrs.field(default=None, eq=False)
     condition_options: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
     resample: int = attrs.field(default=0, validator=non_negative_int)

@@ -13,11 +13,11 @@ from scoreflow.models.base import ScoreModel
 from scoreflow.sampling.base import TrajectorySolver
 from scoreflow.sampling.conditioning import Condition
 from scoreflow.sampling.noising import starting_state
-from scoreflow.sampling.predictor_corrector import positive_eps, positive_time, resolve_component, resolve_condition
+from scoreflow.sampling.predictor_corrector import resolve_component, resolve_condition
 from scoreflow.sampling.protocol import SampleResult, StepCallback, begin_sampling, check_shape, final_report
 from scoreflow.sampling.schedules import check_start
 from scoreflow.tensor import check_finite
-from scoreflow.validators import check_eps, positive_int
+from scoreflow.validators import check_eps, positive_int, sde_time
 
 if TYPE_CHECKING:
     from scoreflow.plugins import PluginHost
@@ -46,8 +46,8 @@ class TrajectorySolverSampler:
 
     solver: str | TrajectorySolver
     num_steps: int = attrs.field(default=1000, validator=positive_int)
-    eps: float | None = attrs.field(default=None, validator=attrs.validators.optional(positive_eps))
-    start_time: float | None = attrs.field(default=None, validator=attrs.validators.optional(positive_time))
+    eps: float | None = attrs.field(default=None, validator=attrs.validators.optional(sde_time))
+    start_time: float | None = attrs.field(default=None, validator=attrs.validators.optional(sde_time))
     solver_options: dict[str, Any] = attrs.field(factory=dict)
     condition: str | Condition | None = attrs.field(default=None, eq=False)
     condition_options: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
