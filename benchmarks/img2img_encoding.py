@@ -86,11 +86,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                          } if guided else {}
             sampler = sf.Sampler(predictor=args.predictor, corrector=corrector, num_steps=args.num_steps,
                                  start_time=start, **condition)
-            x, nfe = given, 0
-            for r in range(repeats):
-                res = sampler.sample(model, sde, tuple(given.shape), images=x,
-                                     generator=torch.Generator().manual_seed(1000 + i + 100_000 * r))
-                x, nfe = res.samples, nfe + res.nfe
+            res = sf.sdedit(sampler, model, sde, given,
+                            generators=[torch.Generator().manual_seed(1000 + i + 100_000 * r) for r in range(repeats)])
+            nfe = res.nfe
+            for r, x in enumerate(res.passes):
                 parts[r].append(to_unit_range(x, model))
         row = {"noise_level": level, "start_time": start, "guided": guided, "corrector": corrector,
                "repeats": repeats, "nfe": nfe, "seconds": round(time.perf_counter() - began, 1),

@@ -66,6 +66,7 @@ from scoreflow.sampling import (
 from scoreflow.sampling.conditioning import (ClassifierGuidance, Colorize, Condition, Hook, Inpaint, SMCInpaint,
                                              named_mask)
 from scoreflow.sampling.free_guidance import ClassifierFreeGuidance, GuidanceInterval
+from scoreflow.sampling.sdedit import SDEditResult, sdedit
 from scoreflow.sampling.tuning import GridSearch, TunedSchedule, tune_schedule
 from scoreflow.training.classifier import load_classifier, save_classifier, train_noise_classifier
 from scoreflow.sde import SDE, VESDE, ReverseSDE
@@ -90,7 +91,7 @@ __all__ = [
     "tune_schedule", "TunedSchedule",
     # conditions (guidance, inpainting)
     "ClassifierFreeGuidance", "ClassifierGuidance", "Colorize", "Condition", "GuidanceInterval", "Hook", "Inpaint",
-    "named_mask", "SMCInpaint",
+    "named_mask", "sdedit", "SDEditResult", "SMCInpaint",
     # probability flow: ODE sampling, encoding, likelihood
     "decode", "DivergenceEstimator", "encode", "EncodeResult", "ExponentialLikelihood", "interpolate",
     "LikelihoodResult", "log_likelihood", "ode_sample", "ODELikelihood", "ODEResult", "ODESolver",

@@ -9,7 +9,7 @@ import torch
 
 import scoreflow as sf
 from scoreflow.errors import DroppedOptionsError
-from scoreflow.testing import assert_mixture_close
+from scoreflow.testing import assert_mixture_close, ring_oracle
 
 N = 4000
 
@@ -145,3 +145,22 @@ def test_img2img_from_T_is_plain_sampling_in_distribution(ve, oracle, oracle_log
     res = sf.Sampler(predictor="euler", num_steps=500, start_time=ve.T).sample(
         oracle.score_model(ve), ve, (N, 2), images=one_mode, generator=torch.Generator().manual_seed(4))
     assert_mixture_close(oracle, res.samples, reference_logp=oracle_logp, label="SDEdit from T")
+
+
+def test_sdedit_passes_are_the_sampler_run_again_from_each_result():
+    """sf.sdedit with K generators is K image-to-image runs, each from the last one's result."""
+    gm, ve = ring_oracle(), sf.VESDE()
+    images = gm.sample(6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)[0]
+    sampler = sf.Sampler(num_steps=20, start_time=0.3)
+    res = sf.sdedit(sampler, gm.score_model(ve), ve, images,
+                    generators=[torch.Generator().manual_seed(k) for k in (1, 2)])
+    x = images
+    for k in (1, 2):
+        x = sampler.sample(gm.score_model(ve), ve, images.shape, images=x, dtype=torch.float64,
+                           generator=torch.Generator().manual_seed(k)).samples
+    assert len(res.passes) == 2 and torch.equal(res.samples, x) and res.nfe == 2 * 20
+    assert not torch.equal(res.passes[0], res.passes[1])
+    with pytest.raises(ValueError, match="one generator per pass"):
+        sf.sdedit(sampler, gm.score_model(ve), ve, images, generators=[])
+    with pytest.raises(TypeError, match="starts from images"):
+        sf.sdedit(sf.ProbabilityFlowSampler(), gm.score_model(ve), ve, images, generators=[None])

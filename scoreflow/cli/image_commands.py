@@ -13,6 +13,7 @@ from scoreflow.cli.loading import (OpenedModel, dataset_for, from_unit_range, op
                                    writable_folder)
 from scoreflow.cli.sampler_options import SamplerOptions, build_sampler
 from scoreflow.device import resolve_device
+from scoreflow.sampling.sdedit import sdedit
 
 #: The most SDEdit passes ``img2img --repeats`` takes.
 MAX_REPEATS = 100
@@ -230,12 +231,10 @@ def img2img(options: Img2ImgOptions) -> int:
         if keep is not None:  # guided SDEdit: the kept pixels are the given ones at every step
             sampler = build_sampler(options, condition="inpaint",
                                     condition_options={"known": given, "mask": keep.to(options.device)})
-        x = given
-        for r in range(options.repeats):  # SDEdit's K: noise the result back to t0 and sample again
-            g = torch.Generator(options.device).manual_seed(options.seed + i + REPEAT_SEED_STRIDE * r)
-            x = sampler.sample(model, sde, tuple(given.shape), images=x, generator=g,
-                               progress=not options.no_progress).samples
-        results.append(x.cpu())
+        generators = [torch.Generator(options.device).manual_seed(options.seed + i + REPEAT_SEED_STRIDE * r)
+                      for r in range(options.repeats)]  # SDEdit's K: noise the result back to t0 and sample again
+        results.append(sdedit(sampler, model, sde, given, generators=generators,
+                              progress=not options.no_progress).samples.cpu())
     edited = to_unit_range(torch.cat(results), model)  # pictures and the saved tensors in [0, 1]
     _write_img2img(options, out, sde, sampler, keep is not None, images, edited, labels)
     return 0
