@@ -11,8 +11,15 @@ import attrs
 import torch
 
 from scoreflow.cli.arguments import add_command, add_guided_sampling_arguments, positive_int
-from scoreflow.cli.loading import (OpenedModel, dataset_for, from_unit_range, open_model, to_unit_range,
-                                   write_json, writable_folder)
+from scoreflow.cli.loading import (
+    OpenedModel,
+    dataset_for,
+    from_unit_range,
+    open_model,
+    to_unit_range,
+    writable_folder,
+    write_json,
+)
 from scoreflow.cli.sampler_options import GuidedSamplingOptions, generate
 from scoreflow.device import resolve_device
 from scoreflow.training import distributed as ddp

@@ -9,8 +9,7 @@ import attrs
 import torch
 
 from scoreflow.cli.arguments import add_command, add_image_inputs, add_sampler_arguments, positive_int
-from scoreflow.cli.loading import (OpenedModel, dataset_for, from_unit_range, open_model, to_unit_range,
-                                   writable_folder)
+from scoreflow.cli.loading import OpenedModel, dataset_for, from_unit_range, open_model, to_unit_range, writable_folder
 from scoreflow.cli.sampler_options import SamplerOptions, build_sampler
 from scoreflow.device import resolve_device
 from scoreflow.sampling.sdedit import sdedit

@@ -14,8 +14,14 @@ import attrs
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from scoreflow.cli import (demo_commands, evaluation_commands, image_commands, sampling_commands,
-                               tool_commands, training_commands)
+    from scoreflow.cli import (
+        demo_commands,
+        evaluation_commands,
+        image_commands,
+        sampling_commands,
+        tool_commands,
+        training_commands,
+    )
 
     parser = argparse.ArgumentParser(prog="scoreflow", description="Score-based generative modeling through SDEs.")
     parser.add_argument("--no-plugins", action="store_true",

@@ -6,9 +6,9 @@ from scoreflow.sampling.predictor_corrector import PredictorCorrectorSampler
 from scoreflow.sampling.predictors import EulerMaruyama, NonePredictor, ReverseDiffusion
 from scoreflow.sampling.protocol import SampleResult, SamplerProtocol
 from scoreflow.sampling.sampler import Sampler
-from scoreflow.sampling.trajectory import TrajectorySolverSampler
 from scoreflow.sampling.schedules import Karras, LogSigma, Schedule, UniformSigma, UniformT
 from scoreflow.sampling.torchsde_solver import TorchsdeReverseSDE, TorchsdeSolver
+from scoreflow.sampling.trajectory import TrajectorySolverSampler
 
 __all__ = [
     "Corrector", "EulerMaruyama", "GridPosition", "Karras", "Langevin", "LogSigma", "NoneCorrector", "NonePredictor",

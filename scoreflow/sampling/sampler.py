@@ -24,7 +24,7 @@ _GRID_ONLY: dict[str, Any] = {"schedule": None, "schedule_options": {}, "times":
 _CORRECTOR_OPTIONS = ("snr", "n_steps", "corrector_options")
 
 
-def Sampler(*, predictor: str | Predictor | TrajectorySolver | None = None, **options: Any  # noqa: N802
+def Sampler(*, predictor: str | Predictor | TrajectorySolver | None = None, **options: Any
             ) -> PredictorCorrectorSampler | TrajectorySolverSampler:
     """The sampler for ``predictor`` with ``options``: a :class:`~scoreflow.PredictorCorrectorSampler` for a
     step-wise predictor (the default, Euler-Maruyama, included) and a :class:`~scoreflow.TrajectorySolverSampler`
