@@ -64,7 +64,8 @@ def _classifier_guidance(label: int, options: GuidedSamplingOptions, sde: Any) -
 
     model, _ = load_classifier(classifier_location(options.classifier), device=options.device)
     if not 0 <= label < model.n_classes:
-        raise ValueError(f"--class {label} is not a class of {options.classifier!r} (allowed: 0..{model.n_classes - 1})")
+        raise ValueError(f"--class {label} is not a class of {options.classifier!r} "
+                         f"(allowed: 0..{model.n_classes - 1})")
     scale = 1.0 if options.guidance_scale is None else options.guidance_scale
     if not math.isfinite(scale) or scale < 0:
         raise ValueError(f"--guidance-scale of classifier guidance must be a finite number >= 0, got {scale}")

@@ -320,7 +320,8 @@ def interpolate(options: InterpolateOptions) -> int:
     pair = from_unit_range(images[:2], model).to(options.device)
     res = interpolate_latents(model, sde, pair[0], pair[1], options.frames, sampler=flow)
     frames = to_unit_range(res.samples.cpu(), model)
-    save_file({"images": images[:2].contiguous(), "frames": frames.contiguous()}, str(out / "interpolation.safetensors"))
+    save_file({"images": images[:2].contiguous(), "frames": frames.contiguous()},
+              str(out / "interpolation.safetensors"))
     save_rows_png([("frames", frames)], out / "interpolation.png",
                   title=f"probability-flow latents interpolated spherically ({options.solver})")
     print(f"interpolated {options.frames} frames ({res.nfe} evaluations): {out / 'interpolation.png'} and "
