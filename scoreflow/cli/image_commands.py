@@ -13,6 +13,7 @@ from scoreflow.cli.loading import OpenedModel, dataset_for, from_unit_range, ope
 from scoreflow.cli.sampler_options import SamplerOptions, build_sampler
 from scoreflow.device import resolve_device
 from scoreflow.sampling.sdedit import sdedit
+from scoreflow.sde.base import final_time
 
 #: The most SDEdit passes ``img2img --repeats`` takes.
 MAX_REPEATS = 100
@@ -204,7 +205,7 @@ def _start_time(options: Img2ImgOptions, sde: Any) -> float:
     if options.start_time is not None:
         return options.start_time
     levels = sde.noise_level(torch.tensor([sde.T], dtype=torch.float64))
-    low = float(sde.noise_level(torch.tensor([float(getattr(sde, "default_eps", 1e-3))], dtype=torch.float64))[0])
+    low = float(sde.noise_level(torch.tensor([final_time(sde)], dtype=torch.float64))[0])
     top = float(levels[0])
     level = options.noise_level
     if not (math.isfinite(level) and low < level <= top):

@@ -17,14 +17,13 @@ Neither imports k-diffusion.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable
 
 import attrs
 import torch
 
 from scoreflow.models.base import ScoreModel, ScoreNet, make_denoiser_fn
-from scoreflow.sde.base import SDE
+from scoreflow.sde.base import SDE, final_time
 from scoreflow.sde.ve import VESDE
 from scoreflow.tensor import as_time, batch_broadcast
 
@@ -38,7 +37,7 @@ class KDiffusionDenoiser:
     def __init__(self, model: ScoreModel, sde: SDE, eps: float | None = None) -> None:
         self.sde = sde
         self.denoise = make_denoiser_fn(model, sde)
-        eps = float(getattr(sde, "default_eps", 1e-3)) if eps is None else float(eps)
+        eps = final_time(sde, eps)
         ends = sde.noise_level(torch.tensor([eps, sde.T], dtype=torch.float64))
         self.sigma_min, self.sigma_max = float(ends[0]), float(ends[1])
 

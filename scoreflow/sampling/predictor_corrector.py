@@ -18,6 +18,7 @@ from scoreflow.sampling.noising import renoise, starting_state
 from scoreflow.sampling.predictors import EulerMaruyama
 from scoreflow.sampling.protocol import SampleResult, StepCallback, begin_sampling, check_shape
 from scoreflow.sampling.schedules import BUILTIN_SCHEDULES, Schedule, check_times, default_schedule_name
+from scoreflow.sde.base import final_time
 from scoreflow.tensor import check_finite
 from scoreflow.validators import check_eps, check_grid_steps, non_negative_int, positive_int, sde_time
 
@@ -232,7 +233,7 @@ class PredictorCorrectorSampler:
 
     def eps_for(self, sde: SDE) -> float:
         """The final time on ``sde``: this sampler's ``eps``, else the SDE's ``default_eps``."""
-        return self.eps if self.eps is not None else float(getattr(sde, "default_eps", 1e-3))
+        return final_time(sde, self.eps)
 
     def check(self, sde: SDE) -> None:
         """Raise now if this sampler cannot run on ``sde``: a component's declared requirement that

@@ -16,6 +16,7 @@ from scoreflow.sampling.noising import starting_state
 from scoreflow.sampling.predictor_corrector import resolve_component, resolve_condition
 from scoreflow.sampling.protocol import SampleResult, StepCallback, begin_sampling, check_shape, final_report
 from scoreflow.sampling.schedules import check_start
+from scoreflow.sde.base import final_time
 from scoreflow.tensor import check_finite
 from scoreflow.validators import check_eps, positive_int, sde_time
 
@@ -74,7 +75,7 @@ class TrajectorySolverSampler:
 
     def eps_for(self, sde: SDE) -> float:
         """The final time on ``sde``: this sampler's ``eps``, else the SDE's ``default_eps``."""
-        return self.eps if self.eps is not None else float(getattr(sde, "default_eps", 1e-3))
+        return final_time(sde, self.eps)
 
     def start_for(self, sde: SDE) -> float:
         """Where sampling starts on ``sde``: ``start_time``, else ``T``."""

@@ -34,6 +34,7 @@ import torch
 from scoreflow.errors import TunedScheduleError
 from scoreflow.process_group import reduce_over_ranks, world
 from scoreflow.sampling.schedules import Schedule, check_times
+from scoreflow.sde.base import final_time
 from scoreflow.validators import positive_int, positive_number
 
 if TYPE_CHECKING:
@@ -293,7 +294,7 @@ def tune_schedule(model: Any, sde: SDE, shape: Sequence[int], num_steps: int | S
     shape, wanted = _checked_request(shape, num_steps, search.fine_steps)
     fine_steps = search.fine_steps
     name, pred = _named_predictor(predictor)
-    eps = float(getattr(sde, "default_eps", 1e-3)) if search.eps is None else float(search.eps)
+    eps = final_time(sde, search.eps)
     Sampler(predictor=pred, num_steps=max(wanted), eps=eps).check(sde)
     device = model_device(model, generator.device if generator is not None else None)
     score = make_score_fn(model, sde)

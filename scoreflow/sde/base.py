@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -126,3 +126,9 @@ class SDE(abc.ABC):
         mean, std = self.marginal_prob(x0, t)
         z = torch.randn(x0.shape, dtype=x0.dtype, device=x0.device, generator=generator)
         return mean + batch_broadcast(std, x0) * z, z, std
+
+
+def final_time(sde: Any, eps: float | None = None) -> float:
+    """Where sampling stops and the likelihood integral starts on ``sde``: ``eps`` if given, else the SDE's
+    ``default_eps`` (1e-3 for an SDE-like object that declares none)."""
+    return float(getattr(sde, "default_eps", 1e-3)) if eps is None else float(eps)
