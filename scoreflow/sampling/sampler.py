@@ -97,7 +97,5 @@ def _default_host() -> PluginHost:
 
 def canonical_predictor_name(name: str, *, host: PluginHost) -> str:
     """The canonical name of a predictor or whole-trajectory solver (the one its results are stored under)."""
-    solvers = host.registry("trajectory_solver")
-    if name not in host.registry("predictor") and name in solvers:
-        return solvers.get(name).name
-    return host.registry("predictor").get(name).name
+    kind = "trajectory_solver" if _is_trajectory_solver(name, host) else "predictor"
+    return host.registry(kind).get(name).name
